@@ -1,0 +1,256 @@
+"""What the SQLite broker and result backend share: URL parsing, one connection per process and
+thread, the pragmas that make several processes safe on one file, retries on a busy database, and
+an in-process wake-up signal.
+
+Stdlib only (``sqlite3`` is stdlib), so it lives in layer 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import TypeVar
+
+from celeriac.exceptions import ImproperlyConfigured, TransportError
+
+T = TypeVar("T")
+
+DEFAULT_FILENAME = "celeriac.db"
+BUSY_TIMEOUT_S = 10.0
+# On top of SQLite's own busy handler (which already waited BUSY_TIMEOUT_S): a few more tries
+# cover the cases the handler never sees, such as two processes switching to WAL at once.
+LOCKED_RETRIES = 5
+
+
+def parse_url(url: str) -> str:
+    """The absolute file path a ``sqlite://`` URL names.
+
+    Like SQLAlchemy: ``sqlite:///rel.db`` is relative to the current directory,
+    ``sqlite:////abs.db`` is absolute and ``sqlite://`` means ``celeriac.db`` here. The path is
+    made absolute now so a later ``chdir`` (daemonising workers do that) cannot move the queue.
+    """
+    _, sep, rest = url.partition("://")
+    if not sep:
+        raise ImproperlyConfigured(f"Not a SQLite URL: {url!r}")
+    rest = rest.split("?", 1)[0]
+    # Anything before the first slash is the (ignored) host part, as in SQLAlchemy URLs.
+    _, slash, path = rest.partition("/")
+    if not slash or not path:
+        path = DEFAULT_FILENAME
+    if path == ":memory:" or path.startswith("file:"):
+        raise ImproperlyConfigured(
+            f"{url!r}: an in-memory SQLite database cannot be shared between connections; "
+            "use memory:// for an in-process transport"
+        )
+    return os.path.abspath(path)
+
+
+def _is_locked(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def transport_error(exc: sqlite3.Error, path: str) -> TransportError:
+    """Our error for a sqlite3 error, with a hint a user can act on."""
+    text = str(exc)
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered:
+        hint = "the file (or its directory, which needs room for -wal/-shm files) is not writable"
+    elif "unable to open" in lowered:
+        hint = "the file cannot be opened: does its directory exist and is it writable?"
+    elif _is_locked(exc):
+        hint = f"another process held the database lock for more than {BUSY_TIMEOUT_S:g}s"
+    elif "malformed" in lowered or "not a database" in lowered:
+        hint = "the file is not a healthy SQLite database"
+    else:
+        hint = "SQLite reported an error"
+    return TransportError(f"SQLite database {path}: {hint} ({type(exc).__name__}: {text})")
+
+
+class Connections:
+    """Lazily opened connections to one file: one per thread of each process.
+
+    A connection must never cross a ``fork`` (SQLite's locks are per process), so every lookup
+    compares the owner pid; a child drops its parent's connections without closing them, since
+    closing could disturb the parent's locks and WAL index mapping.
+    """
+
+    def __init__(self, path: str, schema: str) -> None:
+        self.path = path
+        self._schema = schema
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        # Every open connection of this process with the thread that owns it, so close() can
+        # close them all and connections of finished threads are reclaimed.
+        self._open: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+
+    def get(self) -> sqlite3.Connection:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            return conn
+        return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        pid = os.getpid()
+        with self._lock:
+            if self._pid != pid:
+                _orphans.extend(conn for _, conn in self._open)
+                self._open = []
+                self._pid = pid
+            self._reap_dead_threads()
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_S,
+                # We issue BEGIN/COMMIT ourselves; the module's implicit transactions would
+                # start deferred ones that deadlock when two readers both try to write.
+                isolation_level=None,
+                # Only close() touches another thread's connection.
+                check_same_thread=False,
+                cached_statements=256,
+            )
+        except sqlite3.Error as exc:
+            raise transport_error(exc, self.path) from exc
+        try:
+            self._setup(conn)
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            self._open.append((weakref.ref(threading.current_thread()), conn))
+        self._local.conn = conn
+        self._local.pid = pid
+        return conn
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        def setup(c: sqlite3.Connection) -> None:
+            # WAL lets readers run while one writer commits; NORMAL skips the fsync per commit
+            # (a power cut may lose the last commits, never corrupts the file).
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=NORMAL")
+            c.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            c.execute("PRAGMA temp_store=MEMORY")
+            c.executescript(self._schema)
+
+        self._retry(setup, conn, write=False)
+
+    def _reap_dead_threads(self) -> None:
+        keep = []
+        for ref, conn in self._open:
+            thread = ref()
+            if thread is None or not thread.is_alive():
+                conn.close()
+            else:
+                keep.append((ref, conn))
+        self._open = keep
+
+    def close(self) -> None:
+        """Close every connection this process opened; the next use reconnects."""
+        with self._lock:
+            if self._pid == os.getpid():
+                for _, conn in self._open:
+                    conn.close()
+            self._open = []
+        self._local = threading.local()
+
+    def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in autocommit mode: each statement is its own transaction. For reads and
+        single-statement writes, which need no BEGIN/COMMIT round trips."""
+        return self._retry(fn, None, write=False)
+
+    def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in a ``BEGIN IMMEDIATE`` transaction: it takes the write lock up front, so
+        it never fails half-way on a lock upgrade, and commits when ``fn`` returns."""
+        return self._retry(fn, None, write=True)
+
+    def _retry(
+        self, fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection | None, write: bool
+    ) -> T:
+        attempt = 0
+        while True:
+            c = conn if conn is not None else self.get()
+            try:
+                if write:
+                    c.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(c)
+                    if write:
+                        c.execute("COMMIT")
+                except BaseException:
+                    if c.in_transaction:
+                        c.execute("ROLLBACK")
+                    raise
+                return result
+            except sqlite3.OperationalError as exc:
+                attempt += 1
+                if _is_locked(exc) and attempt <= LOCKED_RETRIES:
+                    time.sleep(0.01 * attempt)
+                    continue
+                raise transport_error(exc, self.path) from exc
+            except sqlite3.Error as exc:
+                raise transport_error(exc, self.path) from exc
+
+
+# Connections inherited from a parent process: kept referenced so garbage collection never
+# closes them in the child (see Connections).
+_orphans: list[sqlite3.Connection] = []
+
+
+class Signal:
+    """Wakes threads of this process waiting for a change to one database file.
+
+    Other processes' changes are found by polling; this only saves the poll latency when the
+    producer runs in the same process. The generation counter closes the gap between a waiter's
+    last look at the database and its wait: a notify in between makes ``wait`` return at once.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self.generation = 0
+
+    def notify(self) -> None:
+        with self._cond:
+            self.generation += 1
+            self._cond.notify_all()
+
+    def wait(self, seen_generation: int, timeout_s: float) -> bool:
+        """Sleep up to ``timeout_s`` unless notified since ``seen_generation``; True when
+        notified."""
+        with self._cond:
+            if self.generation == seen_generation:
+                self._cond.wait(timeout_s)
+            return self.generation != seen_generation
+
+
+_signals: dict[tuple[str, str], Signal] = {}
+_signals_lock = threading.Lock()
+
+
+def signal_for(path: str, channel: str) -> Signal:
+    """The process-wide signal of ``channel`` (e.g. "messages") on database file ``path``."""
+    with _signals_lock:
+        signal = _signals.get((path, channel))
+        if signal is None:
+            signal = _signals[(path, channel)] = Signal()
+        return signal
+
+
+def _reset_after_fork() -> None:
+    # A lock held by another thread at fork time would stay locked forever in the child.
+    global _signals_lock
+    _signals_lock = threading.Lock()
+    _signals.clear()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def placeholders(count: int) -> str:
+    """``?,?,...`` for an ``IN (...)`` list of ``count`` parameters."""
+    return ",".join("?" * count)

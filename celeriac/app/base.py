@@ -1,0 +1,587 @@
+"""The application: configuration, the task registry, sending tasks, reading results."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from celeriac import _state, config, routing, signals, states
+from celeriac._utils.timeutils import maybe_delta
+from celeriac.backends import ResultBackend, create_backend
+from celeriac.brokers import Broker, create_broker, scheme_of
+from celeriac.control import Control
+from celeriac.exceptions import ImproperlyConfigured
+from celeriac.protocol import build_task_message
+from celeriac.registry import TaskRegistry
+from celeriac.result import AsyncResult, GroupResult
+from celeriac.result_meta import build_meta, decode_meta, encode_meta
+from celeriac.serialization import accepted_types
+from celeriac.task import Context, Task, autoretry_wrapper
+
+DEFAULT_SQLITE_URL = "sqlite:///celeriac.db"
+#: URL schemes whose broker has a same-URL result backend (used when none is configured)
+_BACKEND_FOR_BROKER = {"memory", "sqlite", "redis", "rediss", "redis+socket", "unix"}
+
+_TASK_OPTION_ATTRS = frozenset(
+    name for name in vars(Task) if not name.startswith("_") and not callable(vars(Task)[name])
+)
+
+
+def gen_task_name(app: Celery, name: str, module_name: str) -> str:
+    """``module.function``, with ``__main__`` replaced by the app's main module name."""
+    if module_name == "__main__" and app.main:
+        module_name = app.main
+    return f"{module_name}.{name}"
+
+
+def signature_factory(task: Task, args: Any = None, *starargs: Any, **starkwargs: Any) -> Any:
+    try:
+        canvas = importlib.import_module("celeriac.canvas")
+    except ImportError:
+        raise NotImplementedError("Signatures and canvas primitives come with celeriac.canvas")
+    return canvas.Signature.from_task(task, args, *starargs, **starkwargs)
+
+
+class _AppSignal(signals.Signal):
+    """An app-level signal (``app.on_after_configure.connect``)."""
+
+
+class Celery:
+    """A celeriac application (named ``Celery`` so imports are the only change)."""
+
+    #: the base Task class for tasks of this app (a subclass bound to this app)
+    task_cls: type[Task] = Task
+
+    def __init__(
+        self,
+        main: str | None = None,
+        loader: Any = None,
+        backend: str | None = None,
+        amqp: Any = None,
+        events: Any = None,
+        log: Any = None,
+        control: Any = None,
+        set_as_current: bool = True,
+        tasks: Any = None,
+        broker: str | None = None,
+        include: Sequence[str] | None = None,
+        changes: Mapping[str, Any] | None = None,
+        config_source: Any = None,
+        fixups: Any = None,
+        task_cls: type[Task] | str | None = None,
+        autofinalize: bool = True,
+        namespace: str | None = None,
+        strict_typing: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        self.main = main
+        self.namespace = namespace
+        self.strict_typing = strict_typing
+        self.conf = config.Settings()
+        self._tasks = TaskRegistry()
+        self._finalized = False
+        self._finalize_lock = threading.RLock()
+        self._autodiscover: list[tuple[Any, str]] = []
+        self._broker: Broker | None = None
+        self._backend: ResultBackend | None = None
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._accept: frozenset[str] | None = None
+        self._result_accept: frozenset[str] | None = None
+        self._pending_defaults: list[Callable[[], Any]] = []
+        if task_cls is not None:
+            from celeriac._utils.imports import symbol_by_name
+
+            self.task_cls = symbol_by_name(task_cls)
+        self.on_configure = _AppSignal("on_configure")
+        self.on_after_configure = _AppSignal("on_after_configure")
+        self.on_after_finalize = _AppSignal("on_after_finalize")
+        self.on_after_fork = _AppSignal("on_after_fork")
+        self.hostname = f"celeriac@{socket.gethostname()}"
+        if config_source is not None:
+            self.config_from_object(config_source)
+        if changes:
+            self.conf.update(changes)
+        if broker:
+            self.conf.broker_url = broker
+        if backend:
+            self.conf.result_backend = backend
+        if include:
+            self.conf.include = list(self.conf.include or []) + list(include)
+        for key, value in kwargs.items():
+            self.conf[key] = value
+        self.Task: type[Task] = type("Task", (self.task_cls,), {"_app": self, "__module__": __name__})
+        self.control = Control(self)
+        _state.register_app(self)
+        if set_as_current:
+            _state.set_current_app(self)
+        for finalizer in _state.app_finalizers():
+            finalizer(self)
+
+    # -- configuration ----------------------------------------------------------------------------
+    def config_from_object(
+        self, obj: Any, silent: bool = False, force: bool = False, namespace: str | None = None
+    ) -> None:
+        """Load settings from a module path, ``'module:attr'``, ``'django.conf:settings'``, a
+        class or an object; with ``namespace='CELERY'`` only ``CELERY_``-prefixed names."""
+        try:
+            source = config.load_source(obj)
+        except ImproperlyConfigured:
+            if silent:
+                return
+            raise
+        namespace = namespace if namespace is not None else self.namespace
+        self.namespace = namespace
+        self._from_django = isinstance(obj, str) and obj.startswith("django.conf")
+        self.conf.update(config.read_object(source, namespace=namespace))
+        self._configuration_changed()
+        self.on_after_configure.send(sender=self, source=source)
+
+    def config_from_envvar(self, variable_name: str, silent: bool = False, force: bool = False) -> None:
+        module_name = os.environ.get(variable_name)
+        if not module_name:
+            if silent:
+                return
+            raise ImproperlyConfigured(f"Environment variable {variable_name!r} is not set")
+        self.config_from_object(module_name, silent=silent, force=force)
+
+    def _configuration_changed(self) -> None:
+        self._accept = None
+        self._result_accept = None
+
+    def add_defaults(self, fun: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> None:
+        values = fun() if callable(fun) else fun
+        for key, value in values.items():
+            self.conf.setdefault(key, value)
+
+    @property
+    def timezone(self) -> tzinfo:
+        from zoneinfo import ZoneInfo
+
+        name = self.conf.timezone
+        return ZoneInfo(name) if name else UTC
+
+    def now(self) -> datetime:
+        return datetime.now(self.timezone)
+
+    @property
+    def result_expires_s(self) -> float | None:
+        return maybe_delta(self.conf.result_expires)
+
+    # -- tasks ------------------------------------------------------------------------------------
+    def task(self, *args: Any, **opts: Any) -> Any:
+        """Decorator that turns a function into a task of this app."""
+        opts.pop("shared", None)
+
+        def decorate(fun: Callable[..., Any]) -> Task:
+            return self._task_from_fun(fun, **opts)
+
+        if len(args) == 1 and callable(args[0]) and not opts:
+            return decorate(args[0])
+        if args:
+            raise TypeError("@task() takes keyword arguments only")
+        return decorate
+
+    def _task_from_fun(
+        self,
+        fun: Callable[..., Any],
+        name: str | None = None,
+        base: type[Task] | None = None,
+        bind: bool = False,
+        **options: Any,
+    ) -> Task:
+        name = name or gen_task_name(self, fun.__name__, fun.__module__)
+        existing = self._tasks.get(name)
+        if existing is not None and getattr(existing, "__wrapped__", None) is fun:
+            return existing
+        base_cls = base or self.Task
+        unknown = set(options) - _TASK_OPTION_ATTRS - {"typing"}
+        if unknown:
+            raise TypeError(f"Unknown task option(s) for {name}: {', '.join(sorted(unknown))}")
+        attrs: dict[str, Any] = {
+            "name": name,
+            "_app": self,
+            "__doc__": fun.__doc__,
+            "__module__": fun.__module__,
+            "__qualname__": fun.__qualname__,
+            "__wrapped__": fun,
+            "_bind": bind,
+            **options,
+        }
+        attrs["run"] = fun if bind else staticmethod(fun)
+        cls = type(fun.__name__, (base_cls,), attrs)
+        task = cls()
+        task.bind(self)
+        if task.autoretry_for:
+            task.run = autoretry_wrapper(task, task.run)  # type: ignore[method-assign]
+        self._tasks.register(task)
+        return task
+
+    def register_task(self, task: Task | type[Task], **options: Any) -> Task:
+        """Register a class-based task (``class MyTask(app.Task): def run(...)``)."""
+        instance = task() if isinstance(task, type) else task
+        if not instance.name:
+            cls = type(instance)
+            type(instance).name = gen_task_name(self, cls.__name__, cls.__module__)
+        instance.bind(self)
+        self._tasks.register(instance)
+        return instance
+
+    @property
+    def tasks(self) -> TaskRegistry:
+        self.finalize(auto=True)
+        return self._tasks
+
+    def finalize(self, auto: bool = False) -> None:
+        """Import ``include``/``imports`` modules and autodiscovered task modules, once."""
+        with self._finalize_lock:
+            if self._finalized:
+                return
+            self._finalized = True
+            self.import_default_modules()
+            self.on_after_finalize.send(sender=self)
+
+    def import_default_modules(self) -> None:
+        for module in list(self.conf.imports or ()) + list(self.conf.include or ()):
+            importlib.import_module(module)
+        for packages, related_name in self._autodiscover:
+            self._discover(packages, related_name)
+
+    def autodiscover_tasks(
+        self,
+        packages: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+        related_name: str = "tasks",
+        force: bool = False,
+    ) -> None:
+        """Import ``<package>.tasks`` for each package (Django: every installed app)."""
+        if force or self._finalized:
+            self._discover(packages, related_name)
+        else:
+            self._autodiscover.append((packages, related_name))
+
+    def _discover(self, packages: Any, related_name: str) -> None:
+        if packages is None:
+            packages = self._django_apps()
+        if callable(packages):
+            packages = packages()
+        for package in packages or ():
+            module_name = f"{package}.{related_name}" if related_name else package
+            try:
+                importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name not in (module_name, package):
+                    raise
+
+    def _django_apps(self) -> list[str]:
+        try:
+            from django.apps import apps as django_apps
+        except ImportError:
+            return []
+        return [config_.name for config_ in django_apps.get_app_configs()]
+
+    def check_arguments(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Raise TypeError now when ``args``/``kwargs`` don't fit the task's signature."""
+        if not (self.strict_typing and task.typing):
+            return
+        cls = type(task)
+        sig = cls.__dict__.get("_signature_cache")
+        if sig is None:
+            fun = getattr(cls, "__wrapped__", None) or task.run
+            try:
+                sig = inspect.signature(fun)
+            except (TypeError, ValueError):
+                sig = False
+            if sig and cls.__dict__.get("_bind"):
+                params = list(sig.parameters.values())[1:]
+                sig = sig.replace(parameters=params)
+            cls._signature_cache = sig  # type: ignore[attr-defined]
+        if sig:
+            try:
+                sig.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{task.name}() {exc}") from None
+
+    # -- transports -------------------------------------------------------------------------------
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():
+            # A forked child must not reuse the parent's sockets or file handles.
+            self._broker = None
+            self._backend = None
+            self._pid = os.getpid()
+
+    @property
+    def broker_url(self) -> str:
+        return str(self.conf.broker_url or self.conf.broker_write_url or DEFAULT_SQLITE_URL)
+
+    @property
+    def broker(self) -> Broker:
+        """The broker, created on first use (nothing connects at import time)."""
+        self._check_fork()
+        broker = self._broker
+        if broker is None:
+            with self._lock:
+                if self._broker is None:
+                    self._broker = create_broker(
+                        self.broker_url, self.conf.broker_transport_options or {}
+                    )
+                broker = self._broker
+        return broker
+
+    connection = broker
+
+    @property
+    def result_backend_url(self) -> str | None:
+        url = self.conf.result_backend
+        if url:
+            return str(url)
+        broker_url = self.broker_url
+        if scheme_of(broker_url) in _BACKEND_FOR_BROKER:
+            return broker_url
+        return None
+
+    @property
+    def backend(self) -> ResultBackend:
+        self._check_fork()
+        backend = self._backend
+        if backend is None:
+            with self._lock:
+                if self._backend is None:
+                    url = self.result_backend_url
+                    if url is None:
+                        raise ImproperlyConfigured(
+                            "No result backend is configured: set result_backend "
+                            "(e.g. 'redis://localhost:6379/0' or 'sqlite:///results.db')"
+                        )
+                    self._backend = create_backend(
+                        url, self.conf.result_backend_transport_options or {}
+                    )
+                backend = self._backend
+        return backend
+
+    def close(self) -> None:
+        for thing in (self._broker, self._backend):
+            if thing is not None:
+                thing.close()
+        self._broker = None
+        self._backend = None
+
+    # -- sending ----------------------------------------------------------------------------------
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        task_id: str | None = None,
+        producer: Any = None,
+        connection: Any = None,
+        router: Any = None,
+        result_cls: type[AsyncResult] | None = None,
+        expires: float | datetime | timedelta | str | None = None,
+        publisher: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        add_to_parent: bool = True,
+        group_id: str | None = None,
+        group_index: int | None = None,
+        retries: int = 0,
+        chord: Any = None,
+        reply_to: str | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        root_id: str | None = None,
+        parent_id: str | None = None,
+        route_name: str | None = None,
+        shadow: str | None = None,
+        chain: Any = None,
+        task_type: Any = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """Send a task by name (the worker that has it registered runs it)."""
+        task_id = task_id or str(uuid.uuid4())
+        task = options.pop("_task", None)
+        keep_parent = options.pop("_keep_parent", False)
+        if self.conf.task_always_eager and task is None and name in self._tasks:
+            return self._tasks[name].apply(args, kwargs, task_id=task_id, **options)
+        if not keep_parent:
+            parent = _state.current_task()
+            if parent is not None:
+                request = parent.request
+                if request.id:
+                    parent_id = parent_id or request.id
+                    root_id = root_id or request.root_id
+        now = datetime.now(UTC)
+        if countdown is not None:
+            eta = now + timedelta(seconds=float(countdown))
+        elif eta is not None and eta.tzinfo is None:
+            eta = eta.replace(tzinfo=self.timezone if not self.conf.enable_utc else UTC)
+        expires_at: datetime | str | None
+        if isinstance(expires, (int, float)):
+            expires_at = now + timedelta(seconds=float(expires))
+        elif isinstance(expires, timedelta):
+            expires_at = now + expires
+        else:
+            expires_at = expires
+        queue = options.get("queue")
+        if queue is None:
+            route = routing.lookup(self.conf.task_routes, name, args or (), kwargs or {}, options)
+            if route:
+                queue = route.get("queue")
+                for key in ("priority",):
+                    if options.get(key) is None and route.get(key) is not None:
+                        options[key] = route[key]
+        queue = routing.queue_name(queue) if queue else self.conf.task_default_queue
+        priority = options.get("priority")
+        if priority is None:
+            priority = self.conf.task_default_priority
+        ignore_result = options.get("ignore_result")
+        if ignore_result is None:
+            ignore_result = bool(self.conf.task_ignore_result)
+        envelope = build_task_message(
+            task_id=task_id,
+            name=name,
+            args=args or (),
+            kwargs=kwargs,
+            serializer=options.get("serializer") or self.conf.task_serializer,
+            eta=eta,
+            expires=expires_at,
+            retries=retries,
+            time_limit=time_limit,
+            soft_time_limit=soft_time_limit,
+            root_id=root_id,
+            parent_id=parent_id,
+            group_id=group_id,
+            group_index=group_index,
+            ignore_result=ignore_result,
+            callbacks=_as_list(link),
+            errbacks=_as_list(link_error),
+            chain=chain,
+            chord=chord,
+            priority=priority,
+            reply_to=reply_to,
+            shadow=shadow,
+            extra_headers=options.get("headers"),
+        )
+        if signals.before_task_publish._receivers:
+            signals.before_task_publish.send(
+                sender=name, body=envelope.body, exchange="", routing_key=queue,
+                headers=envelope.headers, properties=envelope.properties, declare=[],
+                retry_policy=None,
+            )
+        self.broker.publish(queue, envelope)
+        if signals.after_task_publish._receivers:
+            signals.after_task_publish.send(
+                sender=name, body=envelope.body, headers=envelope.headers, exchange="",
+                routing_key=queue,
+            )
+        cls = result_cls or AsyncResult
+        return cls(task_id, task_name=name, app=self)
+
+    # -- results ----------------------------------------------------------------------------------
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:  # noqa: N802
+        return AsyncResult(task_id, app=self, **kwargs)
+
+    def GroupResult(self, *args: Any, **kwargs: Any) -> GroupResult:  # noqa: N802
+        return GroupResult(*args, app=self, **kwargs)
+
+    @property
+    def accept_content(self) -> frozenset[str]:
+        if self._accept is None:
+            self._accept = accepted_types(self.conf.accept_content)
+        return self._accept
+
+    @property
+    def result_accept_content(self) -> frozenset[str]:
+        if self._result_accept is None:
+            accept = self.conf.result_accept_content or self.conf.accept_content
+            self._result_accept = accepted_types(accept)
+        return self._result_accept
+
+    def decode_result(self, payload: bytes) -> dict[str, Any]:
+        return decode_meta(payload, self.conf.result_serializer, self.result_accept_content)
+
+    def encode_result(self, meta: Mapping[str, Any]) -> bytes:
+        return encode_meta(meta, self.conf.result_serializer)
+
+    def store_result(
+        self,
+        task_id: str,
+        result: Any,
+        state: str,
+        traceback: str | None = None,
+        request: Context | None = None,
+        **kwargs: Any,
+    ) -> None:
+        meta = build_meta(
+            task_id, state, result, traceback=traceback, request=request,
+            extended=bool(self.conf.result_extended),
+        )
+        self.backend.store(task_id, state, self.encode_result(meta), self.result_expires_s)
+
+    def save_group(self, group: GroupResult) -> None:
+        meta = build_meta(group.id or "", states.SUCCESS, [[r.id, None] for r in group.results])
+        self.backend.store(f"celery-taskset-meta-{group.id}", states.SUCCESS,
+                           self.encode_result(meta), self.result_expires_s)
+
+    def restore_group(self, group_id: str) -> GroupResult | None:
+        payload = self.backend.get(f"celery-taskset-meta-{group_id}")
+        if payload is None:
+            return None
+        meta = self.decode_result(payload)
+        results = [AsyncResult(item[0], app=self) for item in meta.get("result") or []]
+        return GroupResult(group_id, results, app=self)
+
+    def delete_group(self, group_id: str) -> None:
+        self.backend.forget(f"celery-taskset-meta-{group_id}")
+
+    def run_eager_callbacks(
+        self, state: str, retval: Any, link: Any, link_error: Any, task_id: str
+    ) -> None:
+        """Apply ``link``/``link_error`` signatures after an eager run (canvas provides them)."""
+        callbacks = _as_list(link) if state == states.SUCCESS else None
+        errbacks = _as_list(link_error) if state == states.FAILURE else None
+        if not (callbacks or errbacks):
+            return
+        canvas = importlib.import_module("celeriac.canvas")
+        for sig in callbacks or ():
+            canvas.maybe_signature(sig, app=self).apply(
+                (retval,) if not canvas.maybe_signature(sig, app=self).immutable else ()
+            )
+        for sig in errbacks or ():
+            canvas.maybe_signature(sig, app=self).apply((task_id,))
+
+    # -- misc ---------------------------------------------------------------------------------------
+    def set_current(self) -> None:
+        _state.set_current_app(self)
+
+    def set_default(self) -> None:
+        _state.set_current_app(self)
+
+    def worker_main(self, argv: Sequence[str] | None = None) -> None:
+        from celeriac._utils.imports import symbol_by_name
+
+        symbol_by_name("celeriac.cli.main:run_worker_main")(self, argv)
+
+    def start(self, argv: Sequence[str] | None = None) -> None:
+        from celeriac._utils.imports import symbol_by_name
+
+        symbol_by_name("celeriac.cli.main:run_app_main")(self, argv)
+
+    def __repr__(self) -> str:
+        return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
+
+
+def _as_list(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [dict(v) if isinstance(v, Mapping) else v for v in value] or None
+    return [dict(value) if isinstance(value, Mapping) else value]

@@ -1,0 +1,455 @@
+"""``sqlite://``: a broker in one SQLite file, shared safely by the worker processes of one machine.
+
+A message is a row of ``messages``. Its place in the row's life is told by two nullable columns,
+so each step is an index range and never a scan:
+
+* ``eta`` not NULL: scheduled for later. Claiming first clears ``eta`` of rows now due.
+* ``lease_until`` not NULL: claimed by ``owner`` until then. Claiming first clears leases that
+  ran out (the consumer died or hung), which makes those rows claimable again.
+* both NULL: ready. A partial index over exactly these rows, ordered by (queue, priority DESC, id),
+  makes a claim read the head of the queue without stepping over claimed or scheduled rows.
+
+A claim is one ``BEGIN IMMEDIATE`` transaction (SQLite's single write lock) ending in
+``UPDATE ... RETURNING``, so two consumers never get the same row. SQLite has no notification, so
+an idle consumer polls with a cheap read and backs off from 1 ms to ``polling_interval``; a
+publish in the same process wakes it at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from celeriac._utils.sqlite import Connections, parse_url, placeholders, signal_for
+from celeriac.brokers.base import Broker, WorkerRecord
+from celeriac.message import Delivery, Envelope
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    queue TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    eta REAL,
+    lease_until REAL,
+    owner TEXT,
+    delivery_count INTEGER NOT NULL DEFAULT 0,
+    task_id TEXT,
+    headers BLOB NOT NULL,
+    properties BLOB NOT NULL,
+    body BLOB NOT NULL,
+    content_type TEXT NOT NULL,
+    content_encoding TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, priority DESC, id)
+    WHERE eta IS NULL AND lease_until IS NULL;
+CREATE INDEX IF NOT EXISTS messages_eta ON messages (eta) WHERE eta IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_lease ON messages (lease_until) WHERE lease_until IS NOT NULL;
+CREATE TABLE IF NOT EXISTS revoked (task_id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER,
+    queue TEXT NOT NULL,
+    task_id TEXT,
+    headers BLOB NOT NULL,
+    properties BLOB NOT NULL,
+    body BLOB NOT NULL,
+    content_type TEXT NOT NULL,
+    content_encoding TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workers (
+    hostname TEXT PRIMARY KEY,
+    info BLOB NOT NULL,
+    last_seen REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+_INSERT = (
+    "INSERT INTO messages (queue, priority, eta, task_id, headers, properties, body,"
+    " content_type, content_encoding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_PROMOTE_DUE = "UPDATE messages SET eta = NULL WHERE eta IS NOT NULL AND eta <= ?"
+_EXPIRE_LEASES = (
+    "UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL AND lease_until < ?"
+)
+_READY = "eta IS NULL AND lease_until IS NULL"
+_CLAIMED_COLUMNS = (
+    "id, queue, priority, headers, properties, body, content_type, content_encoding, delivery_count"
+)
+# The most ids bound in one statement (SQLite's limit is far higher; this keeps statements small).
+_CHUNK = 500
+# Rejected-message records kept; older ones are dropped so a poison stream cannot fill the disk.
+_MAX_REJECTED = 10_000
+_MIN_POLL_S = 0.001
+
+
+def _claim_sql(queue_count: int) -> str:
+    """Claim the best ``limit`` ready rows over ``queue_count`` queues.
+
+    With several queues, ``queue IN (...)`` would sort every ready row of them; instead each
+    queue contributes its own best ``limit`` rows from the index and only those are merged.
+    """
+    if queue_count == 1:
+        pick = (
+            f"SELECT id FROM messages WHERE queue = ? AND {_READY}"
+            " ORDER BY priority DESC, id LIMIT ?"
+        )
+    else:
+        part = (
+            "SELECT * FROM (SELECT id, priority FROM messages WHERE queue = ? AND "
+            f"{_READY} ORDER BY priority DESC, id LIMIT ?)"
+        )
+        union = " UNION ALL ".join([part] * queue_count)
+        pick = f"SELECT id FROM ({union}) ORDER BY priority DESC, id LIMIT ?"
+    return (
+        "UPDATE messages SET lease_until = ?, owner = ?, delivery_count = delivery_count + 1"
+        f" WHERE id IN ({pick}) RETURNING {_CLAIMED_COLUMNS}"
+    )
+
+
+def _probe_sql(queue_count: int) -> str:
+    return (
+        f"SELECT EXISTS (SELECT 1 FROM messages WHERE queue IN ({placeholders(queue_count)})"
+        f" AND {_READY}),"
+        " (SELECT min(eta) FROM messages WHERE eta IS NOT NULL),"
+        " (SELECT min(lease_until) FROM messages WHERE lease_until IS NOT NULL)"
+    )
+
+
+def _dump(mapping: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(mapping if type(mapping) is dict else dict(mapping))
+
+
+def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
+
+
+class SQLiteBroker(Broker):
+    schemes = ("sqlite", "sqla+sqlite")
+
+    def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(url, transport_options=transport_options)
+        self.path = parse_url(url)
+        self.lease_s = float(self.transport_options.get("visibility_timeout", 30.0))
+        self.max_poll_s = max(
+            float(self.transport_options.get("polling_interval", 0.05)), _MIN_POLL_S
+        )
+        self._conns = Connections(self.path, SCHEMA)
+        self._token = uuid.uuid4().hex[:12]
+        self._poll_s = _MIN_POLL_S
+        self._claim_sqls: dict[int, str] = {}
+        self._probe_sqls: dict[int, str] = {}
+
+    def _owner(self) -> str:
+        # The pid keeps a forked child from sharing its parent's leases.
+        return f"{self._token}:{os.getpid()}"
+
+    def _notify(self) -> None:
+        signal_for(self.path, "messages").notify()
+
+    # -- producing -----------------------------------------------------------------------------
+    def publish(self, queue: str, envelope: Envelope) -> None:
+        self.publish_many([(queue, envelope)])
+
+    def publish_many(self, items: Iterable[tuple[str, Envelope]]) -> None:
+        now = time.time()
+        rows = []
+        for queue, env in items:
+            eta = env.eta_timestamp() if env.headers.get("eta") else None
+            rows.append(
+                (
+                    queue,
+                    env.priority,
+                    eta if eta is not None and eta > now else None,
+                    env.task_id or None,
+                    _dump(env.headers),
+                    _dump(env.properties),
+                    env.body,
+                    env.content_type,
+                    env.content_encoding,
+                )
+            )
+        if not rows:
+            return
+
+        def insert(c: sqlite3.Connection) -> None:
+            c.executemany(_INSERT, rows)
+
+        self._conns.transaction(insert)
+        self._notify()
+
+    # -- consuming -----------------------------------------------------------------------------
+    def consume(self, queues: Sequence[str], max_messages: int, timeout_s: float) -> list[Delivery]:
+        if not queues or max_messages <= 0:
+            return []
+        queues = list(dict.fromkeys(queues))
+        deadline = time.monotonic() + timeout_s
+        signal = signal_for(self.path, "messages")
+        try_claim = True
+        while True:
+            seen = signal.generation
+            now = time.time()
+            if try_claim:
+                deliveries = self._claim(queues, max_messages, now)
+                if deliveries:
+                    self._poll_s = _MIN_POLL_S
+                    return deliveries
+            ready, next_due = self._probe(queues)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            due = next_due is not None and next_due <= time.time()
+            try_claim = ready or due
+            if try_claim:
+                continue
+            sleep_s = min(self._poll_s, remaining)
+            if next_due is not None:
+                sleep_s = min(sleep_s, max(next_due - time.time(), 0.0) + 0.0005)
+            try_claim = signal.wait(seen, sleep_s)
+            self._poll_s = min(self._poll_s * 2, self.max_poll_s)
+
+    def _claim(self, queues: list[str], max_messages: int, now: float) -> list[Delivery]:
+        n = len(queues)
+        sql = self._claim_sqls.get(n)
+        if sql is None:
+            sql = self._claim_sqls[n] = _claim_sql(n)
+        params: list[Any] = [now + self.lease_s, self._owner()]
+        for queue in queues:
+            params += (queue, max_messages)
+        if n > 1:
+            params.append(max_messages)
+
+        def claim(c: sqlite3.Connection) -> list[Any]:
+            c.execute(_PROMOTE_DUE, (now,))
+            c.execute(_EXPIRE_LEASES, (now,))
+            return c.execute(sql, params).fetchall()
+
+        rows = self._conns.transaction(claim)
+        # RETURNING gives no order guarantee: restore priority-then-FIFO here.
+        rows.sort(key=lambda r: (-r[2], r[0]))
+        loads = orjson.loads
+        return [
+            Delivery(
+                Envelope(bytes(body), loads(headers), loads(props), ctype, cenc),
+                queue,
+                tag,
+                count > 1,
+                count,
+            )
+            for tag, queue, _, headers, props, body, ctype, cenc, count in rows
+        ]
+
+    def _probe(self, queues: list[str]) -> tuple[bool, float | None]:
+        """Whether a claim could succeed now, and when the next scheduled or leased row falls
+        due. A read, so idle consumers never queue up for the write lock."""
+        n = len(queues)
+        sql = self._probe_sqls.get(n)
+        if sql is None:
+            sql = self._probe_sqls[n] = _probe_sql(n)
+        ready, min_eta, min_lease = self._conns.run(lambda c: c.execute(sql, queues).fetchone())
+        dues = [t for t in (min_eta, min_lease) if t is not None]
+        return bool(ready), (min(dues) if dues else None)
+
+    def _by_ids(
+        self, sql: str, ids: list[Any], before: Sequence[Any] = (), after: Sequence[Any] = ()
+    ) -> int:
+        """Run ``sql`` (``{ids}`` marks the id list, bound between ``before`` and ``after``) over
+        ``ids`` in as few statements as the chunk size allows; returns the rows changed."""
+        if not ids:
+            return 0
+
+        def run(c: sqlite3.Connection) -> int:
+            changed = 0
+            for chunk in _chunks(ids):
+                stmt = sql.format(ids=placeholders(len(chunk)))
+                changed += c.execute(stmt, [*before, *chunk, *after]).rowcount
+            return changed
+
+        if len(ids) <= _CHUNK:
+            return self._conns.run(run)
+        return self._conns.transaction(run)
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        self._by_ids("DELETE FROM messages WHERE id IN ({ids})", [d.tag for d in deliveries])
+
+    def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        # Only rows this consumer still owns: one whose lease ran out may already be another's.
+        changed = self._by_ids(
+            "UPDATE messages SET lease_until = NULL, owner = NULL"
+            " WHERE id IN ({ids}) AND owner = ?",
+            [d.tag for d in deliveries],
+            after=[self._owner()],
+        )
+        if changed:
+            self._notify()
+
+    def renew(self, deliveries: Sequence[Delivery]) -> None:
+        # An expired but not yet re-claimed row is taken back: its consumer is alive after all.
+        self._by_ids(
+            "UPDATE messages SET lease_until = ? WHERE id IN ({ids}) AND owner = ?",
+            [d.tag for d in deliveries],
+            before=[time.time() + self.lease_s],
+            after=[self._owner()],
+        )
+
+    def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
+        if not deliveries:
+            return
+        now = time.time()
+        records = [
+            (
+                d.tag,
+                d.queue,
+                d.envelope.task_id or None,
+                _dump(d.envelope.headers),
+                _dump(d.envelope.properties),
+                d.envelope.body,
+                d.envelope.content_type,
+                d.envelope.content_encoding,
+                reason,
+                now,
+            )
+            for d in deliveries
+        ]
+        ids = [d.tag for d in deliveries]
+
+        def move(c: sqlite3.Connection) -> None:
+            c.executemany(
+                "INSERT INTO rejected (message_id, queue, task_id, headers, properties, body,"
+                " content_type, content_encoding, reason, at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                records,
+            )
+            for chunk in _chunks(ids):
+                c.execute(f"DELETE FROM messages WHERE id IN ({placeholders(len(chunk))})", chunk)
+            c.execute(
+                "DELETE FROM rejected WHERE id <= (SELECT max(id) FROM rejected) - ?",
+                (_MAX_REJECTED,),
+            )
+
+        self._conns.transaction(move)
+
+    # -- queues --------------------------------------------------------------------------------
+    def purge(self, queues: Sequence[str]) -> int:
+        if not queues:
+            return 0
+        qs = list(queues)
+        marks = placeholders(len(qs))
+
+        def purge(c: sqlite3.Connection) -> int:
+            # Three statements so each uses the index of its row state (see module docstring).
+            ready = c.execute(
+                f"DELETE FROM messages WHERE queue IN ({marks}) AND {_READY}", qs
+            ).rowcount
+            scheduled = c.execute(
+                f"DELETE FROM messages WHERE eta IS NOT NULL AND queue IN ({marks})", qs
+            ).rowcount
+            abandoned = c.execute(
+                "DELETE FROM messages WHERE lease_until IS NOT NULL AND lease_until < ?"
+                f" AND queue IN ({marks})",
+                [time.time(), *qs],
+            ).rowcount
+            return ready + scheduled + abandoned
+
+        return self._conns.transaction(purge)
+
+    def queue_size(self, queue: str) -> int:
+        sql = (
+            f"SELECT (SELECT count(*) FROM messages WHERE queue = ? AND {_READY})"
+            " + (SELECT count(*) FROM messages WHERE eta IS NOT NULL AND queue = ?)"
+            " + (SELECT count(*) FROM messages WHERE lease_until IS NOT NULL"
+            " AND lease_until < ? AND queue = ?)"
+        )
+        params = (queue, queue, time.time(), queue)
+        return int(self._conns.run(lambda c: c.execute(sql, params).fetchone()[0]))
+
+    def rejected(self, limit: int = 100) -> list[tuple[Envelope, str]]:
+        rows = self._conns.run(
+            lambda c: c.execute(
+                "SELECT headers, properties, body, content_type, content_encoding, reason"
+                " FROM rejected ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        rows.reverse()
+        return [
+            (Envelope(bytes(b), orjson.loads(h), orjson.loads(p), ct, ce), reason)
+            for h, p, b, ct, ce, reason in rows
+        ]
+
+    # -- revokes -------------------------------------------------------------------------------
+    def revoke(self, task_ids: Sequence[str], expires_s: float) -> None:
+        now = time.time()
+        rows = [(task_id, now + expires_s) for task_id in task_ids]
+
+        def upsert(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM revoked WHERE expires_at <= ?", (now,))
+            c.executemany(
+                "INSERT INTO revoked (task_id, expires_at) VALUES (?, ?) ON CONFLICT (task_id)"
+                " DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+                rows,
+            )
+
+        self._conns.transaction(upsert)
+
+    def revoked(self, task_ids: Sequence[str]) -> set[str]:
+        ids = [t for t in task_ids if t]
+        if not ids:
+            return set()
+        now = time.time()
+
+        def lookup(c: sqlite3.Connection) -> set[str]:
+            # Revokes are rare: a one-row peek skips binding the whole id list when none exist.
+            if c.execute("SELECT 1 FROM revoked LIMIT 1").fetchone() is None:
+                return set()
+            found: set[str] = set()
+            for chunk in _chunks(ids):
+                found.update(
+                    row[0]
+                    for row in c.execute(
+                        f"SELECT task_id FROM revoked WHERE task_id IN ({placeholders(len(chunk))})"
+                        " AND expires_at > ?",
+                        [*chunk, now],
+                    )
+                )
+            return found
+
+        return self._conns.run(lookup)
+
+    # -- worker presence -----------------------------------------------------------------------
+    def announce(self, hostname: str, info: Mapping[str, Any], ttl_s: float) -> None:
+        now = time.time()
+        params = (hostname, _dump(info), now, now + ttl_s)
+        self._conns.run(
+            lambda c: c.execute(
+                "INSERT INTO workers (hostname, info, last_seen, expires_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (hostname) DO UPDATE SET info = excluded.info,"
+                " last_seen = excluded.last_seen, expires_at = excluded.expires_at",
+                params,
+            )
+        )
+
+    def workers(self) -> list[WorkerRecord]:
+        rows = self._conns.run(
+            lambda c: c.execute(
+                "SELECT hostname, info, last_seen FROM workers WHERE expires_at > ?"
+                " ORDER BY hostname",
+                (time.time(),),
+            ).fetchall()
+        )
+        return [WorkerRecord(host, orjson.loads(info), seen) for host, info, seen in rows]
+
+    def withdraw(self, hostname: str) -> None:
+        self._conns.run(lambda c: c.execute("DELETE FROM workers WHERE hostname = ?", (hostname,)))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        self._conns.close()

@@ -1,0 +1,316 @@
+"""From delivered message to stored result: the one place that decides when to ack.
+
+Ack timing (Celery's): by default a message is acked when its task starts; with
+``acks_late`` it is acked after the task finished and its result is stored. A message whose
+task process died is requeued when ``reject_on_worker_lost`` is set (acks_late only),
+otherwise acked and marked FAILURE with WorkerLostError. Results are stored in batches,
+always before the acks that depend on them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from celeriac import signals, states
+from celeriac._utils.text import saferepr
+from celeriac.exceptions import (
+    InvalidTaskError,
+    NotRegistered,
+    SerializationError,
+    TaskRevokedError,
+)
+from celeriac.message import Delivery
+from celeriac.protocol import TaskMessage, decode_task_message
+from celeriac.result_meta import build_meta
+from celeriac.trace import Outcome
+from celeriac.worker.pools.base import Job, Pool
+
+if TYPE_CHECKING:
+    from celeriac.app.base import Celery
+
+logger = logging.getLogger("celeriac.worker")
+
+
+class Executor:
+    """Turns deliveries into pool jobs and pool outcomes into stored results and acks."""
+
+    def __init__(self, app: Celery, pool: Pool, hostname: str) -> None:
+        self.app = app
+        self.pool = pool
+        self.hostname = hostname
+        self.broker = app.broker
+        self.backend = app.backend if app.result_backend_url else None
+        conf = app.conf
+        self.accept = app.accept_content
+        self.default_acks_late = bool(conf.task_acks_late)
+        self.default_reject_on_lost = bool(conf.task_reject_on_worker_lost)
+        self.default_time_limit = conf.task_time_limit
+        self.default_soft_time_limit = conf.task_soft_time_limit
+        self.acks_on_failure = bool(conf.task_acks_on_failure_or_timeout)
+        self.result_expires_s = app.result_expires_s
+        self._ids = itertools.count(1)
+        #: jobs decoded and waiting for a free pool slot (their messages are not acked yet)
+        self.reserved: deque[Job] = deque()
+        #: jobs handed to the pool
+        self.active: dict[int, Job] = {}
+        self._to_store: list[tuple[str, str, bytes]] = []
+        self._to_ack: list[Delivery] = []
+        self._to_requeue: list[Delivery] = []
+        self._to_reject: list[tuple[Delivery, str]] = []
+        self.processed = 0
+        self.info_enabled = logger.isEnabledFor(logging.INFO)
+
+    # -- intake ---------------------------------------------------------------------------------
+    def receive(self, deliveries: Sequence[Delivery]) -> None:
+        """Decode a batch, settle the ones that must not run, reserve the rest."""
+        revoked = self.broker.revoked([d.task_id for d in deliveries]) if deliveries else set()
+        now = time.time()
+        for delivery in deliveries:
+            try:
+                message = decode_task_message(delivery.envelope, self.accept)
+            except (InvalidTaskError, SerializationError) as exc:
+                self._bad_message(delivery, exc)
+                continue
+            except Exception as exc:  # never let one message kill the worker
+                self._bad_message(delivery, InvalidTaskError(f"Cannot decode message: {exc!r}"))
+                continue
+            task = self.app._tasks.get(message.name)
+            if task is None:
+                self._unknown_task(delivery, message)
+                continue
+            if message.id in revoked:
+                self._revoked(delivery, message, "revoked")
+                continue
+            expires = delivery.envelope.expires_timestamp() if message.headers.get("expires") else None
+            if expires is not None and expires < now:
+                self._revoked(delivery, message, "expired")
+                continue
+            self.reserved.append(self._job(delivery, message, task))
+            if self.info_enabled:
+                logger.info("Task %s[%s] received", message.name, message.id)
+
+    def _job(self, delivery: Delivery, message: TaskMessage, task: Any) -> Job:
+        headers = message.headers
+        embed = message.embed
+        time_limit, soft_time_limit = (headers.get("timelimit") or (None, None))[:2]
+        acks_late = task.acks_late if task.acks_late is not None else self.default_acks_late
+        reject_on_lost = (
+            task.reject_on_worker_lost
+            if task.reject_on_worker_lost is not None
+            else self.default_reject_on_lost
+        )
+        request = {
+            "id": message.id,
+            "task": message.name,
+            "args": message.args,
+            "kwargs": message.kwargs,
+            "retries": headers.get("retries") or 0,
+            "is_eager": False,
+            "called_directly": False,
+            "eta": headers.get("eta"),
+            "expires": headers.get("expires"),
+            "hostname": self.hostname,
+            "delivery_info": {
+                "exchange": "",
+                "routing_key": delivery.queue,
+                "priority": delivery.envelope.properties.get("priority"),
+                "redelivered": delivery.redelivered,
+            },
+            "root_id": headers.get("root_id"),
+            "parent_id": headers.get("parent_id"),
+            "group": headers.get("group"),
+            "group_index": headers.get("group_index"),
+            "callbacks": embed.get("callbacks"),
+            "errbacks": embed.get("errbacks"),
+            "chain": embed.get("chain"),
+            "chord": embed.get("chord"),
+            "correlation_id": message.properties.get("correlation_id"),
+            "reply_to": message.properties.get("reply_to"),
+            "origin": headers.get("origin"),
+            "timelimit": [time_limit, soft_time_limit],
+            "ignore_result": bool(headers.get("ignore_result")),
+            "headers": dict(headers),
+            "argsrepr": headers.get("argsrepr"),
+            "kwargsrepr": headers.get("kwargsrepr"),
+            "shadow": headers.get("shadow"),
+        }
+        return Job(
+            id=next(self._ids),
+            task_name=message.name,
+            request=request,
+            args=message.args,
+            kwargs=message.kwargs,
+            time_limit_s=time_limit or task.time_limit or self.default_time_limit,
+            soft_time_limit_s=soft_time_limit or task.soft_time_limit or self.default_soft_time_limit,
+            acks_late=acks_late,
+            reject_on_worker_lost=reject_on_lost,
+            delivery=delivery,
+        )
+
+    # -- messages that never run ------------------------------------------------------------------
+    def _fail_record(self, task_id: str, exc: BaseException, state: str = states.FAILURE) -> None:
+        if self.backend is None or not task_id:
+            return
+        meta = build_meta(task_id, state, exc, worker=self.hostname)
+        self._to_store.append((task_id, state, self.app.encode_result(meta)))
+
+    def _bad_message(self, delivery: Delivery, exc: BaseException) -> None:
+        task_id = delivery.task_id
+        logger.error(
+            "Rejected malformed message %s (task %r): %s",
+            task_id or "<no id>", delivery.envelope.task_name or "?", exc,
+        )
+        self._fail_record(task_id, exc)
+        self._to_reject.append((delivery, f"{type(exc).__name__}: {exc}"))
+
+    def _unknown_task(self, delivery: Delivery, message: TaskMessage) -> None:
+        logger.error(
+            "Received unregistered task of type %r.\nThe message has been ignored and discarded.\n"
+            "Did you remember to import the module containing this task?",
+            message.name,
+        )
+        signals.task_unknown.send(sender=self, message=message, exc=None, name=message.name,
+                                  id=message.id)
+        self._fail_record(message.id, NotRegistered(message.name))
+        self._to_reject.append((delivery, f"NotRegistered: {message.name}"))
+
+    def _revoked(self, delivery: Delivery, message: TaskMessage, why: str) -> None:
+        logger.info("Discarding %s task: %s[%s]", why, message.name, message.id)
+        self._fail_record(message.id, TaskRevokedError(why), states.REVOKED)
+        signals.task_revoked.send(sender=self, request=None, terminated=False, signum=None,
+                                  expired=why == "expired")
+        self._to_ack.append(delivery)
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    def dispatch(self) -> int:
+        """Hand reserved jobs to the pool while it has free slots; returns how many."""
+        started = 0
+        pool = self.pool
+        reserved = self.reserved
+        while reserved and pool.free_slots() > 0:
+            job = reserved.popleft()
+            job.started_s = time.monotonic()
+            self.active[job.id] = job
+            if not job.acks_late and job.delivery is not None:
+                # Early ack (Celery's default): the message is settled as its task starts.
+                self._to_ack.append(job.delivery)
+                if pool.runs_inline:
+                    # The task runs inside apply(), so settle now (results of the jobs
+                    # before it go in the same flush).
+                    self.flush()
+            pool.apply(job)
+            started += 1
+        return started
+
+    # -- outcomes ---------------------------------------------------------------------------------
+    def complete(self, finished: Sequence[tuple[Job, Outcome]]) -> None:
+        for job, outcome in finished:
+            self.active.pop(job.id, None)
+            self.processed += 1
+            self._log_outcome(job, outcome)
+            if outcome.payload is not None and self.backend is not None:
+                self._to_store.append((job.request["id"], outcome.state, outcome.payload))
+            delivery = job.delivery
+            if delivery is None or not job.acks_late:
+                continue
+            if outcome.state == states.REJECTED:
+                if outcome.reject_requeue:
+                    self._to_requeue.append(delivery)
+                else:
+                    self._to_reject.append((delivery, "Rejected by task"))
+            elif outcome.exc_type == "WorkerLostError":
+                if job.reject_on_worker_lost:
+                    self._to_requeue.append(delivery)
+                else:
+                    self._to_ack.append(delivery)
+            elif outcome.state == states.FAILURE and not self.acks_on_failure:
+                self._to_requeue.append(delivery)
+            else:
+                self._to_ack.append(delivery)
+
+    def _log_outcome(self, job: Job, outcome: Outcome) -> None:
+        name, task_id = job.task_name, job.request["id"]
+        state = outcome.state
+        if state == states.SUCCESS:
+            if self.info_enabled:
+                logger.info("Task %s[%s] succeeded in %.4fs: %s",
+                            name, task_id, outcome.runtime_s, outcome.summary)
+        elif state == states.RETRY:
+            logger.info("Task %s[%s] retry: %s", name, task_id, outcome.summary)
+        elif state == states.FAILURE:
+            logger.error("Task %s[%s] raised unexpected: %s\n%s", name, task_id,
+                         outcome.summary, outcome.traceback or "")
+        elif state == states.REJECTED:
+            logger.warning("Task %s[%s] rejected: %s", name, task_id, outcome.summary)
+        elif state == states.IGNORED and self.info_enabled:
+            logger.info("Task %s[%s] ignored", name, task_id)
+
+    def flush(self) -> None:
+        """Store pending results, then settle pending messages (in that order)."""
+        if self._to_store:
+            items, self._to_store = self._to_store, []
+            assert self.backend is not None
+            self.backend.store_many(items, self.result_expires_s)
+        if self._to_ack:
+            acks, self._to_ack = self._to_ack, []
+            self.broker.ack(acks)
+        if self._to_requeue:
+            requeue, self._to_requeue = self._to_requeue, []
+            self.broker.requeue(requeue)
+        if self._to_reject:
+            rejects, self._to_reject = self._to_reject, []
+            by_reason: dict[str, list[Delivery]] = {}
+            for delivery, reason in rejects:
+                by_reason.setdefault(reason, []).append(delivery)
+            for reason, group in by_reason.items():
+                self.broker.reject(group, reason)
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def held_deliveries(self) -> list[Delivery]:
+        """Messages this worker claimed and has not settled (their leases need renewing)."""
+        # list() copies in one C call, so the heartbeat thread never sees a half-changed deque
+        held = [job.delivery for job in list(self.reserved) if job.delivery is not None]
+        held.extend(
+            job.delivery for job in list(self.active.values())
+            if job.delivery is not None and job.acks_late
+        )
+        return held
+
+    def requeue_reserved(self) -> int:
+        """Give back every message that has not started (warm shutdown)."""
+        give_back = [job.delivery for job in self.reserved if job.delivery is not None]
+        self.reserved.clear()
+        if give_back:
+            self.broker.requeue(give_back)
+        return len(give_back)
+
+    def requeue_active_late(self) -> int:
+        """Give back acks_late messages of tasks still running (cold shutdown)."""
+        give_back = [
+            job.delivery for job in self.active.values()
+            if job.delivery is not None and job.acks_late
+        ]
+        self.active.clear()
+        if give_back:
+            self.broker.requeue(give_back)
+        return len(give_back)
+
+    def active_info(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": job.request["id"],
+                "name": job.task_name,
+                "args": saferepr(job.args, 256),
+                "kwargs": saferepr(job.kwargs, 256),
+                "hostname": self.hostname,
+                "time_start": job.started_s,
+                "acknowledged": not job.acks_late,
+                "delivery_info": job.request["delivery_info"],
+            }
+            for job in list(self.active.values())
+        ]

@@ -1,0 +1,265 @@
+"""The worker: claims messages, runs them in a pool, stores results, settles messages.
+
+One loop in the main thread; a heartbeat thread renews the leases of held messages and
+announces the worker. SIGTERM/SIGINT = warm shutdown (running tasks finish, reserved
+messages go back to the queue); a second one, or SIGQUIT, = cold shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from celeriac import signals
+from celeriac.exceptions import TransportError
+from celeriac.worker.executor import Executor
+from celeriac.worker.pools import create_pool
+
+if TYPE_CHECKING:
+    from celeriac.app.base import Celery
+    from celeriac.worker.pools.base import Pool
+
+logger = logging.getLogger("celeriac.worker")
+
+WARM, COLD = "warm", "cold"
+
+
+def default_hostname(name: str | None) -> str:
+    """Celery's ``-n`` expansion: %h host, %n name, %d domain, %i pid."""
+    host = socket.gethostname()
+    short, _, domain = host.partition(".")
+    name = name or "celeriac@%h"
+    return (
+        name.replace("%h", host).replace("%n", short).replace("%d", domain)
+        .replace("%i", str(os.getpid())).replace("%I", str(os.getpid()))
+    )
+
+
+class Worker:
+    def __init__(
+        self,
+        app: Celery,
+        *,
+        hostname: str | None = None,
+        queues: Sequence[str] | None = None,
+        exclude_queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        pool: str | None = None,
+        prefetch_multiplier: int | None = None,
+        max_tasks_per_child: int | None = None,
+        time_limit: float | None = None,
+        soft_time_limit: float | None = None,
+        install_signal_handlers: bool = True,
+        burst: bool = False,
+        beat: bool = False,
+    ) -> None:
+        self.app = app
+        conf = app.conf
+        app.finalize()
+        self.hostname = default_hostname(hostname)
+        app.hostname = self.hostname
+        if time_limit is not None:
+            conf.task_time_limit = time_limit
+        if soft_time_limit is not None:
+            conf.task_soft_time_limit = soft_time_limit
+        names = list(queues or [])
+        if not names:
+            names = [conf.task_default_queue]
+            for queue in conf.task_queues or ():
+                name = getattr(queue, "name", queue)
+                if name not in names:
+                    names.append(str(name))
+        self.queues = [q for q in names if q not in set(exclude_queues or ())]
+        self.pool_name = pool or conf.worker_pool or "prefork"
+        if self.pool_name == "solo":
+            self.concurrency = 1
+        else:
+            self.concurrency = int(concurrency or conf.worker_concurrency or os.cpu_count() or 1)
+        multiplier = prefetch_multiplier
+        if multiplier is None:
+            multiplier = conf.worker_prefetch_multiplier
+        self.prefetch_multiplier = max(1, int(multiplier if multiplier is not None else 4))
+        self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
+        self.install_signal_handlers = install_signal_handlers
+        self.burst = burst
+        self.embed_beat = beat
+        lease = conf.get("worker_lease_seconds") or 30.0
+        self.heartbeat_interval_s = max(0.1, float(lease) / 3)
+        self._shutdown: str | None = None
+        self._stop_event = threading.Event()
+        self.pool: Pool | None = None
+        self.executor: Executor | None = None
+        self.started_at = time.time()
+
+    # -- control --------------------------------------------------------------------------------
+    def stop(self, how: str = WARM) -> None:
+        if self._shutdown == COLD:
+            return
+        if self._shutdown == WARM and how == WARM:
+            how = COLD
+        self._shutdown = how
+        self._stop_event.set()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        how = COLD if signum == getattr(signal, "SIGQUIT", None) else WARM
+        if self._shutdown is not None:
+            how = COLD
+        name = signal.Signals(signum).name
+        logger.warning("worker: %s shutdown (%s)", "Cold" if how == COLD else "Warm", name)
+        self.stop(how)
+
+    # -- main ------------------------------------------------------------------------------------
+    def start(self) -> int:
+        app = self.app
+        signals.worker_init.send(sender=self)
+        self.pool = create_pool(
+            self.pool_name, app, self.concurrency, max_tasks_per_child=self.max_tasks_per_child
+        )
+        self.executor = Executor(app, self.pool, self.hostname)
+        if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, self._on_signal)
+            if hasattr(signal, "SIGQUIT"):
+                signal.signal(signal.SIGQUIT, self._on_signal)
+        self.pool.start()
+        heartbeat = threading.Thread(target=self._heartbeat, name="celeriac-heartbeat",
+                                     daemon=True)
+        heartbeat.start()
+        beat_thread = self._start_beat() if self.embed_beat else None
+        signals.worker_ready.send(sender=self)
+        logger.info("%s ready.", self.hostname)
+        try:
+            self._loop()
+        finally:
+            self._stop_event.set()
+            self._finish()
+            if beat_thread is not None:
+                beat_thread.join(timeout=2)
+            heartbeat.join(timeout=2)
+            signals.worker_shutdown.send(sender=self)
+        return 0
+
+    def _start_beat(self) -> threading.Thread | None:
+        try:
+            from celeriac._utils.imports import symbol_by_name
+
+            run_embedded = symbol_by_name("celeriac.beat.service:run_embedded")
+        except (ImportError, AttributeError):
+            logger.warning("worker: -B given but celeriac.beat is not available")
+            return None
+        thread = threading.Thread(target=run_embedded, args=(self.app, self._stop_event),
+                                  name="celeriac-beat", daemon=True)
+        thread.start()
+        return thread
+
+    def _loop(self) -> None:
+        executor = self.executor
+        pool = self.pool
+        assert executor is not None and pool is not None
+        broker = self.app.broker
+        window = self.concurrency * self.prefetch_multiplier
+        idle_polls = 0
+        backoff_s = 0.0
+        while self._shutdown is None:
+            try:
+                want = window - len(executor.reserved) - len(executor.active)
+                deliveries = []
+                if want > 0:
+                    busy = bool(executor.active) or bool(executor.reserved)
+                    deliveries = broker.consume(self.queues, want, 0.0 if busy else 1.0)
+                    if deliveries:
+                        executor.receive(deliveries)
+                executor.dispatch()
+                finished = pool.poll(0.0 if deliveries or not executor.active else 0.05)
+                if finished:
+                    executor.complete(finished)
+                    executor.dispatch()
+                executor.flush()
+                if backoff_s:
+                    logger.info("worker: connection to the broker restored")
+                    backoff_s = 0.0
+            except TransportError as exc:
+                backoff_s = min(max(backoff_s * 2, 0.5), 10.0)
+                logger.error("worker: broker/backend error: %s; retrying in %.1fs", exc, backoff_s)
+                self._stop_event.wait(backoff_s)
+                continue
+            if self.burst:
+                if deliveries or executor.active or executor.reserved:
+                    idle_polls = 0
+                else:
+                    idle_polls += 1
+                    if idle_polls >= 2:
+                        break
+
+    def _finish(self) -> None:
+        executor, pool = self.executor, self.pool
+        if executor is None or pool is None:
+            return
+        try:
+            given_back = executor.requeue_reserved()
+            if given_back:
+                logger.info("worker: gave %d reserved message(s) back to the queue", given_back)
+            if self._shutdown == COLD:
+                pool.stop(wait=False)
+                executor.complete(pool.poll(0.0))
+                executor.flush()
+                executor.requeue_active_late()
+            else:
+                deadline = time.monotonic() + 3600
+                while executor.active and time.monotonic() < deadline:
+                    if self._shutdown == COLD:
+                        pool.stop(wait=False)
+                        executor.requeue_active_late()
+                        break
+                    executor.complete(pool.poll(0.1))
+                    executor.flush()
+                pool.stop(wait=True)
+                executor.complete(pool.poll(0.0))
+            executor.flush()
+        except TransportError as exc:
+            logger.error("worker: could not settle messages at shutdown: %s", exc)
+        finally:
+            try:
+                self.app.broker.withdraw(self.hostname)
+            except Exception:  # noqa: S110 - presence record expires by itself
+                pass
+
+    def _heartbeat(self) -> None:
+        executor = self.executor
+        assert executor is not None
+        broker = self.app.broker
+        ttl = self.heartbeat_interval_s * 3
+        while True:
+            try:
+                held = executor.held_deliveries()
+                if held:
+                    broker.renew(held)
+                broker.announce(self.hostname, self.info(), ttl)
+            except Exception as exc:
+                logger.warning("worker: heartbeat failed: %s", exc)
+            if self._stop_event.wait(self.heartbeat_interval_s):
+                return
+
+    def info(self) -> dict[str, Any]:
+        executor = self.executor
+        return {
+            "hostname": self.hostname,
+            "pid": os.getpid(),
+            "queues": self.queues,
+            "registered": sorted(self.app._tasks.regular()),
+            "active": executor.active_info() if executor else [],
+            "stats": {
+                "pool": self.pool.info() if self.pool else {},
+                "total": executor.processed if executor else 0,
+                "uptime": int(time.time() - self.started_at),
+                "prefetch_count": self.concurrency * self.prefetch_multiplier,
+                "broker": {"transport": self.app.broker_url.split("://")[0]},
+            },
+        }

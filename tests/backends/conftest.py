@@ -1,0 +1,63 @@
+"""Fixtures of the result backend contract suite: one ``backend`` per implementation.
+
+A later backend joins the suite by adding its name to ``BACKEND_KINDS`` and a branch to
+``_url_for`` (skipping when its service is not reachable).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac.backends import ResultBackend, create_backend
+from celeriac.backends import memory as memory_backend
+
+BACKEND_KINDS = ["memory", "sqlite"]
+
+BackendFactory = Callable[..., ResultBackend]
+
+
+def _url_for(kind: str, tmp_path: Path) -> str:
+    if kind == "memory":
+        return f"memory://test-{uuid.uuid4().hex}"
+    if kind == "sqlite":
+        return f"db+sqlite:///{tmp_path / 'results.db'}"
+    raise AssertionError(f"unknown backend kind {kind}")
+
+
+@pytest.fixture(params=BACKEND_KINDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def backend_url(backend_kind: str, tmp_path: Path) -> Iterator[str]:
+    url = _url_for(backend_kind, tmp_path)
+    yield url
+    if backend_kind == "memory":
+        memory_backend.reset(url)
+
+
+@pytest.fixture
+def make_backend(backend_url: str) -> Iterator[BackendFactory]:
+    """Backends on the suite's URL, so they share records."""
+    made: list[ResultBackend] = []
+
+    def make(**options: Any) -> ResultBackend:
+        backend = create_backend(backend_url, options)
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
+@pytest.fixture
+def backend(make_backend: BackendFactory) -> ResultBackend:
+    return make_backend()
