@@ -1748,12 +1748,15 @@ class Settings(MutableMapping[str, Any]):
             if key not in self._values:
                 _warn_if_typo(key, stacklevel + 1)
         self._values[name] = value
+        self._changed.pop(name, None)  # keep the most recent change last (popitem)
         self._changed[name] = None
 
     def _update(self, pairs: list[tuple[str, Any]], stacklevel: int) -> None:
-        # Old spellings first, so that a new spelling given in the same call wins.
-        pairs = sorted(pairs, key=lambda pair: pair[0] in SETTINGS)
+        # When one call spells a setting both ways, the new spelling wins.
+        spelt_new = {key for key, _ in pairs if key in SETTINGS}
         for key, value in pairs:
+            if key not in SETTINGS and canonical_name(key) in spelt_new:
+                continue
             self._store(key, value, stacklevel + 1)
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import decimal
+import re
 import uuid
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -106,11 +107,20 @@ def _revive(obj: Any) -> Any:
     return obj
 
 
+# orjson reads integers past 64 bits as floats, silently losing digits; the stdlib does not.
+# A run of 19+ digits is the only way such an integer can appear in the text.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
 def json_loads(data: bytes | str) -> Any:
-    obj = orjson.loads(data)
-    if isinstance(obj, (dict, list)) and b"__type__" in (
-        data if isinstance(data, bytes) else data.encode()
-    ):
+    raw = data if isinstance(data, bytes) else data.encode()
+    if _LONG_DIGITS.search(raw):
+        import json
+
+        obj = json.loads(raw)
+    else:
+        obj = orjson.loads(raw)
+    if isinstance(obj, (dict, list)) and b"__type__" in raw:
         return _revive(obj)
     return obj
 

@@ -93,7 +93,10 @@ def trace_task(
     runtime_s = 0.0
     payload: bytes | None = None
     try:
-        if not eager and task.track_started and not ignore_result:
+        track_started = task.track_started
+        if track_started is None:
+            track_started = app.conf.task_track_started
+        if not eager and track_started and not ignore_result:
             app.store_result(task_id, {"pid": _pid(), "hostname": request.hostname},
                              states.STARTED, request=request)
         task.before_start(task_id, args, kwargs)

@@ -80,6 +80,7 @@ class Connections:
     """
 
     def __init__(self, path: str, schema: str) -> None:
+        _all_connections.add(self)
         self.path = path
         self._schema = schema
         self._local = threading.local()
@@ -156,8 +157,30 @@ class Connections:
             if self._pid == os.getpid():
                 for _, conn in self._open:
                     conn.close()
+            else:
+                _orphans.extend(conn for _, conn in self._open)
             self._open = []
         self._local = threading.local()
+
+    def _close_own_idle(self) -> None:
+        """Before a fork: close the forking thread's connection if no transaction is open.
+
+        A child inherits SQLite's per-process bookkeeping of open files (including the lock on
+        the WAL index that marks it in use), so the fewer connections are open at fork time, the
+        less stale state the child starts from. Other threads' connections may be mid-statement
+        and are left alone (the child orphans them).
+        """
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid() or conn.in_transaction:
+            return
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._open = [(ref, c) for ref, c in self._open if c is not conn]
+        finally:
+            self._lock.release()
+        self._local.conn = None
+        conn.close()
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in autocommit mode: each statement is its own transaction. For reads and
@@ -200,6 +223,12 @@ class Connections:
 # Connections inherited from a parent process: kept referenced so garbage collection never
 # closes them in the child (see Connections).
 _orphans: list[sqlite3.Connection] = []
+_all_connections: weakref.WeakSet[Connections] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    for connections in list(_all_connections):
+        connections._close_own_idle()
 
 
 class Signal:
@@ -248,7 +277,7 @@ def _reset_after_fork() -> None:
     _signals.clear()
 
 
-os.register_at_fork(after_in_child=_reset_after_fork)
+os.register_at_fork(before=_before_fork, after_in_child=_reset_after_fork)
 
 
 def placeholders(count: int) -> str:

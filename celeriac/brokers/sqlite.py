@@ -28,6 +28,7 @@ import orjson
 
 from celeriac._utils.sqlite import Connections, parse_url, placeholders, signal_for
 from celeriac.brokers.base import Broker, WorkerRecord
+from celeriac.exceptions import EncodeError
 from celeriac.message import Delivery, Envelope
 
 SCHEMA = """
@@ -163,21 +164,26 @@ class SQLiteBroker(Broker):
     def publish_many(self, items: Iterable[tuple[str, Envelope]]) -> None:
         now = time.time()
         rows = []
-        for queue, env in items:
-            eta = env.eta_timestamp() if env.headers.get("eta") else None
-            rows.append(
-                (
-                    queue,
-                    env.priority,
-                    eta if eta is not None and eta > now else None,
-                    env.task_id or None,
-                    _dump(env.headers),
-                    _dump(env.properties),
-                    env.body,
-                    env.content_type,
-                    env.content_encoding,
+        try:
+            for queue, env in items:
+                eta = env.eta_timestamp() if env.headers.get("eta") else None
+                rows.append(
+                    (
+                        queue,
+                        env.priority,
+                        eta if eta is not None and eta > now else None,
+                        env.task_id or None,
+                        _dump(env.headers),
+                        _dump(env.properties),
+                        env.body,
+                        env.content_type,
+                        env.content_encoding,
+                    )
                 )
-            )
+        except orjson.JSONEncodeError as exc:
+            raise EncodeError(
+                f"Message headers/properties are not JSON-serialisable: {exc}"
+            ) from exc
         if not rows:
             return
 
@@ -214,7 +220,9 @@ class SQLiteBroker(Broker):
             sleep_s = min(self._poll_s, remaining)
             if next_due is not None:
                 sleep_s = min(sleep_s, max(next_due - time.time(), 0.0) + 0.0005)
-            try_claim = signal.wait(seen, sleep_s)
+            # Even when woken by a same-process publish, probe before claiming: the publish may
+            # have been to another queue, and a read costs less than taking the write lock.
+            signal.wait(seen, sleep_s)
             self._poll_s = min(self._poll_s * 2, self.max_poll_s)
 
     def _claim(self, queues: list[str], max_messages: int, now: float) -> list[Delivery]:

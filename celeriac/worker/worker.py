@@ -167,13 +167,14 @@ class Worker:
         window = self.concurrency * self.prefetch_multiplier
         idle_polls = 0
         backoff_s = 0.0
+        idle_wait_s = 0.02 if self.burst else 1.0
         while self._shutdown is None:
             try:
                 want = window - len(executor.reserved) - len(executor.active)
                 deliveries = []
                 if want > 0:
                     busy = bool(executor.active) or bool(executor.reserved)
-                    deliveries = broker.consume(self.queues, want, 0.0 if busy else 1.0)
+                    deliveries = broker.consume(self.queues, want, 0.0 if busy else idle_wait_s)
                     if deliveries:
                         executor.receive(deliveries)
                 executor.dispatch()

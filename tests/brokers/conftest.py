@@ -71,7 +71,7 @@ def envelope(
     *,
     priority: int | None = None,
     eta_in_s: float | None = None,
-    body: bytes = b'[[2, 2], {}, {}]',
+    body: bytes = b"[[2, 2], {}, {}]",
     **headers: Any,
 ) -> Envelope:
     """A task-like envelope; ``eta_in_s`` schedules it that many seconds from now."""

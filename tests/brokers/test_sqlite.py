@@ -7,7 +7,7 @@ import multiprocessing
 import os
 import signal
 import time
-from multiprocessing.synchronize import Event
+from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 
 import pytest
@@ -25,14 +25,17 @@ def url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'broker.db'}"
 
 
-def _consume_all(url: str, out_path: str, start: Event) -> None:
+def _consume_all(url: str, out_path: str, start: Barrier) -> None:
     """Child process: take everything from "q" in small batches and write down what it got."""
     broker = SQLiteBroker(url)
-    broker.queue_size("q")  # connect before the start signal, so both children start level
-    start.wait(30)
+    broker.queue_size("q")  # connect before the barrier, so both children start level
+    start.wait(60)
     got: list[str] = []
     while batch := broker.consume(["q"], 5, 1.0):
         got.extend(d.task_id for d in batch)
+        # Stand-in for running the tasks. Without it one process can hold SQLite's write lock
+        # nearly all the time and the other, backing off in the busy handler, may get nothing.
+        time.sleep(0.001)
         broker.ack(batch)
     broker.close()
     Path(out_path).write_text(json.dumps(got))
@@ -50,14 +53,12 @@ def test_two_processes_never_share_a_message(url: str, tmp_path: Path) -> None:
     broker = SQLiteBroker(url)
     sent = [f"t{i}" for i in range(2000)]
     broker.publish_many([("q", envelope(task_id)) for task_id in sent])
-    start = SPAWN.Event()
     outs = [tmp_path / f"got{i}.json" for i in range(2)]
-    children = [
-        SPAWN.Process(target=_consume_all, args=(url, str(out), start)) for out in outs
-    ]
+    start = SPAWN.Barrier(len(outs) + 1)
+    children = [SPAWN.Process(target=_consume_all, args=(url, str(out), start)) for out in outs]
     for child in children:
         child.start()
-    start.set()
+    start.wait(60)
     for child in children:
         child.join(90)
     for child in children:
