@@ -16,8 +16,18 @@ __version__ = "0.1.0"
 VERSION = tuple(int(p) for p in __version__.split("."))
 
 _CANVAS = frozenset(
-    {"signature", "subtask", "chain", "chord", "group", "chunks", "xmap", "xstarmap",
-     "maybe_signature", "Signature"}
+    {
+        "signature",
+        "subtask",
+        "chain",
+        "chord",
+        "group",
+        "chunks",
+        "xmap",
+        "xstarmap",
+        "maybe_signature",
+        "Signature",
+    }
 )
 
 

@@ -24,8 +24,9 @@ REVOKE_EXPIRES_S = 24 * 3600.0
 class Inspect:
     """Answers from running workers, keyed by worker hostname."""
 
-    def __init__(self, app: Celery, destination: Sequence[str] | None = None,
-                 timeout: float = 1.0) -> None:
+    def __init__(
+        self, app: Celery, destination: Sequence[str] | None = None, timeout: float = 1.0
+    ) -> None:
         self.app = app
         self.destination = set(destination) if destination else None
         self.timeout = timeout
@@ -41,12 +42,16 @@ class Inspect:
         return {host: {"ok": "pong"} for host in self._records()} or None
 
     def registered(self, *taskinfoitems: str) -> dict[str, list[str]] | None:
-        return {host: list(info.get("registered", [])) for host, info in self._records().items()} or None
+        return {
+            host: list(info.get("registered", [])) for host, info in self._records().items()
+        } or None
 
     registered_tasks = registered
 
     def active(self) -> dict[str, list[Any]] | None:
-        return {host: list(info.get("active", [])) for host, info in self._records().items()} or None
+        return {
+            host: list(info.get("active", [])) for host, info in self._records().items()
+        } or None
 
     def active_queues(self) -> dict[str, list[Any]] | None:
         return {
@@ -65,12 +70,19 @@ class Control:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def inspect(self, destination: Sequence[str] | None = None, timeout: float = 1.0,
-                **kwargs: Any) -> Inspect:
+    def inspect(
+        self, destination: Sequence[str] | None = None, timeout: float = 1.0, **kwargs: Any
+    ) -> Inspect:
         return Inspect(self.app, destination, timeout)
 
-    def revoke(self, task_id: str | Sequence[str], destination: Any = None,
-               terminate: bool = False, signal: Any = None, **kwargs: Any) -> None:
+    def revoke(
+        self,
+        task_id: str | Sequence[str],
+        destination: Any = None,
+        terminate: bool = False,
+        signal: Any = None,
+        **kwargs: Any,
+    ) -> None:
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
         self.app.broker.revoke(ids, REVOKE_EXPIRES_S)
 
@@ -98,8 +110,9 @@ class Control:
 
     discard_all = purge
 
-    def ping(self, destination: Sequence[str] | None = None, timeout: float = 1.0,
-             **kwargs: Any) -> list[dict[str, Any]]:
+    def ping(
+        self, destination: Sequence[str] | None = None, timeout: float = 1.0, **kwargs: Any
+    ) -> list[dict[str, Any]]:
         answers = Inspect(self.app, destination, timeout).ping() or {}
         return [{host: reply} for host, reply in answers.items()]
 

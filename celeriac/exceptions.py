@@ -135,7 +135,7 @@ class TimeLimitExceeded(TaskError):
     """The task's hard time limit was reached and its process was killed."""
 
 
-class SoftTimeLimitExceeded(Exception):  # noqa: N818 - Celery's public name
+class SoftTimeLimitExceeded(Exception):
     """Raised inside a task when its soft time limit is reached."""
 
 
@@ -163,7 +163,7 @@ class BrokerConnectionError(TransportError, ConnectionError):
     """The broker cannot be reached."""
 
 
-class TimeoutError(CeleriacError, builtins.TimeoutError):  # noqa: A001 - Celery's public name
+class TimeoutError(CeleriacError, builtins.TimeoutError):
     """``AsyncResult.get(timeout=...)`` ran out of time."""
 
 

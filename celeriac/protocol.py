@@ -63,10 +63,14 @@ def build_task_message(
     kwargs = dict(kwargs) if kwargs else {}
     embed = {"callbacks": callbacks, "errbacks": errbacks, "chain": chain, "chord": chord}
     try:
-        content_type, content_encoding, body = serialization.dumps([args, kwargs, embed], serializer)
+        content_type, content_encoding, body = serialization.dumps(
+            [args, kwargs, embed], serializer
+        )
     except EncodeError as exc:
         bad = serialization.find_unserializable(args, kwargs, serializer)
-        raise EncodeError(f"Cannot send task {name!r}: {bad} is not {serializer}-serializable") from exc
+        raise EncodeError(
+            f"Cannot send task {name!r}: {bad} is not {serializer}-serializable"
+        ) from exc
     headers: dict[str, Any] = {
         "lang": "py",
         "task": name,

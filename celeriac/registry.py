@@ -17,6 +17,8 @@ class TaskRegistry(dict[str, "Task"]):
         raise NotRegistered(key)
 
     def register(self, task: Task) -> None:
+        if not task.name:
+            raise ValueError(f"Task {task!r} has no name")
         self[task.name] = task
 
     def unregister(self, name: str) -> None:

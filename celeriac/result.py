@@ -69,7 +69,7 @@ class AsyncResult(ResultBase):
 
     def __init__(
         self,
-        id: str,  # noqa: A002 - Celery's signature
+        id: str,
         backend: ResultBackend | None = None,
         task_name: str | None = None,
         app: Celery | None = None,
@@ -179,8 +179,8 @@ class AsyncResult(ResultBase):
         on_message: Callable[[dict[str, Any]], Any] | None = None,
         on_interval: Callable[[], Any] | None = None,
         disable_sync_subtasks: bool = True,
-        EXCEPTION_STATES: frozenset[str] = states.EXCEPTION_STATES,  # noqa: N803
-        PROPAGATE_STATES: frozenset[str] = states.PROPAGATE_STATES,  # noqa: N803
+        EXCEPTION_STATES: frozenset[str] = states.EXCEPTION_STATES,
+        PROPAGATE_STATES: frozenset[str] = states.PROPAGATE_STATES,
     ) -> Any:
         """Wait for the task to finish and return its result; re-raise its exception when it
         failed (``propagate=True``). Raises :class:`celeriac.exceptions.TimeoutError` when
@@ -265,7 +265,7 @@ class EagerResult(AsyncResult):
 
     def __init__(
         self,
-        id: str,  # noqa: A002
+        id: str,
         ret_value: Any,
         state: str,
         traceback: str | None = None,
@@ -308,16 +308,18 @@ class EagerResult(AsyncResult):
     def traceback(self) -> str | None:
         return self._traceback
 
-    def get(self, timeout: float | None = None, propagate: bool = True, **kwargs: Any) -> Any:
+    def get(  # type: ignore[override]
+        self, timeout: float | None = None, propagate: bool = True, **kwargs: Any
+    ) -> Any:
         if self.successful():
             return self._result
         if self._state in states.PROPAGATE_STATES and propagate:
-            raise self._result if isinstance(self._result, BaseException) else Exception(
-                self._result
+            raise (
+                self._result if isinstance(self._result, BaseException) else Exception(self._result)
             )
         return self._result
 
-    wait = get
+    wait = get  # type: ignore[assignment]
 
     def forget(self) -> None:
         pass
@@ -396,7 +398,9 @@ class ResultSet(ResultBase):
         for result in self.results:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             value = result.get(
-                timeout=remaining, propagate=propagate, interval=interval,
+                timeout=remaining,
+                propagate=propagate,
+                interval=interval,
                 disable_sync_subtasks=False,
             )
             if callback is not None:
@@ -425,7 +429,7 @@ class GroupResult(ResultSet):
 
     def __init__(
         self,
-        id: str | None = None,  # noqa: A002
+        id: str | None = None,
         results: Sequence[AsyncResult] | None = None,
         parent: Any = None,
         app: Celery | None = None,
@@ -443,7 +447,7 @@ class GroupResult(ResultSet):
 
     @classmethod
     def restore(
-        cls, id: str, backend: ResultBackend | None = None, app: Celery | None = None  # noqa: A002
+        cls, id: str, backend: ResultBackend | None = None, app: Celery | None = None
     ) -> GroupResult | None:
         return (app or _state.get_current_app()).restore_group(id)
 

@@ -43,7 +43,7 @@ def _exception_class(module: str | None, name: str) -> type[BaseException]:
             obj = getattr(obj, part)
         if isinstance(obj, type) and issubclass(obj, BaseException):
             return obj
-    except Exception:  # noqa: S110 - fall back to a stand-in type below
+    except Exception:
         pass
     key = (module, name)
     cls = _synthetic.get(key)
@@ -57,7 +57,7 @@ def decode_exception(data: Any) -> BaseException:
     """Rebuild an exception from its encoded form (or wrap whatever was stored)."""
     if isinstance(data, BaseException):
         return data
-    if isinstance(data, Mapping) and _EXC_KEYS <= data.keys():
+    if isinstance(data, Mapping) and data.keys() >= _EXC_KEYS:
         cls = _exception_class(data.get("exc_module"), str(data["exc_type"]))
         message = data.get("exc_message")
         args = message if isinstance(message, (list, tuple)) else [message]
@@ -71,7 +71,7 @@ def decode_exception(data: Any) -> BaseException:
 
 
 def is_encoded_exception(data: Any) -> bool:
-    return isinstance(data, Mapping) and _EXC_KEYS <= data.keys()
+    return isinstance(data, Mapping) and data.keys() >= _EXC_KEYS
 
 
 def build_meta(
@@ -123,8 +123,10 @@ def encode_meta(meta: Mapping[str, Any], serializer: str = "json") -> bytes:
         fallback = dict(meta)
         fallback["status"] = states.FAILURE
         fallback["result"] = encode_exception(
-            serialization.EncodeError(f"Result of type {type(meta.get('result')).__name__} "
-                                      f"is not {serializer}-serializable: {meta.get('result')!r:.200}")
+            serialization.EncodeError(
+                f"Result of type {type(meta.get('result')).__name__} "
+                f"is not {serializer}-serializable: {meta.get('result')!r:.200}"
+            )
         )
         return serialization.dumps(fallback, serializer)[2]
 
@@ -148,4 +150,3 @@ def pending_meta(task_id: str) -> dict[str, Any]:
         "date_done": None,
         "task_id": task_id,
     }
-

@@ -42,6 +42,7 @@ def register(codec: Codec) -> None:
 
 # --- JSON ------------------------------------------------------------------------------------
 
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, datetime):
         return {"__type__": "datetime", "__value__": obj.isoformat()}
@@ -130,6 +131,7 @@ register(Codec("json", "application/json", "utf-8", json_dumps, json_loads))
 
 # --- pickle (only when accepted) ---------------------------------------------------------------
 
+
 def _pickle_dumps(obj: Any) -> bytes:
     import pickle
 
@@ -139,13 +141,14 @@ def _pickle_dumps(obj: Any) -> bytes:
 def _pickle_loads(data: bytes) -> Any:
     import pickle
 
-    return pickle.loads(data)  # noqa: S301 - only reached when the user accepts pickle
+    return pickle.loads(data)
 
 
 register(Codec("pickle", "application/x-python-serialize", "binary", _pickle_dumps, _pickle_loads))
 
 
 # --- msgpack / yaml (optional libraries, imported on first use) --------------------------------
+
 
 def _msgpack_dumps(obj: Any) -> bytes:
     import msgpack
@@ -179,6 +182,7 @@ register(Codec("yaml", "application/x-yaml", "utf-8", _yaml_dumps, _yaml_loads))
 
 
 # --- lookups -----------------------------------------------------------------------------------
+
 
 def codec(name_or_type: str) -> Codec:
     found = _registry.get(name_or_type) or _by_content_type.get(name_or_type)

@@ -33,7 +33,7 @@ def precedence(state: str) -> int:
         return _NONE_INDEX
 
 
-class state(str):  # noqa: N801 - Celery's public name
+class state(str):
     """A state string that compares by precedence (``state('SUCCESS') > state('PENDING')``)."""
 
     def __gt__(self, other: object) -> bool:

@@ -29,7 +29,7 @@ class Context:
     id: str | None = None
     task: str | None = None
     args: Sequence[Any] = ()
-    kwargs: Mapping[str, Any] = {}  # noqa: RUF012 - read-only default
+    kwargs: Mapping[str, Any] = {}
     retries: int = 0
     is_eager: bool = False
     called_directly: bool = True
@@ -71,7 +71,9 @@ class Context:
         return getattr(self, key, default)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in vars(type(self)).items() if not k.startswith("_") and not callable(v)}
+        out = {
+            k: v for k, v in vars(type(self)).items() if not k.startswith("_") and not callable(v)
+        }
         out.update(self.__dict__)
         return out
 
@@ -88,7 +90,7 @@ def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter
     """Countdown for retry number ``retries``: factor * 2**retries, capped, optionally jittered."""
     countdown = min(maximum, factor * (2**retries))
     if full_jitter:
-        countdown = random.randrange(int(countdown) + 1)  # noqa: S311 - not cryptographic
+        countdown = random.randrange(int(countdown) + 1)
     return max(0, int(countdown))
 
 
@@ -258,7 +260,7 @@ class Task:
             options=options,
         )
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:  # noqa: N802 - Celery's name
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         return self.app.AsyncResult(task_id, task_name=self.name, **kwargs)
 
     def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Any:
@@ -399,7 +401,8 @@ class Task:
         """Run by the worker after the task returned, whatever the outcome."""
 
     def __repr__(self) -> str:
-        return f"<@task: {self.name} of {type(self)._app.main if type(self)._app else '(unbound)'}>"
+        app = type(self)._app
+        return f"<@task: {self.name} of {app.main if app is not None else '(unbound)'}>"
 
 
 def autoretry_wrapper(task: Task, fun: Callable[..., Any]) -> Callable[..., Any]:

@@ -45,8 +45,14 @@ class Outcome:
     def portable(self) -> Outcome:
         """A copy safe to pickle across a process boundary."""
         return Outcome(
-            self.state, None, self.summary, self.runtime_s, self.payload, self.traceback,
-            self.reject_requeue, self.exc_type,
+            self.state,
+            None,
+            self.summary,
+            self.runtime_s,
+            self.payload,
+            self.traceback,
+            self.reject_requeue,
+            self.exc_type,
         )
 
 
@@ -97,8 +103,12 @@ def trace_task(
         if track_started is None:
             track_started = app.conf.task_track_started
         if not eager and track_started and not ignore_result:
-            app.store_result(task_id, {"pid": _pid(), "hostname": request.hostname},
-                             states.STARTED, request=request)
+            app.store_result(
+                task_id,
+                {"pid": _pid(), "hostname": request.hostname},
+                states.STARTED,
+                request=request,
+            )
         task.before_start(task_id, args, kwargs)
         try:
             retval = _call(task, request, args, kwargs)
@@ -124,25 +134,37 @@ def trace_task(
             einfo = ExceptionInfo(exc)
             task.on_failure(exc, task_id, args, kwargs, einfo)
             signals.task_failure.send(
-                sender=task, task_id=task_id, exception=exc, args=args, kwargs=kwargs,
-                traceback=exc.__traceback__, einfo=einfo,
+                sender=task,
+                task_id=task_id,
+                exception=exc,
+                args=args,
+                kwargs=kwargs,
+                traceback=exc.__traceback__,
+                einfo=einfo,
             )
         else:
             task.on_success(retval, task_id, args, kwargs)
             if signals.task_success._receivers:
                 signals.task_success.send(sender=task, result=retval)
         runtime_s = time.perf_counter() - started
-        if store_result and state in _STORED_STATES and not (
-            ignore_result
-            and not (state == states.FAILURE and task.store_errors_even_if_ignored)
+        if (
+            store_result
+            and state in _STORED_STATES
+            and not (
+                ignore_result
+                and not (state == states.FAILURE and task.store_errors_even_if_ignored)
+            )
         ):
             stored_value = retval.exc if isinstance(retval, Retry) and retval.exc else retval
             if isinstance(stored_value, Retry) and stored_value.exc is None:
                 stored_value = str(stored_value)
             meta = build_meta(
-                task_id, state, stored_value,
+                task_id,
+                state,
+                stored_value,
                 traceback=einfo.traceback if einfo and state == states.FAILURE else None,
-                request=request, extended=bool(app.conf.result_extended),
+                request=request,
+                extended=bool(app.conf.result_extended),
                 worker=request.hostname,
             )
             payload = encode_meta(meta, app.conf.result_serializer)
@@ -152,14 +174,21 @@ def trace_task(
         _state.pop_task()
         if run_signals:
             signals.task_postrun.send(
-                sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs,
-                retval=retval, state=state,
+                sender=task,
+                task_id=task_id,
+                task=task,
+                args=args,
+                kwargs=kwargs,
+                retval=retval,
+                state=state,
             )
     is_exc = isinstance(retval, BaseException)
     return Outcome(
         state=state,
         retval=retval,
-        summary=str(retval) if isinstance(retval, Retry) else saferepr(retval, task.resultrepr_maxsize),
+        summary=str(retval)
+        if isinstance(retval, Retry)
+        else saferepr(retval, task.resultrepr_maxsize),
         runtime_s=runtime_s,
         payload=payload,
         traceback=einfo.traceback if einfo else None,
@@ -216,7 +245,11 @@ def apply_eagerly(
             hostname=app.hostname,
         )
         outcome = trace_task(
-            task, request, args, kwargs, eager=True,
+            task,
+            request,
+            args,
+            kwargs,
+            eager=True,
             store_result=bool(app.conf.task_store_eager_result),
         )
         if outcome.payload is not None:

@@ -56,7 +56,9 @@ def test_config_from_module_attr(config_module: types.ModuleType) -> None:
 
 def test_config_namespace(config_module: types.ModuleType) -> None:
     settings = types.SimpleNamespace(
-        CELERY_BROKER_URL="memory://ns", CELERY_TASK_ALWAYS_EAGER=True, BROKER_URL="memory://no",
+        CELERY_BROKER_URL="memory://ns",
+        CELERY_TASK_ALWAYS_EAGER=True,
+        BROKER_URL="memory://no",
         CELERY_TIMEZONE="Asia/Shanghai",
     )
     app = Celery(set_as_current=False)

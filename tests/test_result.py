@@ -84,7 +84,10 @@ def test_result_extended(app: Celery, run_worker: RunWorker) -> None:
     run_worker(hostname="ext@host")
     assert result.get(timeout=1) == 5
     assert (result.name, result.args, result.worker, result.queue) == (
-        echo.name, [5], "ext@host", "celery"
+        echo.name,
+        [5],
+        "ext@host",
+        "celery",
     )
 
 

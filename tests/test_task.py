@@ -70,18 +70,30 @@ def test_bind_gives_request(app: Celery, run_worker: RunWorker) -> None:
     def who(self: Task, x: int) -> dict[str, Any]:
         r = self.request
         return {
-            "id": r.id, "args": list(r.args), "retries": r.retries, "hostname": r.hostname,
-            "queue": (r.delivery_info or {}).get("routing_key"), "root_id": r.root_id,
-            "parent_id": r.parent_id, "called_directly": r.called_directly, "task": r.task,
+            "id": r.id,
+            "args": list(r.args),
+            "retries": r.retries,
+            "hostname": r.hostname,
+            "queue": (r.delivery_info or {}).get("routing_key"),
+            "root_id": r.root_id,
+            "parent_id": r.parent_id,
+            "called_directly": r.called_directly,
+            "task": r.task,
         }
 
     result = who.delay(7)
     run_worker(hostname="w1@example")
     info = result.get(timeout=1)
     assert info == {
-        "id": result.id, "args": [7], "retries": 0, "hostname": "w1@example",
-        "queue": "celery", "root_id": result.id, "parent_id": None,
-        "called_directly": False, "task": who.name,
+        "id": result.id,
+        "args": [7],
+        "retries": 0,
+        "hostname": "w1@example",
+        "queue": "celery",
+        "root_id": result.id,
+        "parent_id": None,
+        "called_directly": False,
+        "task": who.name,
     }
     # a direct call has its own request
     assert who(1)["called_directly"] is True
@@ -109,12 +121,14 @@ def test_custom_base_hooks_are_called(app: Celery, run_worker: RunWorker) -> Non
         def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
             calls.append(("success", retval, task_id, tuple(args)))
 
-        def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
-                       einfo: Any) -> None:
+        def on_failure(
+            self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+        ) -> None:
             calls.append(("failure", type(exc).__name__, task_id, "Traceback" in str(einfo)))
 
-        def after_return(self, status: str, retval: Any, task_id: str, args: Any,
-                         kwargs: Any, einfo: Any) -> None:
+        def after_return(
+            self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
+        ) -> None:
             calls.append(("after", status))
 
     @app.task(base=Hooked)
@@ -144,8 +158,9 @@ def test_retry_ends_in_original_exception_after_max_retries(
     retried: list[str] = []
 
     class Base(Task):
-        def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
-                     einfo: Any) -> None:
+        def on_retry(
+            self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+        ) -> None:
             retried.append(type(exc).__name__)
 
     @app.task(bind=True, base=Base, max_retries=4, default_retry_delay=0)
@@ -190,8 +205,12 @@ def test_retry_state_is_visible_between_attempts(app: Celery, run_worker: RunWor
 def test_autoretry_for_with_backoff(app: Celery, run_worker: RunWorker) -> None:
     attempts: list[int] = []
 
-    @app.task(bind=True, autoretry_for=(OSError,), retry_backoff=False,
-              retry_kwargs={"max_retries": 2, "countdown": 0})
+    @app.task(
+        bind=True,
+        autoretry_for=(OSError,),
+        retry_backoff=False,
+        retry_kwargs={"max_retries": 2, "countdown": 0},
+    )
     def shaky(self: Task) -> str:
         attempts.append(self.request.retries)
         if len(attempts) < 3:
@@ -262,8 +281,9 @@ def test_update_state_progress(app: Celery, run_worker: RunWorker) -> None:
     @app.task(bind=True)
     def progress(self: Task) -> int:
         self.update_state(state="PROGRESS", meta={"done": 5, "total": 10})
-        seen.append((self.AsyncResult(self.request.id).state,
-                     self.AsyncResult(self.request.id).info))
+        seen.append(
+            (self.AsyncResult(self.request.id).state, self.AsyncResult(self.request.id).info)
+        )
         return 10
 
     result = progress.delay()

@@ -20,7 +20,8 @@ from celeriac.control import Control
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.protocol import build_task_message
 from celeriac.registry import TaskRegistry
-from celeriac.result import AsyncResult, GroupResult
+from celeriac.result import AsyncResult
+from celeriac.result import GroupResult as _GroupResult
 from celeriac.result_meta import build_meta, decode_meta, encode_meta
 from celeriac.serialization import accepted_types
 from celeriac.task import Context, Task, autoretry_wrapper
@@ -117,7 +118,9 @@ class Celery:
             self.conf.include = list(self.conf.include or []) + list(include)
         for key, value in kwargs.items():
             self.conf[key] = value
-        self.Task: type[Task] = type("Task", (self.task_cls,), {"_app": self, "__module__": __name__})
+        self.Task: type[Task] = type(
+            "Task", (self.task_cls,), {"_app": self, "__module__": __name__}
+        )
         self.control = Control(self)
         _state.register_app(self)
         if set_as_current:
@@ -144,7 +147,9 @@ class Celery:
         self._configuration_changed()
         self.on_after_configure.send(sender=self, source=source)
 
-    def config_from_envvar(self, variable_name: str, silent: bool = False, force: bool = False) -> None:
+    def config_from_envvar(
+        self, variable_name: str, silent: bool = False, force: bool = False
+    ) -> None:
         module_name = os.environ.get(variable_name)
         if not module_name:
             if silent:
@@ -220,7 +225,7 @@ class Celery:
         task = cls()
         task.bind(self)
         if task.autoretry_for:
-            task.run = autoretry_wrapper(task, task.run)  # type: ignore[method-assign]
+            task.run = autoretry_wrapper(task, task.run)
         self._tasks.register(task)
         return task
 
@@ -291,20 +296,13 @@ class Celery:
         if not (self.strict_typing and task.typing):
             return
         cls = type(task)
-        sig = cls.__dict__.get("_signature_cache")
-        if sig is None:
-            fun = getattr(cls, "__wrapped__", None) or task.run
+        cached = cls.__dict__.get("_signature_cache")
+        if cached is None:
+            cached = _call_signature(cls, task)
+            cls._signature_cache = cached  # type: ignore[attr-defined]
+        if isinstance(cached, inspect.Signature):
             try:
-                sig = inspect.signature(fun)
-            except (TypeError, ValueError):
-                sig = False
-            if sig and cls.__dict__.get("_bind"):
-                params = list(sig.parameters.values())[1:]
-                sig = sig.replace(parameters=params)
-            cls._signature_cache = sig  # type: ignore[attr-defined]
-        if sig:
-            try:
-                sig.bind(*args, **kwargs)
+                cached.bind(*args, **kwargs)
             except TypeError as exc:
                 raise TypeError(f"{task.name}() {exc}") from None
 
@@ -472,25 +470,34 @@ class Celery:
         )
         if signals.before_task_publish._receivers:
             signals.before_task_publish.send(
-                sender=name, body=envelope.body, exchange="", routing_key=queue,
-                headers=envelope.headers, properties=envelope.properties, declare=[],
+                sender=name,
+                body=envelope.body,
+                exchange="",
+                routing_key=queue,
+                headers=envelope.headers,
+                properties=envelope.properties,
+                declare=[],
                 retry_policy=None,
             )
         self.broker.publish(queue, envelope)
         if signals.after_task_publish._receivers:
             signals.after_task_publish.send(
-                sender=name, body=envelope.body, headers=envelope.headers, exchange="",
+                sender=name,
+                body=envelope.body,
+                headers=envelope.headers,
+                exchange="",
                 routing_key=queue,
             )
         cls = result_cls or AsyncResult
         return cls(task_id, task_name=name, app=self)
 
     # -- results ----------------------------------------------------------------------------------
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:  # noqa: N802
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         return AsyncResult(task_id, app=self, **kwargs)
 
-    def GroupResult(self, *args: Any, **kwargs: Any) -> GroupResult:  # noqa: N802
-        return GroupResult(*args, app=self, **kwargs)
+    def GroupResult(self, *args: Any, **kwargs: Any) -> _GroupResult:
+        kwargs.setdefault("app", self)
+        return _GroupResult(*args, **kwargs)
 
     @property
     def accept_content(self) -> frozenset[str]:
@@ -521,23 +528,31 @@ class Celery:
         **kwargs: Any,
     ) -> None:
         meta = build_meta(
-            task_id, state, result, traceback=traceback, request=request,
+            task_id,
+            state,
+            result,
+            traceback=traceback,
+            request=request,
             extended=bool(self.conf.result_extended),
         )
         self.backend.store(task_id, state, self.encode_result(meta), self.result_expires_s)
 
-    def save_group(self, group: GroupResult) -> None:
+    def save_group(self, group: _GroupResult) -> None:
         meta = build_meta(group.id or "", states.SUCCESS, [[r.id, None] for r in group.results])
-        self.backend.store(f"celery-taskset-meta-{group.id}", states.SUCCESS,
-                           self.encode_result(meta), self.result_expires_s)
+        self.backend.store(
+            f"celery-taskset-meta-{group.id}",
+            states.SUCCESS,
+            self.encode_result(meta),
+            self.result_expires_s,
+        )
 
-    def restore_group(self, group_id: str) -> GroupResult | None:
+    def restore_group(self, group_id: str) -> _GroupResult | None:
         payload = self.backend.get(f"celery-taskset-meta-{group_id}")
         if payload is None:
             return None
         meta = self.decode_result(payload)
         results = [AsyncResult(item[0], app=self) for item in meta.get("result") or []]
-        return GroupResult(group_id, results, app=self)
+        return _GroupResult(group_id, results, app=self)
 
     def delete_group(self, group_id: str) -> None:
         self.backend.forget(f"celery-taskset-meta-{group_id}")
@@ -558,7 +573,7 @@ class Celery:
         for sig in errbacks or ():
             canvas.maybe_signature(sig, app=self).apply((task_id,))
 
-    # -- misc ---------------------------------------------------------------------------------------
+    # -- misc ------------------------------------------------------------------------------------
     def set_current(self) -> None:
         _state.set_current_app(self)
 
@@ -577,6 +592,18 @@ class Celery:
 
     def __repr__(self) -> str:
         return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
+
+
+def _call_signature(cls: type[Task], task: Task) -> inspect.Signature | bool:
+    """The signature callers must match (without ``self`` for bound tasks), or False."""
+    fun = getattr(cls, "__wrapped__", None) or task.run
+    try:
+        sig = inspect.signature(fun)
+    except (TypeError, ValueError):
+        return False
+    if cls.__dict__.get("_bind"):
+        sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+    return sig
 
 
 def _as_list(value: Any) -> list[Any] | None:

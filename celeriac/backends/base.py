@@ -30,9 +30,7 @@ class ResultBackend(abc.ABC):
         """Save ``payload`` (an encoded result record in ``state``) for ``task_id``; replaces any
         earlier record. ``expires_s`` is the record's lifetime (None: keep)."""
 
-    def store_many(
-        self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None
-    ) -> None:
+    def store_many(self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None) -> None:
         """Save many ``(task_id, state, payload)`` records, in as few round trips as possible."""
         for task_id, state, payload in items:
             self.store(task_id, state, payload, expires_s)

@@ -58,9 +58,7 @@ class Broker(abc.ABC):
 
     # -- consuming -----------------------------------------------------------------------------
     @abc.abstractmethod
-    def consume(
-        self, queues: Sequence[str], max_messages: int, timeout_s: float
-    ) -> list[Delivery]:
+    def consume(self, queues: Sequence[str], max_messages: int, timeout_s: float) -> list[Delivery]:
         """Claim up to ``max_messages`` deliverable messages from ``queues``, waiting at most
         ``timeout_s`` for the first one. Returns an empty list on timeout."""
 

@@ -71,7 +71,9 @@ class MemoryBroker(Broker):
         if eta is not None and eta > now:
             heapq.heappush(s.scheduled, (eta, next(s.seq), queue, envelope))
         else:
-            heapq.heappush(s.ready.setdefault(queue, []), (-envelope.priority, next(s.seq), envelope))
+            heapq.heappush(
+                s.ready.setdefault(queue, []), (-envelope.priority, next(s.seq), envelope)
+            )
 
     def _promote(self, now: float) -> None:
         s = self._s
@@ -81,7 +83,9 @@ class MemoryBroker(Broker):
         expired = [tag for tag, (_, _, until) in s.claimed.items() if until < now]
         for tag in expired:
             queue, envelope, _ = s.claimed.pop(tag)
-            heapq.heappush(s.ready.setdefault(queue, []), (-envelope.priority, next(s.seq), envelope))
+            heapq.heappush(
+                s.ready.setdefault(queue, []), (-envelope.priority, next(s.seq), envelope)
+            )
 
     def _next_wakeup(self, now: float) -> float:
         s = self._s

@@ -73,10 +73,9 @@ CREATE TABLE IF NOT EXISTS workers (
 );
 """
 
-_INSERT = (
-    "INSERT INTO messages (queue, priority, eta, task_id, headers, properties, body,"
-    " content_type, content_encoding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+# The columns _fields() fills, shared by messages and rejected.
+_FIELDS = "task_id, headers, properties, body, content_type, content_encoding"
+_INSERT = f"INSERT INTO messages (queue, priority, eta, {_FIELDS}) VALUES (?,?,?,?,?,?,?,?,?)"
 _PROMOTE_DUE = "UPDATE messages SET eta = NULL WHERE eta IS NOT NULL AND eta <= ?"
 _EXPIRE_LEASES = (
     "UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL AND lease_until < ?"
@@ -126,7 +125,21 @@ def _probe_sql(queue_count: int) -> str:
 
 
 def _dump(mapping: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(mapping if type(mapping) is dict else dict(mapping))
+    try:
+        return orjson.dumps(mapping if type(mapping) is dict else dict(mapping))
+    except orjson.JSONEncodeError as exc:
+        raise EncodeError(f"Message headers/properties are not JSON-serialisable: {exc}") from exc
+
+
+def _fields(env: Envelope) -> tuple[Any, ...]:
+    return (
+        env.task_id or None,
+        _dump(env.headers),
+        _dump(env.properties),
+        env.body,
+        env.content_type,
+        env.content_encoding,
+    )
 
 
 def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
@@ -164,26 +177,10 @@ class SQLiteBroker(Broker):
     def publish_many(self, items: Iterable[tuple[str, Envelope]]) -> None:
         now = time.time()
         rows = []
-        try:
-            for queue, env in items:
-                eta = env.eta_timestamp() if env.headers.get("eta") else None
-                rows.append(
-                    (
-                        queue,
-                        env.priority,
-                        eta if eta is not None and eta > now else None,
-                        env.task_id or None,
-                        _dump(env.headers),
-                        _dump(env.properties),
-                        env.body,
-                        env.content_type,
-                        env.content_encoding,
-                    )
-                )
-        except orjson.JSONEncodeError as exc:
-            raise EncodeError(
-                f"Message headers/properties are not JSON-serialisable: {exc}"
-            ) from exc
+        for queue, env in items:
+            eta = env.eta_timestamp() if env.headers.get("eta") else None
+            due = eta if eta is not None and eta > now else None
+            rows.append((queue, env.priority, due, *_fields(env)))
         if not rows:
             return
 
@@ -313,27 +310,14 @@ class SQLiteBroker(Broker):
         if not deliveries:
             return
         now = time.time()
-        records = [
-            (
-                d.tag,
-                d.queue,
-                d.envelope.task_id or None,
-                _dump(d.envelope.headers),
-                _dump(d.envelope.properties),
-                d.envelope.body,
-                d.envelope.content_type,
-                d.envelope.content_encoding,
-                reason,
-                now,
-            )
-            for d in deliveries
-        ]
+        # Recorded from the envelope in hand, so the record exists even if the row is gone.
+        records = [(d.tag, d.queue, *_fields(d.envelope), reason, now) for d in deliveries]
         ids = [d.tag for d in deliveries]
 
         def move(c: sqlite3.Connection) -> None:
             c.executemany(
-                "INSERT INTO rejected (message_id, queue, task_id, headers, properties, body,"
-                " content_type, content_encoding, reason, at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO rejected (message_id, queue, {_FIELDS}, reason, at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
                 records,
             )
             for chunk in _chunks(ids):

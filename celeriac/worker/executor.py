@@ -86,7 +86,9 @@ class Executor:
             if message.id in revoked:
                 self._revoked(delivery, message, "revoked")
                 continue
-            expires = delivery.envelope.expires_timestamp() if message.headers.get("expires") else None
+            expires = (
+                delivery.envelope.expires_timestamp() if message.headers.get("expires") else None
+            )
             if expires is not None and expires < now:
                 self._revoked(delivery, message, "expired")
                 continue
@@ -146,7 +148,9 @@ class Executor:
             args=message.args,
             kwargs=message.kwargs,
             time_limit_s=time_limit or task.time_limit or self.default_time_limit,
-            soft_time_limit_s=soft_time_limit or task.soft_time_limit or self.default_soft_time_limit,
+            soft_time_limit_s=soft_time_limit
+            or task.soft_time_limit
+            or self.default_soft_time_limit,
             acks_late=acks_late,
             reject_on_worker_lost=reject_on_lost,
             delivery=delivery,
@@ -163,7 +167,9 @@ class Executor:
         task_id = delivery.task_id
         logger.error(
             "Rejected malformed message %s (task %r): %s",
-            task_id or "<no id>", delivery.envelope.task_name or "?", exc,
+            task_id or "<no id>",
+            delivery.envelope.task_name or "?",
+            exc,
         )
         self._fail_record(task_id, exc)
         self._to_reject.append((delivery, f"{type(exc).__name__}: {exc}"))
@@ -174,16 +180,18 @@ class Executor:
             "Did you remember to import the module containing this task?",
             message.name,
         )
-        signals.task_unknown.send(sender=self, message=message, exc=None, name=message.name,
-                                  id=message.id)
+        signals.task_unknown.send(
+            sender=self, message=message, exc=None, name=message.name, id=message.id
+        )
         self._fail_record(message.id, NotRegistered(message.name))
         self._to_reject.append((delivery, f"NotRegistered: {message.name}"))
 
     def _revoked(self, delivery: Delivery, message: TaskMessage, why: str) -> None:
         logger.info("Discarding %s task: %s[%s]", why, message.name, message.id)
         self._fail_record(message.id, TaskRevokedError(why), states.REVOKED)
-        signals.task_revoked.send(sender=self, request=None, terminated=False, signum=None,
-                                  expired=why == "expired")
+        signals.task_revoked.send(
+            sender=self, request=None, terminated=False, signum=None, expired=why == "expired"
+        )
         self._to_ack.append(delivery)
 
     # -- dispatch ---------------------------------------------------------------------------------
@@ -238,13 +246,23 @@ class Executor:
         state = outcome.state
         if state == states.SUCCESS:
             if self.info_enabled:
-                logger.info("Task %s[%s] succeeded in %.4fs: %s",
-                            name, task_id, outcome.runtime_s, outcome.summary)
+                logger.info(
+                    "Task %s[%s] succeeded in %.4fs: %s",
+                    name,
+                    task_id,
+                    outcome.runtime_s,
+                    outcome.summary,
+                )
         elif state == states.RETRY:
             logger.info("Task %s[%s] retry: %s", name, task_id, outcome.summary)
         elif state == states.FAILURE:
-            logger.error("Task %s[%s] raised unexpected: %s\n%s", name, task_id,
-                         outcome.summary, outcome.traceback or "")
+            logger.error(
+                "Task %s[%s] raised unexpected: %s\n%s",
+                name,
+                task_id,
+                outcome.summary,
+                outcome.traceback or "",
+            )
         elif state == states.REJECTED:
             logger.warning("Task %s[%s] rejected: %s", name, task_id, outcome.summary)
         elif state == states.IGNORED and self.info_enabled:
@@ -276,7 +294,8 @@ class Executor:
         # list() copies in one C call, so the heartbeat thread never sees a half-changed deque
         held = [job.delivery for job in list(self.reserved) if job.delivery is not None]
         held.extend(
-            job.delivery for job in list(self.active.values())
+            job.delivery
+            for job in list(self.active.values())
             if job.delivery is not None and job.acks_late
         )
         return held
@@ -292,7 +311,8 @@ class Executor:
     def requeue_active_late(self) -> int:
         """Give back acks_late messages of tasks still running (cold shutdown)."""
         give_back = [
-            job.delivery for job in self.active.values()
+            job.delivery
+            for job in self.active.values()
             if job.delivery is not None and job.acks_late
         ]
         self.active.clear()

@@ -37,8 +37,11 @@ def default_hostname(name: str | None) -> str:
     short, _, domain = host.partition(".")
     name = name or "celeriac@%h"
     return (
-        name.replace("%h", host).replace("%n", short).replace("%d", domain)
-        .replace("%i", str(os.getpid())).replace("%I", str(os.getpid()))
+        name.replace("%h", host)
+        .replace("%n", short)
+        .replace("%d", domain)
+        .replace("%i", str(os.getpid()))
+        .replace("%I", str(os.getpid()))
     )
 
 
@@ -129,8 +132,7 @@ class Worker:
             if hasattr(signal, "SIGQUIT"):
                 signal.signal(signal.SIGQUIT, self._on_signal)
         self.pool.start()
-        heartbeat = threading.Thread(target=self._heartbeat, name="celeriac-heartbeat",
-                                     daemon=True)
+        heartbeat = threading.Thread(target=self._heartbeat, name="celeriac-heartbeat", daemon=True)
         heartbeat.start()
         beat_thread = self._start_beat() if self.embed_beat else None
         signals.worker_ready.send(sender=self)
@@ -154,8 +156,12 @@ class Worker:
         except (ImportError, AttributeError):
             logger.warning("worker: -B given but celeriac.beat is not available")
             return None
-        thread = threading.Thread(target=run_embedded, args=(self.app, self._stop_event),
-                                  name="celeriac-beat", daemon=True)
+        thread = threading.Thread(
+            target=run_embedded,
+            args=(self.app, self._stop_event),
+            name="celeriac-beat",
+            daemon=True,
+        )
         thread.start()
         return thread
 
@@ -229,7 +235,7 @@ class Worker:
         finally:
             try:
                 self.app.broker.withdraw(self.hostname)
-            except Exception:  # noqa: S110 - presence record expires by itself
+            except Exception:
                 pass
 
     def _heartbeat(self) -> None:

@@ -17,8 +17,12 @@ from tests.conftest import RunWorker
 def _raw(task: str | None, body: bytes, content_type: str = "application/json") -> Envelope:
     task_id = str(uuid.uuid4())
     headers = {"id": task_id, "task": task} if task else {"id": task_id}
-    return Envelope(body=body, headers=headers, properties={"correlation_id": task_id},
-                    content_type=content_type)
+    return Envelope(
+        body=body,
+        headers=headers,
+        properties={"correlation_id": task_id},
+        content_type=content_type,
+    )
 
 
 def test_each_kind_of_bad_input_then_a_good_task(
@@ -32,10 +36,11 @@ def test_each_kind_of_bad_input_then_a_good_task(
     bad = {
         "not json": _raw(add.name, b"\x00\xffnot json"),
         "wrong shape": _raw(add.name, b'{"args": [1, 2]}'),
-        "args not a list": _raw(add.name, b'[5, {}, {}]'),
+        "args not a list": _raw(add.name, b"[5, {}, {}]"),
         "no task header": _raw(None, b"[[1, 2], {}, {}]"),
-        "pickle refused": _raw(add.name, pickle.dumps([[1, 2], {}, {}]),
-                               "application/x-python-serialize"),
+        "pickle refused": _raw(
+            add.name, pickle.dumps([[1, 2], {}, {}]), "application/x-python-serialize"
+        ),
     }
     for envelope in bad.values():
         broker.publish("celery", envelope)

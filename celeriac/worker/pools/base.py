@@ -37,12 +37,20 @@ class Job:
 
     def wire(self) -> tuple[Any, ...]:
         """What crosses to a child process (no delivery, no envelope)."""
-        return (self.id, self.task_name, self.request, self.args, self.kwargs,
-                self.time_limit_s, self.soft_time_limit_s)
+        return (
+            self.id,
+            self.task_name,
+            self.request,
+            self.args,
+            self.kwargs,
+            self.time_limit_s,
+            self.soft_time_limit_s,
+        )
 
 
-def run_job(app: Celery, task_name: str, request: dict[str, Any], args: list[Any],
-            kwargs: dict[str, Any]) -> Outcome:
+def run_job(
+    app: Celery, task_name: str, request: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+) -> Outcome:
     """Run one job in this process (every pool ends up here)."""
     from celeriac.task import Context
 

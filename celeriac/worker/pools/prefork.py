@@ -71,7 +71,7 @@ def describe_status(status: int | None) -> str:
     return f"exitcode {os.waitstatus_to_exitcode(status)}"
 
 
-# -- the child side ---------------------------------------------------------------------------------
+# -- the child side ------------------------------------------------------------------------------
 class _SoftLimit:
     """SIGALRM handler that raises only while a job runs (a late alarm is ignored)."""
 
@@ -145,7 +145,7 @@ def _serve(app: Celery, conn: Connection, soft: _SoftLimit, max_tasks: int | Non
             return
 
 
-# -- the parent side --------------------------------------------------------------------------------
+# -- the parent side -----------------------------------------------------------------------------
 class _Child:
     __slots__ = ("conn", "index", "job", "pid", "served")
 
@@ -268,8 +268,8 @@ class PreforkPool(Pool):
             except OSError:  # the child died while idle: the job never started, so retry it
                 child.job = None
                 self._lost(child, [])
-        exc = WorkerLostError(f"Worker exited prematurely: no child accepted Job: {job.id}.")
-        self._pending.append((job, self._lost_outcome(job, exc)))
+        lost = WorkerLostError(f"Worker exited prematurely: no child accepted Job: {job.id}.")
+        self._pending.append((job, self._lost_outcome(job, lost)))
 
     def _failed(self, job: Job, exc: BaseException, *, store: bool = True) -> Outcome:
         runtime_s = time.monotonic() - job.started_s if job.started_s else 0.0
@@ -287,7 +287,8 @@ class PreforkPool(Pool):
         if job is not None and job.id == job_id:
             done.append((job, outcome))
         else:
-            logger.error("ForkPoolWorker-%d sent an outcome for unknown job %r", child.index, job_id)
+            logger.error("ForkPoolWorker-%d sent an outcome for unknown job %r",
+                         child.index, job_id)
         child.served += 1
         if self.max_tasks_per_child and child.served >= self.max_tasks_per_child:
             # It exits by itself after this outcome; reaped later, replaced now.
@@ -372,9 +373,10 @@ class PreforkPool(Pool):
             for child in list(self._by_conn.values()):
                 self._forget(child)
                 reason = describe_status(self._wait_exit(child.pid))
-                if child.job is not None:
-                    exc = WorkerLostError(f"Worker exited prematurely: {reason} Job: {child.job.id}.")
-                    self._pending.append((child.job, self._lost_outcome(child.job, exc)))
+                job = child.job
+                if job is not None:
+                    lost = WorkerLostError(f"Worker exited prematurely: {reason} Job: {job.id}.")
+                    self._pending.append((job, self._lost_outcome(job, lost)))
             self._reap_retired(block=True)
             return
         idle, self._idle = self._idle, []

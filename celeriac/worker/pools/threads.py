@@ -21,7 +21,9 @@ _STOP = None
 
 
 def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
+    )
 
 
 class ThreadsPool(Pool):
@@ -44,7 +46,9 @@ class ThreadsPool(Pool):
             thread = threading.Thread(target=self._work, name=f"celeriac-thread-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        self._watchdog = threading.Thread(target=self._watch, name="celeriac-timelimits", daemon=True)
+        self._watchdog = threading.Thread(
+            target=self._watch, name="celeriac-timelimits", daemon=True
+        )
         self._watchdog.start()
 
     def _work(self) -> None:
@@ -86,8 +90,9 @@ class ThreadsPool(Pool):
     def poll(self, timeout_s: float) -> list[tuple[Job, Outcome]]:
         done: list[tuple[Job, Outcome]] = []
         try:
-            done.append(self._outbox.get(timeout=timeout_s) if timeout_s > 0
-                        else self._outbox.get_nowait())
+            done.append(
+                self._outbox.get(timeout=timeout_s) if timeout_s > 0 else self._outbox.get_nowait()
+            )
         except queue.Empty:
             return done
         while True:
