@@ -17,6 +17,7 @@ publish in the same process wakes it at once.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import time
@@ -33,19 +34,10 @@ from celeriac.message import Delivery, Envelope
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY,
-    queue TEXT NOT NULL,
-    priority INTEGER NOT NULL DEFAULT 0,
-    eta REAL,
-    lease_until REAL,
-    owner TEXT,
-    delivery_count INTEGER NOT NULL DEFAULT 0,
-    task_id TEXT,
-    headers BLOB NOT NULL,
-    properties BLOB NOT NULL,
-    body BLOB NOT NULL,
-    content_type TEXT NOT NULL,
-    content_encoding TEXT NOT NULL
+    id INTEGER PRIMARY KEY, queue TEXT NOT NULL, priority INTEGER NOT NULL DEFAULT 0,
+    eta REAL, lease_until REAL, owner TEXT, delivery_count INTEGER NOT NULL DEFAULT 0,
+    task_id TEXT, headers BLOB NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
+    content_type TEXT NOT NULL, content_encoding TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, priority DESC, id)
     WHERE eta IS NULL AND lease_until IS NULL;
@@ -53,23 +45,13 @@ CREATE INDEX IF NOT EXISTS messages_eta ON messages (eta) WHERE eta IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_lease ON messages (lease_until) WHERE lease_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS revoked (task_id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS rejected (
-    id INTEGER PRIMARY KEY,
-    message_id INTEGER,
-    queue TEXT NOT NULL,
-    task_id TEXT,
-    headers BLOB NOT NULL,
-    properties BLOB NOT NULL,
-    body BLOB NOT NULL,
-    content_type TEXT NOT NULL,
-    content_encoding TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    at REAL NOT NULL
+    id INTEGER PRIMARY KEY, message_id INTEGER, queue TEXT NOT NULL,
+    task_id TEXT, headers BLOB NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
+    content_type TEXT NOT NULL, content_encoding TEXT NOT NULL,
+    reason TEXT NOT NULL, at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS workers (
-    hostname TEXT PRIMARY KEY,
-    info BLOB NOT NULL,
-    last_seen REAL NOT NULL,
-    expires_at REAL NOT NULL
+    hostname TEXT PRIMARY KEY, info BLOB NOT NULL, last_seen REAL NOT NULL, expires_at REAL NOT NULL
 );
 """
 
@@ -81,6 +63,12 @@ _EXPIRE_LEASES = (
     "UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL AND lease_until < ?"
 )
 _READY = "eta IS NULL AND lease_until IS NULL"
+# Unclaimed rows in their three states (ready, scheduled, lease run out), one index each; only
+# the last takes a parameter (now).
+_UNCLAIMED = (_READY, "eta IS NOT NULL", "lease_until IS NOT NULL AND lease_until < ?")
+_QUEUE_SIZE = "SELECT " + " + ".join(
+    f"(SELECT count(*) FROM messages WHERE {cond} AND queue = ?)" for cond in _UNCLAIMED
+)
 _CLAIMED_COLUMNS = (
     "id, queue, priority, headers, properties, body, content_type, content_encoding, delivery_count"
 )
@@ -91,6 +79,7 @@ _MAX_REJECTED = 10_000
 _MIN_POLL_S = 0.001
 
 
+@functools.cache
 def _claim_sql(queue_count: int) -> str:
     """Claim the best ``limit`` ready rows over ``queue_count`` queues.
 
@@ -115,6 +104,7 @@ def _claim_sql(queue_count: int) -> str:
     )
 
 
+@functools.cache
 def _probe_sql(queue_count: int) -> str:
     return (
         f"SELECT EXISTS (SELECT 1 FROM messages WHERE queue IN ({placeholders(queue_count)})"
@@ -160,8 +150,6 @@ class SQLiteBroker(Broker):
         self._conns = Connections(self.path, SCHEMA)
         self._token = uuid.uuid4().hex[:12]
         self._poll_s = _MIN_POLL_S
-        self._claim_sqls: dict[int, str] = {}
-        self._probe_sqls: dict[int, str] = {}
 
     def _owner(self) -> str:
         # The pid keeps a forked child from sharing its parent's leases.
@@ -223,14 +211,11 @@ class SQLiteBroker(Broker):
             self._poll_s = min(self._poll_s * 2, self.max_poll_s)
 
     def _claim(self, queues: list[str], max_messages: int, now: float) -> list[Delivery]:
-        n = len(queues)
-        sql = self._claim_sqls.get(n)
-        if sql is None:
-            sql = self._claim_sqls[n] = _claim_sql(n)
+        sql = _claim_sql(len(queues))
         params: list[Any] = [now + self.lease_s, self._owner()]
         for queue in queues:
             params += (queue, max_messages)
-        if n > 1:
+        if len(queues) > 1:
             params.append(max_messages)
 
         def claim(c: sqlite3.Connection) -> list[Any]:
@@ -256,10 +241,7 @@ class SQLiteBroker(Broker):
     def _probe(self, queues: list[str]) -> tuple[bool, float | None]:
         """Whether a claim could succeed now, and when the next scheduled or leased row falls
         due. A read, so idle consumers never queue up for the write lock."""
-        n = len(queues)
-        sql = self._probe_sqls.get(n)
-        if sql is None:
-            sql = self._probe_sqls[n] = _probe_sql(n)
+        sql = _probe_sql(len(queues))
         ready, min_eta, min_lease = self._conns.run(lambda c: c.execute(sql, queues).fetchone())
         dues = [t for t in (min_eta, min_lease) if t is not None]
         return bool(ready), (min(dues) if dues else None)
@@ -337,31 +319,20 @@ class SQLiteBroker(Broker):
         marks = placeholders(len(qs))
 
         def purge(c: sqlite3.Connection) -> int:
-            # Three statements so each uses the index of its row state (see module docstring).
-            ready = c.execute(
-                f"DELETE FROM messages WHERE queue IN ({marks}) AND {_READY}", qs
-            ).rowcount
-            scheduled = c.execute(
-                f"DELETE FROM messages WHERE eta IS NOT NULL AND queue IN ({marks})", qs
-            ).rowcount
-            abandoned = c.execute(
-                "DELETE FROM messages WHERE lease_until IS NOT NULL AND lease_until < ?"
-                f" AND queue IN ({marks})",
-                [time.time(), *qs],
-            ).rowcount
-            return ready + scheduled + abandoned
+            now = time.time()
+            return sum(
+                c.execute(
+                    f"DELETE FROM messages WHERE {cond} AND queue IN ({marks})",
+                    [now, *qs] if "?" in cond else qs,
+                ).rowcount
+                for cond in _UNCLAIMED
+            )
 
         return self._conns.transaction(purge)
 
     def queue_size(self, queue: str) -> int:
-        sql = (
-            f"SELECT (SELECT count(*) FROM messages WHERE queue = ? AND {_READY})"
-            " + (SELECT count(*) FROM messages WHERE eta IS NOT NULL AND queue = ?)"
-            " + (SELECT count(*) FROM messages WHERE lease_until IS NOT NULL"
-            " AND lease_until < ? AND queue = ?)"
-        )
         params = (queue, queue, time.time(), queue)
-        return int(self._conns.run(lambda c: c.execute(sql, params).fetchone()[0]))
+        return int(self._conns.run(lambda c: c.execute(_QUEUE_SIZE, params).fetchone()[0]))
 
     def rejected(self, limit: int = 100) -> list[tuple[Envelope, str]]:
         rows = self._conns.run(

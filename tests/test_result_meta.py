@@ -1,0 +1,311 @@
+"""Result records in Celery's format: building, encoding, decoding, and exceptions in them."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from celeriac import serialization, states
+from celeriac._utils.timeutils import parse_iso
+from celeriac.exceptions import ContentDisallowed, DecodeError, EncodeError, Retry
+from celeriac.result_meta import (
+    build_meta,
+    decode_exception,
+    decode_meta,
+    encode_exception,
+    encode_meta,
+    is_encoded_exception,
+    pending_meta,
+)
+from celeriac.task import Context
+
+META_KEYS = {"status", "result", "traceback", "children", "date_done", "task_id"}
+
+
+class TaskFailedError(Exception):
+    """A user-defined exception importable as tests.test_result_meta.TaskFailedError."""
+
+
+class Outer:
+    class InnerError(ValueError):
+        pass
+
+
+class KeywordOnlyError(Exception):
+    def __init__(self, *, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class Handle:
+    """Not JSON-serializable."""
+
+    def __repr__(self) -> str:
+        return "<Handle 7>"
+
+
+def roundtrip_exception(exc: BaseException) -> BaseException:
+    encoded = serialization.json_loads(serialization.json_dumps(encode_exception(exc)))
+    return decode_exception(encoded)
+
+
+# -- build_meta ----------------------------------------------------------------------------------
+
+def test_build_meta_has_celery_keys() -> None:
+    meta = build_meta("tid", states.SUCCESS, 16)
+    assert set(meta) == META_KEYS
+    assert meta["status"] == "SUCCESS"
+    assert meta["result"] == 16
+    assert meta["traceback"] is None
+    assert meta["children"] == []
+    assert meta["task_id"] == "tid"
+
+
+@pytest.mark.parametrize("state", sorted(states.READY_STATES))
+def test_date_done_set_for_ready_states(state: str) -> None:
+    before = datetime.now(UTC)
+    meta = build_meta("tid", state, None)
+    done = parse_iso(meta["date_done"])
+    assert done is not None
+    assert done.tzinfo is not None
+    assert before <= done <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize("state", [*sorted(states.ALL_STATES - states.READY_STATES), "PROGRESS"])
+def test_date_done_absent_for_unready_states(state: str) -> None:
+    assert build_meta("tid", state, {"done": 1})["date_done"] is None
+
+
+def test_build_meta_encodes_an_exception_result() -> None:
+    meta = build_meta("tid", states.FAILURE, ValueError("bad", 2), traceback="Traceback...")
+    assert meta["result"] == {"exc_type": "ValueError", "exc_message": ["bad", 2],
+                              "exc_module": "builtins"}
+    assert meta["traceback"] == "Traceback..."
+
+
+def test_build_meta_records_group_and_parent_from_request() -> None:
+    request = Context(group="grp", parent_id="parent", task="proj.add", args=[1], kwargs={})
+    meta = build_meta("tid", states.SUCCESS, 1, request=request)
+    assert meta["group_id"] == "grp"
+    assert meta["parent_id"] == "parent"
+    assert "name" not in meta
+
+
+def test_build_meta_extended_fields() -> None:
+    request = Context(
+        task="proj.add", args=[1, 2], kwargs={"k": 3}, retries=2,
+        delivery_info={"routing_key": "math"}, hostname="w1@host",
+    )
+    meta = build_meta("tid", states.SUCCESS, 3, request=request, extended=True)
+    assert {k: meta[k] for k in ("name", "args", "kwargs", "worker", "retries", "queue")} == {
+        "name": "proj.add", "args": [1, 2], "kwargs": {"k": 3}, "worker": "w1@host",
+        "retries": 2, "queue": "math",
+    }
+    assert build_meta("tid", states.SUCCESS, 3, request=request, extended=True,
+                      worker="other")["worker"] == "other"
+
+
+def test_pending_meta() -> None:
+    meta = pending_meta("tid")
+    assert set(meta) == META_KEYS
+    assert (meta["status"], meta["result"], meta["date_done"]) == ("PENDING", None, None)
+
+
+# -- exceptions ----------------------------------------------------------------------------------
+
+def test_builtin_exception_encodes_to_celery_fields() -> None:
+    assert encode_exception(KeyError("missing")) == {
+        "exc_type": "KeyError", "exc_message": ["missing"], "exc_module": "builtins",
+    }
+    assert is_encoded_exception(encode_exception(KeyError("missing")))
+    assert not is_encoded_exception({"exc_type": "KeyError"})
+    assert not is_encoded_exception("KeyError")
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [ValueError("bad", 2), KeyError("k"), ZeroDivisionError("division by zero"), RuntimeError()],
+    ids=lambda e: type(e).__name__,
+)
+def test_builtin_exception_decodes_to_same_class(exc: BaseException) -> None:
+    decoded = roundtrip_exception(exc)
+    assert type(decoded) is type(exc)
+    assert decoded.args == exc.args
+
+
+def test_user_defined_exception_decodes_to_same_class() -> None:
+    encoded = encode_exception(TaskFailedError("disk full"))
+    assert encoded["exc_module"] == __name__
+    assert encoded["exc_type"] == "TaskFailedError"
+    decoded = roundtrip_exception(TaskFailedError("disk full"))
+    assert type(decoded) is TaskFailedError
+    assert decoded.args == ("disk full",)
+
+
+def test_nested_exception_class_decodes() -> None:
+    decoded = roundtrip_exception(Outer.InnerError("inner"))
+    assert type(decoded) is Outer.InnerError
+
+
+def test_celeriac_exception_decodes() -> None:
+    decoded = roundtrip_exception(EncodeError("cannot"))
+    assert type(decoded) is EncodeError
+
+
+def test_exception_whose_init_rejects_its_args_still_decodes() -> None:
+    decoded = roundtrip_exception(KeywordOnlyError(code=7))
+    assert type(decoded) is KeywordOnlyError
+    assert decoded.args == (7,)
+
+
+def test_unimportable_module_gives_stand_in_exception() -> None:
+    data = {"exc_type": "QuotaExceeded", "exc_message": ["over"], "exc_module": "no_such_mod_x"}
+    decoded = decode_exception(data)
+    assert type(decoded).__name__ == "QuotaExceeded"
+    assert type(decoded).__module__ == "no_such_mod_x"
+    assert isinstance(decoded, Exception)
+    assert decoded.args == ("over",)
+    with pytest.raises(type(decoded)):
+        raise decoded
+    # The same name decodes to the same stand-in class, so ``except`` clauses can match it.
+    assert type(decode_exception(dict(data))) is type(decoded)
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("os", "system"), ("builtins", "dict"), ("builtins", "no_such_name"), (None, "Thing")],
+)
+def test_names_that_are_not_exception_classes_give_stand_ins(module: str | None, name: str) -> None:
+    decoded = decode_exception({"exc_type": name, "exc_message": ["x"], "exc_module": module})
+    assert type(decoded).__name__ == name
+    assert type(decoded).__mro__[1] is Exception
+    assert decoded.args == ("x",)
+
+
+def test_string_message_becomes_single_arg() -> None:
+    decoded = decode_exception({"exc_type": "ValueError", "exc_message": "plain",
+                                "exc_module": "builtins"})
+    assert type(decoded) is ValueError
+    assert decoded.args == ("plain",)
+
+
+def test_unserializable_exception_args_become_reprs() -> None:
+    encoded = encode_exception(ValueError(Handle(), 1))
+    assert encoded["exc_message"] == ["<Handle 7>", "1"]
+    assert decode_exception(encoded).args == ("<Handle 7>", "1")
+
+
+def test_decode_exception_passes_through_or_wraps() -> None:
+    exc = ValueError("x")
+    assert decode_exception(exc) is exc
+    wrapped = decode_exception("something went wrong")
+    assert type(wrapped) is Exception
+    assert wrapped.args == ("something went wrong",)
+
+
+# -- encode / decode records ---------------------------------------------------------------------
+
+def test_encode_decode_round_trip() -> None:
+    meta = build_meta("tid", states.SUCCESS, {"at": datetime(2026, 1, 1, tzinfo=UTC), "n": 2})
+    assert decode_meta(encode_meta(meta)) == meta
+
+
+def test_encode_meta_falls_back_to_failure_when_result_cannot_be_serialized() -> None:
+    meta = build_meta("tid", states.SUCCESS, object())
+    decoded = decode_meta(encode_meta(meta), accept=serialization.accepted_types(["json"]))
+    assert decoded["status"] == states.FAILURE
+    assert decoded["task_id"] == "tid"
+    exc = decode_exception(decoded["result"])
+    assert type(exc) is EncodeError
+    assert "object" in str(exc)
+    assert "json-serializable" in str(exc)
+
+
+def test_encode_meta_with_pickle_serializer() -> None:
+    meta = build_meta("tid", states.SUCCESS, {1, 2})
+    payload = encode_meta(meta, "pickle")
+    assert pickle.loads(payload)["result"] == {1, 2}
+    with pytest.raises(ContentDisallowed):
+        decode_meta(payload, "pickle", serialization.accepted_types(["json"]))
+    assert decode_meta(payload, "pickle", serialization.accepted_types(["pickle"]))["result"] == {
+        1, 2,
+    }
+
+
+@pytest.mark.parametrize("payload", [b"[1, 2]", b'{"result": 1}', b'"SUCCESS"'])
+def test_decode_meta_rejects_non_records(payload: bytes) -> None:
+    with pytest.raises(DecodeError, match="not a result meta record"):
+        decode_meta(payload)
+
+
+def test_decode_meta_of_garbage_raises_decode_error() -> None:
+    with pytest.raises(DecodeError):
+        decode_meta(b"\x00garbage")
+
+
+def test_celery_result_meta_decodes() -> None:
+    stored = (
+        b'{"status": "SUCCESS", "result": 16, "traceback": null, "children": [], '
+        b'"date_done": "2026-01-01T00:00:00+00:00", "task_id": "abc"}'
+    )
+    meta = decode_meta(stored, accept=serialization.accepted_types(["json"]))
+    assert meta == {
+        "status": "SUCCESS", "result": 16, "traceback": None, "children": [],
+        "date_done": "2026-01-01T00:00:00+00:00", "task_id": "abc",
+    }
+    assert parse_iso(meta["date_done"]) == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_celery_failure_meta_decodes_to_exception() -> None:
+    stored = (
+        b'{"status": "FAILURE", "result": {"exc_type": "ZeroDivisionError", '
+        b'"exc_message": ["division by zero"], "exc_module": "builtins"}, '
+        b'"traceback": "Traceback (most recent call last): ...", "children": null, '
+        b'"date_done": "2026-01-01T00:00:00.123456+00:00", "task_id": "abc"}'
+    )
+    meta = decode_meta(stored)
+    exc = decode_exception(meta["result"])
+    assert type(exc) is ZeroDivisionError
+    assert exc.args == ("division by zero",)
+
+
+def _celery_backend() -> Any:
+    celery = pytest.importorskip("celery")
+    from celery.backends.base import BaseBackend
+
+    app = celery.Celery("x", broker="memory://", set_as_current=False)
+    return BaseBackend(app=app)
+
+
+def test_record_written_by_celery_backend_decodes() -> None:
+    backend = _celery_backend()
+    failure = backend.prepare_exception(TaskFailedError("disk full", 3))
+    payload = backend.encode(backend._get_result_meta(failure, "FAILURE", "tb", None))
+    meta = decode_meta(payload.encode() if isinstance(payload, str) else payload)
+    assert meta["status"] == "FAILURE"
+    assert meta["traceback"] == "tb"
+    exc = decode_exception(meta["result"])
+    assert type(exc) is TaskFailedError
+    assert exc.args == ("disk full", 3)
+
+
+def test_celery_backend_reads_our_records() -> None:
+    backend = _celery_backend()
+    ok = backend.decode_result(encode_meta(build_meta("tid", states.SUCCESS, [1, "two"])))
+    assert (ok["status"], ok["result"], ok["task_id"]) == ("SUCCESS", [1, "two"], "tid")
+    failed = backend.decode_result(encode_meta(build_meta("tid", states.FAILURE,
+                                                          TaskFailedError("boom"))))
+    exc = backend.exception_to_python(failed["result"])
+    assert type(exc) is TaskFailedError
+    assert exc.args == ("boom",)
+
+
+def test_retry_result_encodes() -> None:
+    meta = build_meta("tid", states.RETRY, Retry(exc=ValueError("later"), when=5))
+    assert meta["result"]["exc_type"] == "Retry"
+    assert meta["date_done"] is None
+    decoded = decode_exception(decode_meta(encode_meta(meta))["result"])
+    assert type(decoded) is Retry

@@ -1,0 +1,218 @@
+"""Time limits, lost workers, child recycling and warm stop, for every pool.
+
+solo and threads run on a private memory:// broker; prefork runs on a SQLite file, since its
+children are other processes (tasks defined here are inherited through fork).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from celeriac import Celery
+from celeriac.brokers import memory as memory_broker
+from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
+from celeriac.worker import Worker
+
+ALL_POOLS = ["solo", "threads", "prefork"]
+
+
+def _busy_wait(seconds: float) -> None:
+    # Short sleeps: the threads pool's asynchronous exception lands between them.
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _app_for(pool: str, tmp_path: Path) -> Celery:
+    if pool == "prefork":
+        return Celery("t", broker=f"sqlite:///{tmp_path}/b.db")
+    url = f"memory://pools-{uuid.uuid4().hex}"
+    return Celery("t", broker=url, backend=url)
+
+
+@pytest.fixture
+def apps(tmp_path: Path) -> Iterator[list[Celery]]:
+    made: list[Celery] = []
+    yield made
+    for app in made:
+        app.close()
+        if app.broker_url.startswith("memory://"):
+            memory_broker.reset(app.broker_url)
+
+
+def _make(pool: str, tmp_path: Path, apps: list[Celery]) -> Celery:
+    app = _app_for(pool, tmp_path)
+    apps.append(app)
+    return app
+
+
+def _burst(app: Celery, pool: str, **options: Any) -> Worker:
+    options.setdefault("concurrency", 1)
+    worker = Worker(app, pool=pool, burst=True, install_signal_handlers=False, **options)
+    worker.start()
+    return worker
+
+
+# -- soft time limit -----------------------------------------------------------------------------
+@pytest.mark.parametrize("pool", ALL_POOLS)
+def test_soft_time_limit_raises_inside_the_task(pool: str, tmp_path: Path,
+                                                apps: list[Celery]) -> None:
+    app = _make(pool, tmp_path, apps)
+
+    @app.task(soft_time_limit=0.2)
+    def soft_limited() -> str:
+        try:
+            _busy_wait(10)
+        except SoftTimeLimitExceeded:
+            return "cleaned up"
+        return "not interrupted"
+
+    result = soft_limited.delay()
+    _burst(app, pool)
+    assert result.state == "SUCCESS"
+    assert result.result == "cleaned up"
+
+
+# -- hard time limit -----------------------------------------------------------------------------
+@pytest.mark.parametrize("pool", ALL_POOLS)
+def test_hard_time_limit_fails_the_task_and_the_worker_goes_on(
+    pool: str, tmp_path: Path, apps: list[Celery]
+) -> None:
+    app = _make(pool, tmp_path, apps)
+    pid_file = tmp_path / "pid"
+
+    @app.task(time_limit=0.3)
+    def hard_limited() -> str:
+        pid_file.write_text(str(os.getpid()))
+        _busy_wait(10)
+        return "not interrupted"
+
+    @app.task
+    def whoami() -> int:
+        return os.getpid()
+
+    stuck = hard_limited.delay()
+    after = whoami.delay()
+    started = time.monotonic()
+    _burst(app, pool)
+    assert time.monotonic() - started < 8
+    assert stuck.state == "FAILURE"
+    assert isinstance(stuck.result, TimeLimitExceeded)
+    assert after.state == "SUCCESS"
+    if pool == "prefork":
+        assert "TimeLimitExceeded(0.3,)" in str(stuck.result)
+        assert after.result != int(pid_file.read_text()), "the killed child was replaced"
+    else:
+        assert after.result == os.getpid()
+
+
+# -- lost worker (prefork) -----------------------------------------------------------------------
+def test_child_killed_mid_task_is_worker_lost(tmp_path: Path, apps: list[Celery]) -> None:
+    app = _make("prefork", tmp_path, apps)
+
+    @app.task
+    def suicide() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    @app.task
+    def whoami() -> int:
+        return os.getpid()
+
+    lost = suicide.delay()
+    after = whoami.delay()
+    _burst(app, "prefork")
+    assert lost.state == "FAILURE"
+    assert isinstance(lost.result, WorkerLostError)
+    assert "Worker exited prematurely: signal 9 (SIGKILL)" in str(lost.result)
+    assert after.state == "SUCCESS"
+
+
+def test_child_lost_with_reject_on_worker_lost_requeues(tmp_path: Path,
+                                                        apps: list[Celery]) -> None:
+    app = _make("prefork", tmp_path, apps)
+
+    @app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
+    def dies_once(self: Any) -> str:
+        if self.request.delivery_info["redelivered"]:
+            return "second life"
+        os.kill(os.getpid(), signal.SIGKILL)
+        return "unreachable"
+
+    result = dies_once.delay()
+    _burst(app, "prefork")
+    assert result.state == "SUCCESS"
+    assert result.result == "second life"
+    assert app.broker.queue_size("celery") == 0
+
+
+# -- max_tasks_per_child ---------------------------------------------------------------------------
+def test_max_tasks_per_child_recycles_children(tmp_path: Path, apps: list[Celery]) -> None:
+    app = _make("prefork", tmp_path, apps)
+
+    @app.task
+    def whoami() -> int:
+        return os.getpid()
+
+    results = [whoami.delay() for _ in range(5)]
+    _burst(app, "prefork", max_tasks_per_child=2)
+    assert [r.state for r in results] == ["SUCCESS"] * 5
+    pids = [r.result for r in results]
+    assert len(set(pids)) >= 3
+    assert os.getpid() not in pids
+
+
+# -- warm stop -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("pool", ALL_POOLS)
+def test_warm_stop_lets_the_running_task_finish(pool: str, tmp_path: Path,
+                                                apps: list[Celery]) -> None:
+    app = _make(pool, tmp_path, apps)
+
+    @app.task
+    def nap() -> str:
+        time.sleep(0.5)
+        return "rested"
+
+    result = nap.delay()
+    worker = Worker(app, pool=pool, concurrency=1, install_signal_handlers=False)
+
+    def stop_once_running() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            executor = worker.executor
+            if executor is not None and executor.active:
+                worker.stop()
+                return
+            time.sleep(0.005)
+
+    stopper = threading.Thread(target=stop_once_running)
+    stopper.start()
+    worker.start()
+    stopper.join()
+    assert result.state == "SUCCESS"
+    assert result.result == "rested"
+
+
+# -- threads concurrency ---------------------------------------------------------------------------
+def test_threads_pool_runs_tasks_concurrently(tmp_path: Path, apps: list[Celery]) -> None:
+    app = _make("threads", tmp_path, apps)
+    parties = 3
+    barrier = threading.Barrier(parties)
+
+    @app.task
+    def meet() -> int:
+        # Raises BrokenBarrierError unless all `parties` tasks are running at the same time.
+        return barrier.wait(timeout=10)
+
+    results = [meet.delay() for _ in range(parties)]
+    _burst(app, "threads", concurrency=parties)
+    assert [r.state for r in results] == ["SUCCESS"] * parties
+    assert sorted(r.result for r in results) == list(range(parties))
