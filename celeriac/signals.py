@@ -46,7 +46,11 @@ class Signal:
     def disconnect(self, receiver: Receiver, sender: Any = None) -> bool:
         with self._lock:
             before = len(self._receivers)
-            self._receivers = [(r, s) for r, s in self._receivers if r != receiver]
+            self._receivers = [
+                (r, s)
+                for r, s in self._receivers
+                if (r() if isinstance(r, weakref.WeakMethod) else r) != receiver
+            ]
             return len(self._receivers) != before
 
     @property

@@ -21,8 +21,9 @@ T = TypeVar("T")
 
 DEFAULT_FILENAME = "celeriac.db"
 BUSY_TIMEOUT_S = 10.0
-# On top of SQLite's own busy handler (which already waited BUSY_TIMEOUT_S): a few more tries
-# cover the cases the handler never sees, such as two processes switching to WAL at once.
+# SQLite's busy handler already waits up to BUSY_TIMEOUT_S for a lock. A "locked" error that
+# comes back sooner is one the handler never saw (two processes switching to WAL at once, WAL
+# recovery): those get a few quick retries; one after the full wait is raised.
 LOCKED_RETRIES = 5
 
 
@@ -198,6 +199,7 @@ class Connections:
         attempt = 0
         while True:
             c = conn if conn is not None else self.get()
+            started = time.monotonic()
             try:
                 if write:
                     c.execute("BEGIN IMMEDIATE")
@@ -212,7 +214,8 @@ class Connections:
                 return result
             except sqlite3.OperationalError as exc:
                 attempt += 1
-                if _is_locked(exc) and attempt <= LOCKED_RETRIES:
+                quick = time.monotonic() - started < BUSY_TIMEOUT_S / 2
+                if _is_locked(exc) and quick and attempt <= LOCKED_RETRIES:
                     time.sleep(0.01 * attempt)
                     continue
                 raise transport_error(exc, self.path) from exc

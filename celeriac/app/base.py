@@ -326,9 +326,11 @@ class Celery:
         if broker is None:
             with self._lock:
                 if self._broker is None:
-                    self._broker = create_broker(
-                        self.broker_url, self.conf.broker_transport_options or {}
-                    )
+                    options = dict(self.conf.broker_transport_options or {})
+                    lease_s = self.conf.get("worker_lease_seconds")
+                    if lease_s:
+                        options.setdefault("visibility_timeout", float(lease_s))
+                    self._broker = create_broker(self.broker_url, options)
                 broker = self._broker
         return broker
 

@@ -44,6 +44,8 @@ class Broker(abc.ABC):
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         self.url = url
         self.transport_options: dict[str, Any] = dict(transport_options or {})
+        #: seconds a claimed message stays owned without renewal; the worker renews every third
+        self.lease_s = float(self.transport_options.get("visibility_timeout", 30.0))
 
     # -- producing -----------------------------------------------------------------------------
     @abc.abstractmethod

@@ -93,8 +93,7 @@ class Worker:
         self.install_signal_handlers = install_signal_handlers
         self.burst = burst
         self.embed_beat = beat
-        lease = conf.get("worker_lease_seconds") or 30.0
-        self.heartbeat_interval_s = max(0.1, float(lease) / 3)
+        self.heartbeat_interval_s = max(0.05, app.broker.lease_s / 3)
         self._shutdown: str | None = None
         self._stop_event = threading.Event()
         self.pool: Pool | None = None

@@ -85,7 +85,7 @@ def test_soft_time_limit_raises_inside_the_task(pool: str, tmp_path: Path,
 # -- hard time limit -----------------------------------------------------------------------------
 @pytest.mark.parametrize("pool", ALL_POOLS)
 def test_hard_time_limit_fails_the_task_and_the_worker_goes_on(
-    pool: str, tmp_path: Path, apps: list[Celery]
+    pool: str, tmp_path: Path, apps: list[Celery], caplog: pytest.LogCaptureFixture
 ) -> None:
     app = _make(pool, tmp_path, apps)
     pid_file = tmp_path / "pid"
@@ -111,12 +111,14 @@ def test_hard_time_limit_fails_the_task_and_the_worker_goes_on(
     if pool == "prefork":
         assert "TimeLimitExceeded(0.3,)" in str(stuck.result)
         assert after.result != int(pid_file.read_text()), "the killed child was replaced"
+        assert f"Hard time limit (0.3s) exceeded for {hard_limited.name}[{stuck.id}]" in caplog.text
     else:
         assert after.result == os.getpid()
 
 
 # -- lost worker (prefork) -----------------------------------------------------------------------
-def test_child_killed_mid_task_is_worker_lost(tmp_path: Path, apps: list[Celery]) -> None:
+def test_child_killed_mid_task_is_worker_lost(tmp_path: Path, apps: list[Celery],
+                                             caplog: pytest.LogCaptureFixture) -> None:
     app = _make("prefork", tmp_path, apps)
 
     @app.task
@@ -133,6 +135,7 @@ def test_child_killed_mid_task_is_worker_lost(tmp_path: Path, apps: list[Celery]
     assert lost.state == "FAILURE"
     assert isinstance(lost.result, WorkerLostError)
     assert "Worker exited prematurely: signal 9 (SIGKILL)" in str(lost.result)
+    assert "exited with 'signal 9 (SIGKILL)'" in caplog.text
     assert after.state == "SUCCESS"
 
 
@@ -216,3 +219,100 @@ def test_threads_pool_runs_tasks_concurrently(tmp_path: Path, apps: list[Celery]
     _burst(app, "threads", concurrency=parties)
     assert [r.state for r in results] == ["SUCCESS"] * parties
     assert sorted(r.result for r in results) == list(range(parties))
+
+
+# -- prefork: cold stop, idle child death, child signals -------------------------------------------
+def test_cold_stop_reports_running_jobs_lost(tmp_path: Path, apps: list[Celery]) -> None:
+    app = _make("prefork", tmp_path, apps)
+    marker = tmp_path / "started"
+
+    @app.task
+    def stuck() -> str:
+        marker.touch()
+        time.sleep(30)
+        return "not interrupted"
+
+    @app.task(acks_late=True, reject_on_worker_lost=True)
+    def stuck_late() -> str:
+        time.sleep(30)
+        return "not interrupted"
+
+    lost = stuck.delay()
+    requeued = stuck_late.delay()
+    worker = Worker(app, pool="prefork", concurrency=2, install_signal_handlers=False)
+
+    def stop_cold_once_both_run() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            executor = worker.executor
+            if executor is not None and len(executor.active) == 2 and marker.exists():
+                worker.stop("cold")
+                return
+            time.sleep(0.005)
+
+    stopper = threading.Thread(target=stop_cold_once_both_run)
+    stopper.start()
+    started = time.monotonic()
+    worker.start()
+    stopper.join()
+    assert time.monotonic() - started < 10
+    assert lost.state == "FAILURE"
+    assert isinstance(lost.result, WorkerLostError)
+    assert requeued.state == "PENDING"
+    assert app.broker.queue_size("celery") == 1
+
+
+def test_idle_child_killed_from_outside_is_replaced(tmp_path: Path, apps: list[Celery],
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from celeriac.worker.pools.prefork import PreforkPool
+
+    app = _make("prefork", tmp_path, apps)
+    pool = PreforkPool(app, 2)
+    pool.start()
+    try:
+        before = pool.info()["processes"]
+        os.kill(before[0], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pool.info()["processes"][:1] == before[:1] and time.monotonic() < deadline:
+            assert pool.poll(0.1) == []
+        after = pool.info()["processes"]
+        assert len(after) == 2
+        assert before[0] not in after
+        assert before[1] in after
+        assert pool.free_slots() == 2
+        assert "signal 9 (SIGKILL)" in caplog.text
+    finally:
+        pool.stop(wait=True)
+    assert pool.info()["processes"] == []
+
+
+def test_children_send_process_signals(tmp_path: Path, apps: list[Celery]) -> None:
+    from celeriac import signals
+
+    app = _make("prefork", tmp_path, apps)
+    seen = tmp_path / "seen"
+
+    def on_init(**kwargs: Any) -> None:
+        with seen.open("a") as f:
+            f.write(f"init {os.getpid()}\n")
+
+    def on_shutdown(**kwargs: Any) -> None:
+        with seen.open("a") as f:
+            f.write(f"shutdown {kwargs['pid']} {kwargs['exitcode']}\n")
+
+    @app.task
+    def whoami() -> int:
+        return os.getpid()
+
+    signals.worker_process_init.connect(on_init)
+    signals.worker_process_shutdown.connect(on_shutdown)
+    try:
+        result = whoami.delay()
+        _burst(app, "prefork")
+    finally:
+        signals.worker_process_init.disconnect(on_init)
+        signals.worker_process_shutdown.disconnect(on_shutdown)
+    pid = result.result
+    lines = seen.read_text().splitlines()
+    assert f"init {pid}" in lines
+    assert f"shutdown {pid} 0" in lines

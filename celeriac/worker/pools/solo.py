@@ -24,11 +24,14 @@ class _Alarm:
             signal, "setitimer"
         )
         self.hard_after_s: float | None = None
+        self.soft_pending = False
 
     def _fire(self, signum: int, frame: FrameType | None) -> None:
-        if self.hard_after_s is not None:
-            remaining, self.hard_after_s = self.hard_after_s, None
-            signal.setitimer(signal.ITIMER_REAL, remaining)
+        if self.soft_pending:
+            self.soft_pending = False
+            if self.hard_after_s is not None:
+                remaining, self.hard_after_s = self.hard_after_s, None
+                signal.setitimer(signal.ITIMER_REAL, remaining)
             raise SoftTimeLimitExceeded()
         raise TimeLimitExceeded()
 
@@ -38,15 +41,18 @@ class _Alarm:
         signal.signal(signal.SIGALRM, self._fire)
         if soft_s is not None and (hard_s is None or soft_s < hard_s):
             self.hard_after_s = (hard_s - soft_s) if hard_s is not None else None
+            self.soft_pending = True
             signal.setitimer(signal.ITIMER_REAL, soft_s)
         else:
             self.hard_after_s = None
+            self.soft_pending = False
             signal.setitimer(signal.ITIMER_REAL, hard_s or 0.0)
         return True
 
     def disarm(self) -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         self.hard_after_s = None
+        self.soft_pending = False
 
 
 class SoloPool(Pool):

@@ -1,0 +1,252 @@
+"""``celeriac worker``: start a worker (options as Celery's ``celery worker``)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from celeriac import signals
+from celeriac.cli.banner import render_banner
+from celeriac.cli.context import (
+    COMMA_SEPARATED_LIST,
+    EX_FAILURE,
+    CLIContext,
+    flatten,
+    global_options,
+    pass_cli,
+)
+from celeriac.exceptions import ImproperlyConfigured
+from celeriac.utils.log import level_number, redirected_stdouts, setup_logging
+from celeriac.worker import Worker
+from celeriac.worker.pools import POOLS
+
+__all__ = ["worker"]
+
+logger = logging.getLogger("celeriac.worker")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "FATAL")
+#: used when the configured default pool is not installed in this build
+FALLBACK_POOL = "threads"
+
+
+class LogLevel(click.Choice[str]):
+    """``-l info`` or ``-l INFO`` (or a number)."""
+
+    def __init__(self) -> None:
+        super().__init__(LOG_LEVELS, case_sensitive=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            return int(value)
+        return super().convert(value, param, ctx)
+
+
+def _pool_available(name: str) -> bool:
+    path = POOLS.get(name, name)
+    module = path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def choose_pool(cli: CLIContext, requested: str | None, configured: str | None) -> str:
+    """The pool to run: ``-P``, else ``worker_pool``; a missing default pool falls back to
+    threads (with a warning), a missing requested one is an error."""
+    name = requested or configured or "prefork"
+    if _pool_available(name):
+        return name
+    if requested is None:
+        cli.echo(
+            f"warning: the {name!r} pool is not available in this build; using "
+            f"{FALLBACK_POOL!r} (choose one with -P solo|threads)",
+            err=True,
+        )
+        return FALLBACK_POOL
+    raise click.BadParameter(
+        f"the {name!r} pool is not available (known pools: {', '.join(sorted(POOLS))})",
+        param_hint="'-P' / '--pool'",
+    )
+
+
+@contextlib.contextmanager
+def pidfile_lock(path: str | None) -> Iterator[None]:
+    """Write our pid to ``path`` for the worker's lifetime; refuse if a live process owns it."""
+    if not path:
+        yield
+        return
+    path = os.path.abspath(path)
+    try:
+        with open(path, encoding="ascii") as handle:
+            other = int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        other = 0
+    if other and other != os.getpid() and _alive(other):
+        raise click.ClickException(f"pidfile {path} is held by running process {other}")
+    with open(path, "w", encoding="ascii") as handle:
+        handle.write(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@click.command(context_settings={"show_default": False})
+@click.option("-n", "--hostname", help="Node name, e.g. 'w1@%h' (%h host, %n short name, "
+              "%d domain, %i pid). Default: celeriac@%h.")
+@click.option("-D", "--detach", is_flag=True, hidden=True,
+              help="Not supported: run the worker under a process supervisor instead.")
+@click.option("-S", "--statedb", hidden=True, help="Accepted for Celery compatibility.")
+@click.option("-l", "--loglevel", type=LogLevel(), default="WARNING", show_default=True,
+              help="Logging level.")
+@click.option("-O", "--optimization", type=click.Choice(["default", "fair"]),
+              help="Accepted for Celery compatibility (scheduling is always fair).")
+@click.option("--prefetch-multiplier", type=int,
+              help="Messages reserved per pool slot (worker_prefetch_multiplier).")
+@click.option("-c", "--concurrency", type=int,
+              help="Pool slots (processes/threads). Default: the number of CPUs.")
+@click.option("-P", "--pool", help="Pool: prefork, threads or solo.")
+@click.option("-E", "--task-events", "--events", "task_events", is_flag=True,
+              help="Accepted; task events are not sent yet.")
+@click.option("--time-limit", type=float, help="Hard time limit per task, in seconds.")
+@click.option("--soft-time-limit", type=float, help="Soft time limit per task, in seconds.")
+@click.option("--max-tasks-per-child", type=int,
+              help="Replace a pool process after this many tasks.")
+@click.option("--max-memory-per-child", type=int, hidden=True,
+              help="Accepted for Celery compatibility; ignored.")
+@click.option("--without-gossip", is_flag=True, help="Accepted (no gossip to turn off).")
+@click.option("--without-mingle", is_flag=True, help="Accepted (no mingle to turn off).")
+@click.option("--without-heartbeat", is_flag=True, help="Accepted (presence is always kept).")
+@click.option("--heartbeat-interval", type=float, hidden=True, help="Accepted; ignored.")
+@click.option("-Q", "--queues", type=COMMA_SEPARATED_LIST, multiple=True,
+              help="Queues to consume, comma separated. Default: task_default_queue.")
+@click.option("-X", "--exclude-queues", type=COMMA_SEPARATED_LIST, multiple=True,
+              help="Queues not to consume, comma separated.")
+@click.option("-I", "--include", type=COMMA_SEPARATED_LIST, multiple=True,
+              help="Extra modules to import, comma separated.")
+@click.option("-B", "--beat", is_flag=True, help="Also run the beat scheduler in this worker.")
+@click.option("-s", "--schedule-filename", "--schedule", hidden=True,
+              help="Beat schedule file (with -B).")
+@click.option("--scheduler", hidden=True, help="Beat scheduler class (with -B).")
+@click.option("--pidfile", help="Write the worker's pid here (refuses to start if taken).")
+@click.option("-f", "--logfile", help="Log to this file instead of stderr.")
+@click.option("--uid", "--gid", "--umask", "process_owner", hidden=True,
+              help="Not supported.")
+@global_options(hidden=True)
+@pass_cli
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    cli: CLIContext,
+    hostname: str | None,
+    detach: bool,
+    statedb: str | None,
+    loglevel: str | int,
+    optimization: str | None,
+    prefetch_multiplier: int | None,
+    concurrency: int | None,
+    pool: str | None,
+    task_events: bool,
+    time_limit: float | None,
+    soft_time_limit: float | None,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: int | None,
+    without_gossip: bool,
+    without_mingle: bool,
+    without_heartbeat: bool,
+    heartbeat_interval: float | None,
+    queues: tuple[list[str], ...],
+    exclude_queues: tuple[list[str], ...],
+    include: tuple[list[str], ...],
+    beat: bool,
+    schedule_filename: str | None,
+    scheduler: str | None,
+    pidfile: str | None,
+    logfile: str | None,
+    process_owner: str | None,
+) -> None:
+    """Start a worker: consume tasks from the broker and run them."""
+    if detach:
+        raise click.UsageError(
+            "--detach is not supported; run the worker under systemd, supervisord or similar."
+        )
+    if process_owner:
+        raise click.UsageError("--uid/--gid/--umask are not supported; use your supervisor.")
+    app = cli.app
+    conf = app.conf
+    extra_modules = flatten(include)
+    if extra_modules:
+        conf.include = list(conf.include or []) + extra_modules
+    if schedule_filename:
+        conf.beat_schedule_filename = schedule_filename
+    if scheduler:
+        conf.beat_scheduler = scheduler
+    pool_name = choose_pool(cli, pool, conf.worker_pool)
+    code = EX_FAILURE
+    with pidfile_lock(pidfile):
+        try:
+            instance = Worker(
+                app,
+                hostname=hostname,
+                queues=flatten(queues) or None,
+                exclude_queues=flatten(exclude_queues) or None,
+                concurrency=concurrency,
+                pool=pool_name,
+                prefetch_multiplier=prefetch_multiplier,
+                max_tasks_per_child=max_tasks_per_child,
+                time_limit=time_limit,
+                soft_time_limit=soft_time_limit,
+                beat=beat,
+            )
+        except ImproperlyConfigured as exc:
+            raise click.ClickException(str(exc)) from None
+        signals.celeryd_init.send(sender=instance.hostname, instance=instance, conf=conf,
+                                  options=ctx.params)
+        if not cli.quiet:
+            cli.echo(render_banner(
+                app,
+                hostname=instance.hostname,
+                concurrency=instance.concurrency,
+                pool=instance.pool_name,
+                queues=instance.queues,
+                task_events=task_events,
+                beat=beat,
+                show_builtin_tasks=level_number(loglevel) <= logging.DEBUG,
+            ))
+        setup_logging(
+            loglevel,
+            logfile,
+            fmt=conf.worker_log_format,
+            task_fmt=conf.worker_task_log_format,
+            datefmt=conf.worker_log_datefmt,
+            task_datefmt=conf.worker_task_log_datefmt,
+            colorize=False if cli.no_color else conf.worker_log_color,
+            hijack_root=bool(conf.worker_hijack_root_logger),
+        )
+        signals.celeryd_after_setup.send(sender=instance.hostname, instance=instance, conf=conf)
+        redirect = (
+            redirected_stdouts(logging.getLogger("celeriac.redirected"),
+                               conf.worker_redirect_stdouts_level or logging.WARNING)
+            if conf.worker_redirect_stdouts
+            else contextlib.nullcontext()
+        )
+        with redirect:
+            code = instance.start()
+    ctx.exit(code)
