@@ -2,7 +2,8 @@
 thread, the pragmas that make several processes safe on one file, retries on a busy database, and
 an in-process wake-up signal.
 
-Stdlib only (``sqlite3`` is stdlib), so it lives in layer 0.
+Stdlib only (``sqlite3`` is stdlib), so it lives in layer 0 and raises no celeriac error itself:
+the caller passes the error class (TransportError) that sqlite3 errors become.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import time
 import weakref
 from collections.abc import Callable
 from typing import TypeVar
-
-from celeriac.exceptions import ImproperlyConfigured, TransportError
 
 T = TypeVar("T")
 
@@ -36,14 +35,14 @@ def parse_url(url: str) -> str:
     """
     _, sep, rest = url.partition("://")
     if not sep:
-        raise ImproperlyConfigured(f"Not a SQLite URL: {url!r}")
+        raise ValueError(f"Not a SQLite URL: {url!r}")
     rest = rest.split("?", 1)[0]
     # Anything before the first slash is the (ignored) host part, as in SQLAlchemy URLs.
     _, slash, path = rest.partition("/")
     if not slash or not path:
         path = DEFAULT_FILENAME
     if path == ":memory:" or path.startswith("file:"):
-        raise ImproperlyConfigured(
+        raise ValueError(
             f"{url!r}: an in-memory SQLite database cannot be shared between connections; "
             "use memory:// for an in-process transport"
         )
@@ -55,8 +54,8 @@ def _is_locked(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
-def transport_error(exc: sqlite3.Error, path: str) -> TransportError:
-    """Our error for a sqlite3 error, with a hint a user can act on."""
+def describe(exc: sqlite3.Error, path: str) -> str:
+    """A message for a sqlite3 error, with a hint a user can act on."""
     text = str(exc)
     lowered = text.lower()
     if "readonly" in lowered or "read-only" in lowered:
@@ -69,7 +68,7 @@ def transport_error(exc: sqlite3.Error, path: str) -> TransportError:
         hint = "the file is not a healthy SQLite database"
     else:
         hint = "SQLite reported an error"
-    return TransportError(f"SQLite database {path}: {hint} ({type(exc).__name__}: {text})")
+    return f"SQLite database {path}: {hint} ({type(exc).__name__}: {text})"
 
 
 class Connections:
@@ -80,10 +79,11 @@ class Connections:
     closing could disturb the parent's locks and WAL index mapping.
     """
 
-    def __init__(self, path: str, schema: str) -> None:
+    def __init__(self, path: str, schema: str, error_class: type[Exception]) -> None:
         _all_connections.add(self)
         self.path = path
         self._schema = schema
+        self._error_class = error_class
         self._local = threading.local()
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -118,7 +118,7 @@ class Connections:
                 cached_statements=256,
             )
         except sqlite3.Error as exc:
-            raise transport_error(exc, self.path) from exc
+            raise self._error(exc) from exc
         try:
             self._setup(conn)
         except BaseException:
@@ -218,9 +218,12 @@ class Connections:
                 if _is_locked(exc) and quick and attempt <= LOCKED_RETRIES:
                     time.sleep(0.01 * attempt)
                     continue
-                raise transport_error(exc, self.path) from exc
+                raise self._error(exc) from exc
             except sqlite3.Error as exc:
-                raise transport_error(exc, self.path) from exc
+                raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> Exception:
+        return self._error_class(describe(exc, self.path))
 
 
 # Connections inherited from a parent process: kept referenced so garbage collection never

@@ -17,6 +17,7 @@ from typing import Any
 from celeriac import states
 from celeriac._utils.sqlite import Connections, parse_url, placeholders, signal_for
 from celeriac.backends.base import ResultBackend
+from celeriac.exceptions import ImproperlyConfigured, TransportError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -63,8 +64,11 @@ class SQLiteBackend(ResultBackend):
 
     def __init__(self, url: str, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options=options)
-        self.path = parse_url(url)
-        self._conns = Connections(self.path, SCHEMA)
+        try:
+            self.path = parse_url(url)
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
+        self._conns = Connections(self.path, SCHEMA, TransportError)
         # Not at once: a fresh process need not pay for a cleanup before its first result.
         self._next_cleanup = time.monotonic() + _CLEANUP_EVERY_S
 

@@ -29,7 +29,7 @@ import orjson
 
 from celeriac._utils.sqlite import Connections, parse_url, placeholders, signal_for
 from celeriac.brokers.base import Broker, WorkerRecord
-from celeriac.exceptions import EncodeError
+from celeriac.exceptions import EncodeError, ImproperlyConfigured, TransportError
 from celeriac.message import Delivery, Envelope
 
 SCHEMA = """
@@ -142,12 +142,15 @@ class SQLiteBroker(Broker):
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, transport_options=transport_options)
-        self.path = parse_url(url)
+        try:
+            self.path = parse_url(url)
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from exc
         self.lease_s = float(self.transport_options.get("visibility_timeout", 30.0))
         self.max_poll_s = max(
             float(self.transport_options.get("polling_interval", 0.05)), _MIN_POLL_S
         )
-        self._conns = Connections(self.path, SCHEMA)
+        self._conns = Connections(self.path, SCHEMA, TransportError)
         self._token = uuid.uuid4().hex[:12]
         self._poll_s = _MIN_POLL_S
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime
 from typing import Any
 
@@ -108,11 +107,11 @@ def call(
     except TimeoutError:
         cli.echo(cli.error(f"Timed out after {timeout}s waiting for {result.id} "
                            f"(state: {result.state})"), err=True)
-        sys.exit(EX_FAILURE)
+        raise click.exceptions.Exit(EX_FAILURE)
     state = result.state
     if state in states.PROPAGATE_STATES:
         cli.echo(cli.error(f"{state}: {value!r}"), err=True)
         if result.traceback and not cli.quiet:
             cli.echo(result.traceback.rstrip(), err=True)
-        sys.exit(EX_FAILURE)
+        raise click.exceptions.Exit(EX_FAILURE)
     cli.echo(to_json(value))

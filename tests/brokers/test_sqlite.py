@@ -136,8 +136,10 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_url("sqla+sqlite:////abs/q.db?timeout=3") == "/abs/q.db"
     assert parse_url("sqlite://") == str(tmp_path / "celeriac.db")
     assert parse_url("sqlite:///") == str(tmp_path / "celeriac.db")
-    with pytest.raises(ImproperlyConfigured):
+    with pytest.raises(ValueError):
         parse_url("sqlite:///:memory:")
+    with pytest.raises(ImproperlyConfigured, match="memory://"):
+        SQLiteBroker("sqlite:///:memory:")
 
 
 def test_relative_url_is_fixed_at_creation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks: celeriac side by side with Celery, same machine, same run."""

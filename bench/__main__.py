@@ -1,0 +1,26 @@
+"""``python -m bench <name> [options]``: run a benchmark and print a table with ratios."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import drain
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    sub = parser.add_subparsers(dest="name", required=True)
+    sqlite = sub.add_parser("sqlite", help="embedded SQLite broker drain rate vs Celery")
+    sqlite.add_argument("--n", type=int, default=20000, help="tasks for celeriac")
+    sqlite.add_argument("--celery-n", type=int, default=3000, help="tasks for each Celery run")
+    sqlite.add_argument("--redis", default="redis://127.0.0.1:6379/15",
+                        help="Redis URL for the Celery-on-Redis reference ('' to skip)")
+    args = parser.parse_args(argv)
+    if args.name == "sqlite":
+        return drain.run_sqlite(args.n, args.celery_n, args.redis)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The ``celeriac`` command: a click group holding one command per module of this package.
+
+``celeriac -A proj worker -l info`` (Celery 5 order) and ``celeriac worker -A proj -l info``
+(Celery 4 order) both work: the global options are accepted before and after the command.
+``run_worker_main`` and ``run_app_main`` serve ``app.worker_main()`` and ``app.start()``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import click
+
+import celeriac
+from celeriac.cli.call import call
+from celeriac.cli.context import EX_FAILURE, CLIContext, get_cli, global_options
+from celeriac.cli.demo import demo
+from celeriac.cli.inspect import inspect, status
+from celeriac.cli.purge import purge
+from celeriac.cli.result import result
+from celeriac.cli.worker import worker
+
+if TYPE_CHECKING:
+    from celeriac.app.base import Celery
+
+__all__ = ["main", "run_app_main", "run_worker_main"]
+
+PROG_NAME = "celeriac"
+
+
+class Group(click.Group):
+    """Lists commands in the order they were added (most used first), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=Group, name=PROG_NAME)
+@click.version_option(celeriac.__version__, "--version", prog_name=PROG_NAME,
+                      message="%(version)s")
+@global_options()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """celeriac: run and manage workers, send tasks, read results.
+
+    \b
+    Examples:
+      celeriac -A proj worker -l info
+      celeriac -A proj call proj.tasks.add --args '[10, 6]' --wait
+      celeriac -A proj inspect registered
+
+    The options below may also follow the command (celeriac worker -A proj).
+    """
+    get_cli(ctx)
+
+
+for command in (worker, call, result, inspect, status, purge, demo):
+    main.add_command(command)
+
+
+def _program_args(argv: Sequence[str] | None) -> list[str]:
+    """``argv`` without the program name (``sys.argv[1:]`` when None)."""
+    if argv is None:
+        return list(sys.argv[1:])
+    args = list(argv)
+    if args and args[0] not in main.commands and not args[0].startswith("-") and (
+        args[0].endswith((".py", PROG_NAME, "celery")) or "/" in args[0]
+    ):
+        args = args[1:]
+    return args
+
+
+def run_app_main(app: Celery, argv: Sequence[str] | None = None) -> int:
+    """Run the command line for ``app`` (``app.start(argv)``); returns the exit status."""
+    args = _program_args(argv)
+    try:
+        code = main.main(args=args, prog_name=PROG_NAME, obj=CLIContext(preset_app=app),
+                         standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return EX_FAILURE
+    return code if isinstance(code, int) else 0
+
+
+def run_worker_main(app: Celery, argv: Sequence[str] | None = None) -> int:
+    """Start a worker for ``app`` (``app.worker_main(argv)``): ``argv`` holds worker options,
+    with or without the ``worker`` command name in front."""
+    args = _program_args(argv)
+    if "worker" not in args:
+        args = ["worker", *args]
+    return run_app_main(app, args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(prog_name=PROG_NAME)
