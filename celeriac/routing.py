@@ -18,7 +18,7 @@ def _match_mapping(routes: Mapping[str, Any], name: str) -> Mapping[str, Any] | 
         matched = (
             pattern.match(name)
             if isinstance(pattern, re.Pattern)
-            else ("*" in pattern or "?" in pattern) and fnmatch.fnmatchcase(name, pattern)
+            else "*" in pattern and fnmatch.fnmatchcase(name, pattern)
         )
         if matched:
             return route if isinstance(route, Mapping) else {"queue": route}
@@ -37,20 +37,52 @@ def lookup(
         return None
     items = routes if isinstance(routes, (list, tuple)) else [routes]
     for item in items:
-        if isinstance(item, Mapping):
+        if isinstance(item, str):
+            # a dotted path to a router function (Celery allows these in task_routes)
+            from celeriac._utils.imports import symbol_by_name
+
+            item = symbol_by_name(item)
+        if isinstance(item, (list, tuple)) and all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in item
+        ):
+            # an ordered list of (pattern, route) pairs
+            found = None
+            for pattern, route in item:
+                found = _match_mapping({pattern: route}, name)
+                if found:
+                    break
+        elif isinstance(item, Mapping):
             found = _match_mapping(item, name)
         elif callable(item):
-            try:
-                found = item(name, args, kwargs or {}, options or {}, task=None)
-            except TypeError:
-                found = item(name, args, kwargs or {}, options or {})
-            if isinstance(found, str):
-                found = {"queue": found}
+            found = _call_router(item, name, args, kwargs or {}, options or {})
         else:
             found = None
         if found:
             return found
     return None
+
+
+def _call_router(
+    router: Callable[..., Any],
+    name: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> Mapping[str, Any] | None:
+    import inspect
+
+    try:
+        accepts_task = "task" in inspect.signature(router).parameters
+    except (TypeError, ValueError):
+        accepts_task = False
+    found = (
+        router(name, args, kwargs, options, task=None)
+        if accepts_task
+        else router(name, args, kwargs, options)
+    )
+    if isinstance(found, str):
+        return {"queue": found}
+    return found if isinstance(found, Mapping) else None
 
 
 def queue_name(queue: Any) -> str:

@@ -128,3 +128,17 @@ def test_queue_name() -> None:
 
     assert queue_name("plain") == "plain"
     assert queue_name(KombuLikeQueue()) == "kq"
+
+
+def route_by_path(name: str, args: object, kwargs: object, options: object) -> dict[str, str]:
+    return {"queue": "from-path"}
+
+
+def test_ordered_pairs_and_router_paths() -> None:
+    from celeriac.routing import lookup as _lookup
+
+    pairs = ([("feed.tasks.*", {"queue": "feeds"}), ("feed.*", {"queue": "other"})],)
+    assert _lookup(pairs, "feed.tasks.import") == {"queue": "feeds"}
+    assert _lookup(pairs, "feed.x") == {"queue": "other"}
+    assert _lookup(("tests.test_routing.route_by_path",), "any.task") == {"queue": "from-path"}
+    assert _lookup({"a?c": "q"}, "abc") is None
