@@ -30,6 +30,8 @@ class _State:
     revoked: dict[str, float] = field(default_factory=dict)
     rejected: list[tuple[Envelope, str]] = field(default_factory=list)
     workers: dict[str, tuple[Mapping[str, Any], float, float]] = field(default_factory=dict)
+    # seq -> times delivered, for messages that went back to a queue after a delivery
+    redelivered: dict[int, int] = field(default_factory=dict)
     seq: itertools.count[int] = field(default_factory=itertools.count)
 
 
@@ -83,9 +85,12 @@ class MemoryBroker(Broker):
         expired = [tag for tag, (_, _, until) in s.claimed.items() if until < now]
         for tag in expired:
             queue, envelope, _ = s.claimed.pop(tag)
-            heapq.heappush(
-                s.ready.setdefault(queue, []), (-envelope.priority, next(s.seq), envelope)
-            )
+            self._back_to_queue(queue, envelope, tag)
+
+    def _back_to_queue(self, queue: str, envelope: Envelope, tag: int) -> None:
+        s = self._s
+        s.redelivered[tag] = s.redelivered.get(tag, 0) + 1
+        heapq.heappush(s.ready.setdefault(queue, []), (-envelope.priority, tag, envelope))
 
     def _next_wakeup(self, now: float) -> float:
         s = self._s
@@ -111,7 +116,8 @@ class MemoryBroker(Broker):
                         break
                     _, tag, envelope = heapq.heappop(s.ready[best])
                     s.claimed[tag] = (best, envelope, now + self.lease_s)
-                    out.append(Delivery(envelope, best, tag))
+                    earlier = s.redelivered.get(tag, 0)
+                    out.append(Delivery(envelope, best, tag, earlier > 0, earlier + 1))
                 if out:
                     return out
                 remaining = deadline - time.monotonic()
@@ -123,21 +129,21 @@ class MemoryBroker(Broker):
         with self._s.lock:
             for d in deliveries:
                 self._s.claimed.pop(d.tag, None)
+                self._s.redelivered.pop(d.tag, None)
 
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
         s = self._s
         with s.lock:
             for d in deliveries:
                 if s.claimed.pop(d.tag, None) is not None:
-                    heapq.heappush(
-                        s.ready.setdefault(d.queue, []), (-d.envelope.priority, d.tag, d.envelope)
-                    )
+                    self._back_to_queue(d.queue, d.envelope, d.tag)
             s.lock.notify_all()
 
     def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
         with self._s.lock:
             for d in deliveries:
                 self._s.claimed.pop(d.tag, None)
+                self._s.redelivered.pop(d.tag, None)
                 self._s.rejected.append((d.envelope, reason))
 
     def renew(self, deliveries: Sequence[Delivery]) -> None:

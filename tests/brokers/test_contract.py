@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from celeriac.brokers import Broker
 from celeriac.message import Delivery
 from tests.brokers.conftest import BrokerFactory, EnvelopeFactory
@@ -138,16 +136,7 @@ def test_unacked_message_redelivered_after_lease_expiry(
     broker.ack(again)
 
 
-def test_redelivery_is_flagged(
-    broker_kind: str,
-    make_broker: BrokerFactory,
-    make_envelope: EnvelopeFactory,
-    request: pytest.FixtureRequest,
-) -> None:
-    if broker_kind == "memory":
-        request.applymarker(
-            pytest.mark.xfail(reason="MemoryBroker does not track redelivery yet", strict=False)
-        )
+def test_redelivery_is_flagged(make_broker: BrokerFactory, make_envelope: EnvelopeFactory) -> None:
     broker = make_broker(visibility_timeout=0.2)
     broker.publish("q", make_envelope("t1"))
     broker.consume(["q"], 10, EVENTUALLY_S)
