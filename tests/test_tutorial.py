@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from celeriac import states
+from celeriac.result import AsyncResult
 from tests.cli.workers import ROOT, WorkerProcess
 
 TUTORIAL = ROOT / "examples" / "tutorial"
@@ -53,7 +54,6 @@ def test_tutorial_first_steps(project: Path) -> None:
         worker.wait_for("ready.")
 
         # The tutorial's Python steps.
-        from celeriac.result import AsyncResult
         from proj.tasks import add, divide, fetch_page
 
         result = add.delay(10, 6)

@@ -161,8 +161,24 @@ def _import_optional(module_name: str) -> types.ModuleType | None:
 
 
 def _import_failure(module_name: str, exc: BaseException) -> str:
-    details = "".join(traceback.format_exception(exc)).rstrip()
+    frames = [
+        frame for frame in traceback.extract_tb(exc.__traceback__)
+        if not _is_import_machinery(frame.filename)
+    ]
+    details = "".join(
+        ["Traceback (most recent call last):\n", *traceback.format_list(frames),
+         *traceback.format_exception_only(exc)]
+    ).rstrip()
     return f"While importing {module_name!r}, an error was raised:\n\n{details}"
+
+
+def _is_import_machinery(filename: str) -> bool:
+    """Frames of importlib and of this module say nothing about the user's error."""
+    return (
+        filename.startswith("<frozen ")
+        or filename == __file__
+        or filename == getattr(importlib, "__file__", None)
+    )
 
 
 def _attribute(module: types.ModuleType, path: str, spec: str) -> Any:
