@@ -108,3 +108,16 @@ def test_tutorial_first_steps(project: Path) -> None:
         "FAILURE" in log
 
     assert "Warm shutdown (SIGTERM)" in log
+
+
+def test_tutorial_code_matches_the_example_project() -> None:
+    """Every module-level code block of docs/tutorial.md is in examples/tutorial verbatim."""
+    doc = (ROOT / "docs" / "tutorial.md").read_text()
+    sources = "\n".join(
+        path.read_text() for path in sorted((TUTORIAL / "proj").glob("*.py"))
+    )
+    blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.DOTALL)
+    module_blocks = [block for block in blocks if not block.startswith(">>>")]
+    assert len(module_blocks) >= 4
+    for block in module_blocks:
+        assert block.strip() in sources, f"docs/tutorial.md block not in examples:\n{block}"

@@ -316,7 +316,13 @@ class Celery:
 
     @property
     def broker_url(self) -> str:
-        return str(self.conf.broker_url or self.conf.broker_write_url or DEFAULT_SQLITE_URL)
+        return str(
+            self.conf.broker_url
+            or self.conf.broker_write_url
+            or os.environ.get("CELERIAC_BROKER_URL")
+            or os.environ.get("CELERY_BROKER_URL")
+            or DEFAULT_SQLITE_URL
+        )
 
     @property
     def broker(self) -> Broker:
@@ -338,7 +344,11 @@ class Celery:
 
     @property
     def result_backend_url(self) -> str | None:
-        url = self.conf.result_backend
+        url = (
+            self.conf.result_backend
+            or os.environ.get("CELERIAC_RESULT_BACKEND")
+            or os.environ.get("CELERY_RESULT_BACKEND")
+        )
         if url:
             return str(url)
         broker_url = self.broker_url

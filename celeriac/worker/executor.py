@@ -63,6 +63,8 @@ class Executor:
         self._to_requeue: list[Delivery] = []
         self._to_reject: list[tuple[Delivery, str]] = []
         self.processed = 0
+        #: set on shutdown: start nothing new (reserved messages go back to the queue)
+        self.stopping = False
         self.info_enabled = logger.isEnabledFor(logging.INFO)
 
     # -- intake ---------------------------------------------------------------------------------
@@ -200,7 +202,7 @@ class Executor:
         started = 0
         pool = self.pool
         reserved = self.reserved
-        while reserved and pool.free_slots() > 0:
+        while reserved and not self.stopping and pool.free_slots() > 0:
             job = reserved.popleft()
             job.started_s = time.monotonic()
             self.active[job.id] = job

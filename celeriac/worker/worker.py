@@ -31,6 +31,10 @@ logger = logging.getLogger("celeriac.worker")
 WARM, COLD = "warm", "cold"
 
 
+class ColdShutdown(BaseException):
+    """Raised into a task running in the worker's own thread (solo pool) on cold shutdown."""
+
+
 def default_hostname(name: str | None) -> str:
     """Celery's ``-n`` expansion: %h host, %n name, %d domain, %i pid."""
     host = socket.gethostname()
@@ -107,6 +111,8 @@ class Worker:
         if self._shutdown == WARM and how == WARM:
             how = COLD
         self._shutdown = how
+        if self.executor is not None:
+            self.executor.stopping = True
         self._stop_event.set()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -116,6 +122,9 @@ class Worker:
         name = signal.Signals(signum).name
         logger.warning("worker: %s shutdown (%s)", "Cold" if how == COLD else "Warm", name)
         self.stop(how)
+        pool, executor = self.pool, self.executor
+        if how == COLD and pool is not None and pool.runs_inline and executor and executor.active:
+            raise ColdShutdown()
 
     # -- main ------------------------------------------------------------------------------------
     def start(self) -> int:
@@ -138,6 +147,8 @@ class Worker:
         logger.info("%s ready.", self.hostname)
         try:
             self._loop()
+        except ColdShutdown:
+            pass
         finally:
             self._stop_event.set()
             self._finish()
@@ -229,7 +240,7 @@ class Worker:
                 pool.stop(wait=True)
                 executor.complete(pool.poll(0.0))
             executor.flush()
-        except TransportError as exc:
+        except Exception as exc:  # shutdown must finish even if the broker is gone
             logger.error("worker: could not settle messages at shutdown: %s", exc)
         finally:
             try:
