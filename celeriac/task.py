@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -213,15 +213,7 @@ class Task:
             )
         if self.typing:
             app.check_arguments(self, args or (), kwargs or {})
-        for attr in ("queue", "priority", "time_limit", "soft_time_limit", "expires"):
-            if options.get(attr) is None:
-                value = getattr(self, attr)
-                if value is not None:
-                    options[attr] = value
-        if "ignore_result" not in options and self.ignore_result:
-            options["ignore_result"] = True
-        if options.get("serializer") is None and self.serializer:
-            options["serializer"] = self.serializer
+        self._with_defaults(options)
         return app.send_task(
             self.name or "",
             args,
@@ -233,6 +225,34 @@ class Task:
             _task=self,
             **options,
         )
+
+    def _with_defaults(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Fill send options the caller left out from this task's own attributes."""
+        for attr in ("queue", "priority", "time_limit", "soft_time_limit", "expires"):
+            if options.get(attr) is None:
+                value = getattr(self, attr)
+                if value is not None:
+                    options[attr] = value
+        if "ignore_result" not in options and self.ignore_result:
+            options["ignore_result"] = True
+        if options.get("serializer") is None and self.serializer:
+            options["serializer"] = self.serializer
+        return options
+
+    def delay_many(
+        self, arglist: Iterable[Sequence[Any]], **options: Any
+    ) -> list[AsyncResult]:
+        """Send one call per argument tuple in batched round trips:
+        ``add.delay_many([(1, 2), (3, 4)])``. Options apply to every call."""
+        app = self.app
+        name = self.name or ""
+        shared = self._with_defaults(dict(options))
+        calls = []
+        for args in arglist:
+            if self.typing:
+                app.check_arguments(self, args, {})
+            calls.append((name, args, None, shared))
+        return app.send_many(calls)
 
     def apply(
         self,

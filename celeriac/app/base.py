@@ -18,6 +18,7 @@ from celeriac.backends import ResultBackend, create_backend
 from celeriac.brokers import Broker, create_broker, scheme_of
 from celeriac.control import Control
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.message import Envelope
 from celeriac.protocol import build_task_message
 from celeriac.registry import TaskRegistry
 from celeriac.result import AsyncResult
@@ -383,7 +384,7 @@ class Celery:
         self._backend = None
 
     # -- sending ----------------------------------------------------------------------------------
-    def send_task(
+    def prepare_message(
         self,
         name: str,
         args: Sequence[Any] | None = None,
@@ -414,9 +415,11 @@ class Celery:
         chain: Any = None,
         task_type: Any = None,
         **options: Any,
-    ) -> AsyncResult:
-        """Send a task by name (the worker that has it registered runs it)."""
+    ) -> tuple[str, Envelope] | AsyncResult:
+        """Build the message for one task call: returns (queue, envelope), or an EagerResult
+        when ``task_always_eager`` runs the task here instead."""
         task_id = task_id or str(uuid.uuid4())
+        options.pop("_result_cls", None)
         task = options.pop("_task", None)
         keep_parent = options.pop("_keep_parent", False)
         if self.conf.task_always_eager and task is None and name in self._tasks:
@@ -480,6 +483,23 @@ class Celery:
             shadow=shadow,
             extra_headers=options.get("headers"),
         )
+        return queue, envelope
+
+    def send_task(
+        self,
+        name: str,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        task_id: str | None = None,
+        result_cls: type[AsyncResult] | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """Send a task by name (the worker that has it registered runs it)."""
+        task_id = task_id or str(uuid.uuid4())
+        prepared = self.prepare_message(name, args, kwargs, task_id=task_id, **options)
+        if isinstance(prepared, AsyncResult):
+            return prepared
+        queue, envelope = prepared
         if signals.before_task_publish._receivers:
             signals.before_task_publish.send(
                 sender=name,
@@ -500,8 +520,36 @@ class Celery:
                 exchange="",
                 routing_key=queue,
             )
-        cls = result_cls or AsyncResult
-        return cls(task_id, task_name=name, app=self)
+        return (result_cls or AsyncResult)(task_id, task_name=name, app=self)
+
+    def send_many(
+        self,
+        calls: Iterable[tuple[str, Sequence[Any] | None, Mapping[str, Any] | None,
+                              Mapping[str, Any] | None]],
+        *,
+        chunk_size: int = 1000,
+    ) -> list[AsyncResult]:
+        """Send many task calls, ``(name, args, kwargs, options)`` each, in batched round trips
+        (``publish_many``); returns their results in order."""
+        results: list[AsyncResult] = []
+        batch: list[tuple[str, Envelope]] = []
+        broker = self.broker
+        for name, args, kwargs, options in calls:
+            opts = dict(options or {})
+            task_id = opts.pop("task_id", None) or str(uuid.uuid4())
+            prepared = self.prepare_message(name, args, kwargs, task_id=task_id, **opts)
+            if isinstance(prepared, AsyncResult):
+                results.append(prepared)
+                continue
+            batch.append(prepared)
+            results.append(AsyncResult(task_id, task_name=name, app=self))
+            if len(batch) >= chunk_size:
+                broker.publish_many(batch)
+                batch = []
+        if batch:
+            broker.publish_many(batch)
+        return results
+
 
     # -- results ----------------------------------------------------------------------------------
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:

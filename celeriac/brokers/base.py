@@ -58,6 +58,13 @@ class Broker(abc.ABC):
         for queue, envelope in items:
             self.publish(queue, envelope)
 
+    def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
+        """Publish ``envelope`` unless ``key`` was already used within ``ttl_s`` seconds, as
+        one atomic step across processes; True when published. Beat uses it with a
+        deterministic key (entry name + scheduled time) so several schedulers never
+        double-fire."""
+        raise NotImplementedError(f"{type(self).__name__} does not support publish_once")
+
     # -- consuming -----------------------------------------------------------------------------
     @abc.abstractmethod
     def consume(self, queues: Sequence[str], max_messages: int, timeout_s: float) -> list[Delivery]:
