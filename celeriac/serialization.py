@@ -110,7 +110,7 @@ def _revive(obj: Any) -> Any:
 
 # orjson reads integers past 64 bits as floats, silently losing digits; the stdlib does not.
 # A run of 19+ digits is the only way such an integer can appear in the text.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def json_loads(data: bytes | str) -> Any:

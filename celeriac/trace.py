@@ -99,9 +99,10 @@ def trace_task(
     runtime_s = 0.0
     payload: bytes | None = None
     try:
+        settings = app.trace_settings()
         track_started = task.track_started
         if track_started is None:
-            track_started = app.conf.task_track_started
+            track_started = settings.track_started
         if not eager and track_started and not ignore_result:
             app.store_result(
                 task_id,
@@ -164,10 +165,10 @@ def trace_task(
                 stored_value,
                 traceback=einfo.traceback if einfo and state == states.FAILURE else None,
                 request=request,
-                extended=bool(app.conf.result_extended),
+                extended=settings.result_extended,
                 worker=request.hostname,
             )
-            payload = encode_meta(meta, app.conf.result_serializer)
+            payload = encode_meta(meta, settings.result_serializer)
         task.after_return(state, retval, task_id, args, kwargs, einfo)
     finally:
         stack.pop()

@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import uuid
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -49,6 +50,13 @@ def signature_factory(task: Task, args: Any = None, *starargs: Any, **starkwargs
     except ImportError:
         raise NotImplementedError("Signatures and canvas primitives come with celeriac.canvas")
     return canvas.Signature.from_task(task, args, *starargs, **starkwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSettings:
+    track_started: bool
+    result_extended: bool
+    result_serializer: str
 
 
 class _AppSignal(signals.Signal):
@@ -98,6 +106,7 @@ class Celery:
         self._accept: frozenset[str] | None = None
         self._result_accept: frozenset[str] | None = None
         self._pending_defaults: list[Callable[[], Any]] = []
+        self._trace_settings: TraceSettings | None = None
         if task_cls is not None:
             from celeriac._utils.imports import symbol_by_name
 
@@ -161,6 +170,24 @@ class Celery:
     def _configuration_changed(self) -> None:
         self._accept = None
         self._result_accept = None
+        self._trace_settings = None
+
+    def trace_settings(self) -> TraceSettings:
+        """Settings the tracer reads for every task, looked up once. A worker calls
+        :meth:`freeze_trace_settings` at start; elsewhere they are read fresh each time."""
+        cached = self._trace_settings
+        if cached is not None:
+            return cached
+        conf = self.conf
+        return TraceSettings(
+            track_started=bool(conf.task_track_started),
+            result_extended=bool(conf.result_extended),
+            result_serializer=str(conf.result_serializer),
+        )
+
+    def freeze_trace_settings(self) -> None:
+        self._trace_settings = None
+        self._trace_settings = self.trace_settings()
 
     def add_defaults(self, fun: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> None:
         values = fun() if callable(fun) else fun

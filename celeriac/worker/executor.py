@@ -62,6 +62,7 @@ class Executor:
         self._to_ack: list[Delivery] = []
         self._to_requeue: list[Delivery] = []
         self._to_reject: list[tuple[Delivery, str]] = []
+        self._pending_since = time.monotonic()
         self.processed = 0
         #: set on shutdown: start nothing new (reserved messages go back to the queue)
         self.stopping = False
@@ -270,8 +271,23 @@ class Executor:
         elif state == states.IGNORED and self.info_enabled:
             logger.info("Task %s[%s] ignored", name, task_id)
 
+    #: flush once this many results/acks are pending, or the oldest waited this long
+    FLUSH_AT_COUNT = 128
+    FLUSH_AFTER_S = 0.01
+
+    def flush_due(self) -> bool:
+        if self._to_requeue or self._to_reject:
+            return True
+        pending = len(self._to_store) + len(self._to_ack)
+        if not pending:
+            return False
+        if pending >= self.FLUSH_AT_COUNT:
+            return True
+        return time.monotonic() - self._pending_since >= self.FLUSH_AFTER_S
+
     def flush(self) -> None:
         """Store pending results, then settle pending messages (in that order)."""
+        self._pending_since = time.monotonic()
         if self._to_store:
             items, self._to_store = self._to_store, []
             assert self.backend is not None

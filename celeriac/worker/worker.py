@@ -130,6 +130,7 @@ class Worker:
     def start(self) -> int:
         app = self.app
         signals.worker_init.send(sender=self)
+        app.freeze_trace_settings()
         self.pool = create_pool(
             self.pool_name, app, self.concurrency, max_tasks_per_child=self.max_tasks_per_child
         )
@@ -181,24 +182,35 @@ class Worker:
         assert executor is not None and pool is not None
         broker = self.app.broker
         window = self.concurrency * self.prefetch_multiplier
+        # Claim again once the reserve falls to this, so claims come in batches.
+        refill_at = max(self.concurrency, window // 2)
         idle_polls = 0
         backoff_s = 0.0
         idle_wait_s = 0.02 if self.burst else 1.0
         while self._shutdown is None:
             try:
-                want = window - len(executor.reserved) - len(executor.active)
+                reserved, active = executor.reserved, executor.active
+                want = window - len(reserved) - len(active)
                 deliveries = []
-                if want > 0:
-                    busy = bool(executor.active) or bool(executor.reserved)
-                    deliveries = broker.consume(self.queues, want, 0.0 if busy else idle_wait_s)
+                if want > 0 and len(reserved) <= refill_at:
+                    idle = not active and not reserved
+                    deliveries = broker.consume(self.queues, want, idle_wait_s if idle else 0.0)
                     if deliveries:
                         executor.receive(deliveries)
                 executor.dispatch()
-                finished = pool.poll(0.0 if deliveries or not executor.active else 0.05)
+                if not active:
+                    finished = []
+                elif reserved and pool.free_slots() <= 0:
+                    finished = pool.poll(0.05)  # wait for a free slot
+                else:
+                    finished = pool.poll(0.0 if deliveries else 0.005)
                 if finished:
                     executor.complete(finished)
                     executor.dispatch()
-                executor.flush()
+                # While tasks keep finishing, let results and acks pile up a little so they
+                # are stored and settled in batches; flush as soon as the stream pauses.
+                if not finished or executor.flush_due():
+                    executor.flush()
                 if backoff_s:
                     logger.info("worker: connection to the broker restored")
                     backoff_s = 0.0
@@ -214,6 +226,7 @@ class Worker:
                     idle_polls += 1
                     if idle_polls >= 2:
                         break
+        executor.flush()
 
     def _finish(self) -> None:
         executor, pool = self.executor, self.pool

@@ -54,7 +54,7 @@ def run_job(
     """Run one job in this process (every pool ends up here)."""
     from celeriac.task import Context
 
-    task = app.tasks[task_name]
+    task = app._tasks[task_name]
     return trace_task(task, Context(**request), args, kwargs)
 
 
