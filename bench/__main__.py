@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import drain
+from bench import drain, throughput
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,9 +14,20 @@ def main(argv: list[str] | None = None) -> int:
     sqlite = sub.add_parser("sqlite", help="embedded SQLite broker drain rate vs Celery")
     sqlite.add_argument("--n", type=int, default=20000, help="tasks for celeriac")
     sqlite.add_argument("--celery-n", type=int, default=3000, help="tasks for each Celery run")
-    sqlite.add_argument("--redis", default="redis://127.0.0.1:6379/15",
-                        help="Redis URL for the Celery-on-Redis reference ('' to skip)")
+    sqlite.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/15",
+        help="Redis URL for the Celery-on-Redis reference ('' to skip)",
+    )
+    tp = sub.add_parser("throughput", help="celeriac vs Celery on the same Redis")
+    tp.add_argument("--broker", default="redis://127.0.0.1:6379/15")
+    tp.add_argument("--n", type=int, default=100000, help="tasks drained")
+    tp.add_argument("--delay-n", type=int, default=20000, help="tasks sent one by one")
+    tp.add_argument("--rtt-n", type=int, default=2000, help="round trips timed")
+    tp.add_argument("--prefetch", type=int, default=64, help="worker_prefetch_multiplier")
     args = parser.parse_args(argv)
+    if args.name == "throughput":
+        return throughput.run(args.broker, args.n, args.delay_n, args.rtt_n, args.prefetch)
     if args.name == "sqlite":
         return drain.run_sqlite(args.n, args.celery_n, args.redis)
     return 2

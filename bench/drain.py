@@ -73,7 +73,11 @@ def _run(system: str, app_src: str, n: int, worker_cmd: list[str], workdir: Path
     env = dict(os.environ, PYTHONPATH=str(workdir))
     out = subprocess.run(
         [sys.executable, "driver.py", str(n), json.dumps(worker_cmd)],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=900,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     if out.returncode != 0:
         raise RuntimeError(f"{system} run failed:\n{out.stderr[-3000:]}")
@@ -83,15 +87,32 @@ def _run(system: str, app_src: str, n: int, worker_cmd: list[str], workdir: Path
 
 
 def _celeriac_worker() -> list[str]:
-    return [sys.executable, "-c",
-            "import sys; sys.path.insert(0, '.'); from benchapp import app; "
-            "from celeriac.worker import Worker; Worker(app, pool='solo').start()"]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; sys.path.insert(0, '.'); from benchapp import app; "
+        "from celeriac.worker import Worker; Worker(app, pool='solo').start()",
+    ]
 
 
 def _celery_worker() -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "benchapp", "worker", "-P", "solo",
-            "-c", "1", "-l", "warning", "--without-gossip", "--without-mingle",
-            "--without-heartbeat"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "benchapp",
+        "worker",
+        "-P",
+        "solo",
+        "-c",
+        "1",
+        "-l",
+        "warning",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
 
 
 def _redis_ok(url: str) -> bool:
@@ -110,24 +131,44 @@ def run_sqlite(n: int, celery_n: int, redis_url: str) -> int:
         d = Path(tmp) / "celeriac"
         d.mkdir()
         url = f"sqlite:///{d / 'bench.db'}"
-        rows.append(_run("celeriac sqlite", CELERIAC_APP.format(broker=url, backend=url), n,
-                         _celeriac_worker(), d))
+        rows.append(
+            _run(
+                "celeriac sqlite",
+                CELERIAC_APP.format(broker=url, backend=url),
+                n,
+                _celeriac_worker(),
+                d,
+            )
+        )
         d = Path(tmp) / "celery-sqla"
         d.mkdir()
-        rows.append(_run(
-            "Celery sqla+sqlite",
-            CELERY_APP.format(broker=f"sqla+sqlite:///{d / 'broker.db'}",
-                              backend=f"db+sqlite:///{d / 'results.db'}"),
-            celery_n, _celery_worker(), d,
-        ))
+        rows.append(
+            _run(
+                "Celery sqla+sqlite",
+                CELERY_APP.format(
+                    broker=f"sqla+sqlite:///{d / 'broker.db'}",
+                    backend=f"db+sqlite:///{d / 'results.db'}",
+                ),
+                celery_n,
+                _celery_worker(),
+                d,
+            )
+        )
         if redis_url and _redis_ok(redis_url):
             import redis
 
             redis.Redis.from_url(redis_url).flushdb()
             d = Path(tmp) / "celery-redis"
             d.mkdir()
-            rows.append(_run("Celery redis", CELERY_APP.format(broker=redis_url, backend=redis_url),
-                             celery_n, _celery_worker(), d))
+            rows.append(
+                _run(
+                    "Celery redis",
+                    CELERY_APP.format(broker=redis_url, backend=redis_url),
+                    celery_n,
+                    _celery_worker(),
+                    d,
+                )
+            )
             redis.Redis.from_url(redis_url).flushdb()
     base = rows[0]
     base_rate = base["n"] / base["drain_s"]
@@ -135,8 +176,12 @@ def run_sqlite(n: int, celery_n: int, redis_url: str) -> int:
     for row in rows:
         rate = row["n"] / row["drain_s"]
         ratio = base_rate / rate
-        print(f"{row['system']:<22}{row['n']:>8}{row['n'] / row['enqueue_s']:>12.0f}"
-              f"{rate:>10.0f}{ratio:>12.1f}")
-    print(f"\n(drain = one worker process, solo pool, from worker start to last result stored; "
-          f"measured {time.strftime('%Y-%m-%d')})")
+        print(
+            f"{row['system']:<22}{row['n']:>8}{row['n'] / row['enqueue_s']:>12.0f}"
+            f"{rate:>10.0f}{ratio:>12.1f}"
+        )
+    print(
+        f"\n(drain = one worker process, solo pool, from worker start to last result stored; "
+        f"measured {time.strftime('%Y-%m-%d')})"
+    )
     return 0

@@ -207,9 +207,10 @@ class Worker:
                 if finished:
                     executor.complete(finished)
                     executor.dispatch()
-                # While tasks keep finishing, let results and acks pile up a little so they
-                # are stored and settled in batches; flush as soon as the stream pauses.
-                if not finished or executor.flush_due():
+                # While tasks keep finishing and more wait in reserve, let results and acks pile
+                # up a little so they are stored and settled in batches; flush as soon as the
+                # stream pauses or the reserve runs dry (never sit on a result while idle).
+                if not finished or not reserved or executor.flush_due():
                     executor.flush()
                 if backoff_s:
                     logger.info("worker: connection to the broker restored")
