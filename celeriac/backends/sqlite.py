@@ -78,6 +78,19 @@ class SQLiteBackend(ResultBackend):
     def store(self, task_id: str, state: str, payload: bytes, expires_s: float | None) -> None:
         self.store_many([(task_id, state, payload)], expires_s)
 
+    def write_rows(
+        self, c: sqlite3.Connection, items: Sequence[tuple[str, str, bytes]],
+        expires_s: float | None,
+    ) -> None:
+        """Upsert records through ``c`` (used by the broker to store and ack in one transaction
+        when both share this file); the caller commits and then calls :meth:`notify`."""
+        now = time.time()
+        until = now + expires_s if expires_s else None
+        c.executemany(_UPSERT, [(t, st, p, until, now) for t, st, p in items])
+
+    def notify(self) -> None:
+        self._notify()
+
     def store_many(self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None) -> None:
         if not items:
             return

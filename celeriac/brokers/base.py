@@ -17,11 +17,15 @@ Client-library errors are translated into :class:`~celeriac.exceptions.Transport
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from celeriac.backends.base import ResultBackend
 from celeriac.message import Delivery, Envelope
+
+#: stores ``(task_id, state, payload)`` records (with a lifetime) and acks deliveries, together
+Settler = Callable[[Sequence[tuple[str, str, bytes]], float | None, Sequence[Delivery]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,13 @@ class Broker(abc.ABC):
 
     def renew(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027 - optional hook
         """Extend the lease of messages this consumer still holds (called periodically)."""
+
+    def settle_with(self, backend: ResultBackend) -> Settler | None:
+        """A function that stores results in ``backend`` and acks deliveries in ONE round trip
+        (one transaction or pipeline) when both live on the same server; None otherwise. The
+        worker then settles each batch with it (results always become visible no later than
+        the acks)."""
+        return None
 
     # -- queues --------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -28,7 +28,8 @@ from typing import Any
 import orjson
 
 from celeriac._utils.sqlite import Connections, parse_url, placeholders, signal_for
-from celeriac.brokers.base import Broker, WorkerRecord
+from celeriac.backends.base import ResultBackend
+from celeriac.brokers.base import Broker, Settler, WorkerRecord
 from celeriac.exceptions import EncodeError, ImproperlyConfigured, TransportError
 from celeriac.message import Delivery, Envelope
 
@@ -270,6 +271,36 @@ class SQLiteBroker(Broker):
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         self._by_ids("DELETE FROM messages WHERE id IN ({ids})", [d.tag for d in deliveries])
+
+    def settle_with(self, backend: ResultBackend) -> Settler | None:
+        from celeriac.backends.sqlite import SCHEMA as RESULTS_SCHEMA
+        from celeriac.backends.sqlite import SQLiteBackend
+
+        if not isinstance(backend, SQLiteBackend) or backend.path != self.path:
+            return None
+        # The results table lives in this same file; make sure it exists on our connection.
+        self._conns.run(lambda c: c.executescript(RESULTS_SCHEMA))
+
+        def settle(
+            items: Sequence[tuple[str, str, bytes]],
+            expires_s: float | None,
+            deliveries: Sequence[Delivery],
+        ) -> None:
+            ids = [d.tag for d in deliveries]
+
+            def run(c: sqlite3.Connection) -> None:
+                if items:
+                    backend.write_rows(c, items, expires_s)
+                for chunk in _chunks(ids):
+                    c.execute(
+                        f"DELETE FROM messages WHERE id IN ({placeholders(len(chunk))})", chunk
+                    )
+
+            self._conns.transaction(run)
+            if items:
+                backend.notify()
+
+        return settle
 
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
         # Only rows this consumer still owns: one whose lease ran out may already be another's.

@@ -45,6 +45,8 @@ class Executor:
         self.hostname = hostname
         self.broker = app.broker
         self.backend = app.backend if app.result_backend_url else None
+        # Store results and ack in one round trip when broker and backend share a server.
+        self._settle = self.broker.settle_with(self.backend) if self.backend else None
         conf = app.conf
         self.accept = app.accept_content
         self.default_acks_late = bool(conf.task_acks_late)
@@ -288,6 +290,10 @@ class Executor:
     def flush(self) -> None:
         """Store pending results, then settle pending messages (in that order)."""
         self._pending_since = time.monotonic()
+        if self._settle is not None and (self._to_store or self._to_ack):
+            items, self._to_store = self._to_store, []
+            acks, self._to_ack = self._to_ack, []
+            self._settle(items, self.result_expires_s, acks)
         if self._to_store:
             items, self._to_store = self._to_store, []
             assert self.backend is not None
