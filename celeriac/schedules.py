@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -54,9 +54,10 @@ _DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "satu
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december")
 _NAMES: dict[str, dict[str, int]] = {
-    "day_of_week": {**{d[:3]: i for i, d in enumerate(_DAYS)}, **{d: i for i, d in enumerate(_DAYS)}},
-    "month_of_year": {**{m[:3]: i + 1 for i, m in enumerate(_MONTHS)},
-                      **{m: i + 1 for i, m in enumerate(_MONTHS)}},
+    "day_of_week": {name[:length]: number for length in (3, None)
+                    for number, name in enumerate(_DAYS)},
+    "month_of_year": {name[:length]: number + 1 for length in (3, None)
+                      for number, name in enumerate(_MONTHS)},
 }
 _MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -98,13 +99,13 @@ def parse_field(spec: int | str | Iterable[int | str], field: str) -> frozenset[
 
 
 def _parse_any(spec: Any, field: str, whole: Any) -> set[int]:
-    if isinstance(spec, bool) or not isinstance(spec, int | str | Iterable):
+    if isinstance(spec, bool | Mapping) or not isinstance(spec, int | str | Iterable):
         raise TypeError(
             f"crontab {field}: expected an int, a str or an iterable of them, "
             f"got {type(spec).__name__} {spec!r}"
         )
     if isinstance(spec, int):
-        return {_number(str(spec), field, whole)}
+        return {_in_range(spec, field, whole)}
     if isinstance(spec, str):
         found: set[int] = set()
         for part in spec.split(","):
@@ -154,12 +155,7 @@ def _number(text: str, field: str, whole: Any) -> int:
     top = 7 if field == "day_of_week" else high
     word = text.strip().lower()
     if word.isdigit():
-        value = int(word)
-        if not low <= value <= top:
-            raise ParseException(
-                f"crontab {field}={whole!r}: {value} is out of range {low}-{top}"
-            )
-        return value
+        return _in_range(int(word), field, whole)
     names = _NAMES.get(field)
     if names is not None and word in names:
         return names[word]
@@ -170,6 +166,14 @@ def _number(text: str, field: str, whole: Any) -> int:
             f" ({', '.join(list(names)[:7 if kind == 'day' else 12])} or {low}-{top})"
         )
     raise ParseException(f"crontab {field}={whole!r}: {text.strip()!r} is not a number")
+
+
+def _in_range(value: int, field: str, whole: Any) -> int:
+    low, high = FIELDS[field]
+    top = 7 if field == "day_of_week" else high
+    if not low <= value <= top:
+        raise ParseException(f"crontab {field}={whole!r}: {value} is out of range {low}-{top}")
+    return value
 
 
 # -- schedules -----------------------------------------------------------------------------------
@@ -256,8 +260,11 @@ class BaseSchedule:
                 while (following := self.next_due(moment)) <= until:
                     moment = following
                 return moment
-        return floor if self.next_due(floor) > until else self._last_due(
-            self.next_due(floor), until)
+        # Runs rarer than yearly: few enough to step through.
+        moment = floor
+        while (following := self.next_due(moment)) <= until:
+            moment = following
+        return moment
 
 
 class schedule(BaseSchedule):
@@ -270,7 +277,9 @@ class schedule(BaseSchedule):
     ) -> None:
         super().__init__(nowfun=nowfun, app=app, tz=tz)
         if run_every is None or isinstance(run_every, bool):
-            raise TypeError(f"schedule(run_every=...) needs seconds or a timedelta, got {run_every!r}")
+            raise TypeError(
+                f"schedule(run_every=...) needs seconds or a timedelta, got {run_every!r}"
+            )
         every = run_every if isinstance(run_every, timedelta) else timedelta(seconds=run_every)
         if every // _MICROSECOND <= 0:
             raise ValueError(f"schedule(run_every={run_every!r}): the interval must be positive")
@@ -422,13 +431,14 @@ def next_run_after(cron: crontab, after: datetime, tz: tzinfo | None = None) -> 
     start = local.replace(tzinfo=None, second=0, microsecond=0)
     offsets = {(after_utc + shift).astimezone(zone).utcoffset() for shift in
                (-_FOLD_MARGIN, timedelta(0), _FOLD_MARGIN)}
-    if len(offsets) > 1:
-        # Clocks change nearby: a wall time a little before ``after`` may repeat after it.
-        start -= _FOLD_MARGIN
+    # When clocks change nearby, a wall time a little before ``after`` may repeat after it, and
+    # a later wall time may come first; elsewhere wall order is time order.
+    margin = _FOLD_MARGIN if len(offsets) > 1 else timedelta(0)
+    start -= margin
     best: datetime | None = None
     best_wall: datetime | None = None
     for wall in _wall_times(cron, start):
-        if best_wall is not None and wall > best_wall + _FOLD_MARGIN:
+        if best_wall is not None and wall > best_wall + margin:
             break
         for instant in _instants(wall, zone, cron.every_hour):
             if instant > after_utc and (best is None or instant < best):
@@ -448,11 +458,13 @@ def _wall_times(cron: crontab, start: datetime) -> Iterator[datetime]:
             day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
             continue
         if day.day in cron.day_of_month and (day.weekday() + 1) % 7 in cron.day_of_week:
+            first = (start.hour, start.minute) if day == start.date() else (0, 0)
             for hour in hours:
+                if hour < first[0]:
+                    continue
                 for minute in minutes:
-                    wall = datetime(day.year, day.month, day.day, hour, minute)
-                    if wall >= start:
-                        yield wall
+                    if (hour, minute) >= first:
+                        yield datetime(day.year, day.month, day.day, hour, minute)
         day += timedelta(days=1)
 
 

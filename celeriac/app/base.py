@@ -68,6 +68,8 @@ class Celery:
 
     #: the base Task class for tasks of this app (a subclass bound to this app)
     task_cls: type[Task] = Task
+    #: whether ``on_after_configure`` was sent (beat sends it at start-up when it was not)
+    _after_configure_sent: bool = False
 
     def __init__(
         self,
@@ -155,7 +157,17 @@ class Celery:
         self._from_django = isinstance(obj, str) and obj.startswith("django.conf")
         self.conf.update(config.read_object(source, namespace=namespace))
         self._configuration_changed()
+        self._after_configure_sent = True
         self.on_after_configure.send(sender=self, source=source)
+
+    def ensure_configured(self) -> None:
+        """Send ``on_after_configure`` once if ``config_from_object`` never did, then finalize:
+        runtimes (worker, beat) call this at start so users' hooks (``add_periodic_task``...)
+        have run."""
+        if not self._after_configure_sent:
+            self._after_configure_sent = True
+            self.on_after_configure.send(sender=self, source=self.conf)
+        self.finalize()
 
     def config_from_envvar(
         self, variable_name: str, silent: bool = False, force: bool = False
@@ -578,6 +590,49 @@ class Celery:
         return results
 
 
+    # -- periodic tasks ---------------------------------------------------------------------------
+    def add_periodic_task(
+        self,
+        schedule: Any,
+        sig: Any,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | Sequence[Any] = (),
+        name: str | None = None,
+        **opts: Any,
+    ) -> str:
+        """Add a ``beat_schedule`` entry running ``sig`` (``task.s(...)``, a signature dict or a
+        task) on ``schedule`` (seconds, timedelta, crontab...); ``args``/``kwargs`` extend the
+        signature's, ``opts`` are send options. Returns the entry's name."""
+        if isinstance(sig, Mapping):
+            task, sig_args = sig.get("task"), sig.get("args") or ()
+            sig_kwargs, sig_options = sig.get("kwargs") or {}, sig.get("options") or {}
+        else:
+            task = getattr(sig, "task", None)
+            if not isinstance(task, str):
+                task = getattr(sig, "name", None)
+            sig_args = getattr(sig, "args", None) or ()
+            sig_kwargs = getattr(sig, "kwargs", None) or {}
+            sig_options = getattr(sig, "options", None) or {}
+        if not isinstance(task, str) or not task:
+            raise TypeError(f"add_periodic_task: {sig!r} is not a signature or a task")
+        if not isinstance(sig_args, (list, tuple)) or not isinstance(sig_kwargs, Mapping):
+            sig_args, sig_kwargs = (), {}
+        entry_args = (*sig_args, *args)
+        entry_kwargs = {**sig_kwargs, **dict(kwargs or {})}
+        if name is None:
+            shown = [*map(repr, entry_args), *(f"{k}={v!r}" for k, v in entry_kwargs.items())]
+            name = f"{task}({', '.join(shown)})"
+        entries = dict(self.conf.beat_schedule or {})
+        entries[name] = {
+            "task": task,
+            "schedule": schedule,
+            "args": entry_args,
+            "kwargs": entry_kwargs,
+            "options": {**dict(sig_options), **opts},
+        }
+        self.conf.beat_schedule = entries
+        return name
+
     # -- results ----------------------------------------------------------------------------------
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         return AsyncResult(task_id, app=self, **kwargs)
@@ -645,20 +700,32 @@ class Celery:
         self.backend.forget(f"celery-taskset-meta-{group_id}")
 
     def run_eager_callbacks(
-        self, state: str, retval: Any, link: Any, link_error: Any, task_id: str
+        self,
+        state: str,
+        retval: Any,
+        link: Any,
+        link_error: Any,
+        task_id: str,
+        request: Context | None = None,
+        traceback: str | None = None,
     ) -> None:
-        """Apply ``link``/``link_error`` signatures after an eager run (canvas provides them)."""
+        """Apply ``link``/``link_error`` signatures after an eager run (see celeriac.workflow)."""
         callbacks = _as_list(link) if state == states.SUCCESS else None
         errbacks = _as_list(link_error) if state == states.FAILURE else None
         if not (callbacks or errbacks):
             return
-        canvas = importlib.import_module("celeriac.canvas")
-        for sig in callbacks or ():
-            canvas.maybe_signature(sig, app=self).apply(
-                (retval,) if not canvas.maybe_signature(sig, app=self).immutable else ()
-            )
-        for sig in errbacks or ():
-            canvas.maybe_signature(sig, app=self).apply((task_id,))
+        from celeriac import workflow
+
+        workflow.run_eager_callbacks(
+            self, state, retval, callbacks, errbacks, task_id, request=request, traceback=traceback
+        )
+
+    def signature(self, *args: Any, **kwargs: Any) -> Any:
+        """``app.signature('tasks.add', args=(2, 2), countdown=10)``: a signature of this app."""
+        from celeriac import canvas
+
+        kwargs["app"] = self
+        return canvas.signature(*args, **kwargs)
 
     # -- misc ------------------------------------------------------------------------------------
     def set_current(self) -> None:

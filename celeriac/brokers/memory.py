@@ -33,7 +33,12 @@ class _State:
     # seq -> times delivered, for messages that went back to a queue after a delivery
     redelivered: dict[int, int] = field(default_factory=dict)
     seq: itertools.count[int] = field(default_factory=itertools.count)
+    # publish_once key -> when it expires
+    dedupe: dict[str, float] = field(default_factory=dict)
 
+
+# Expired publish_once keys are dropped when this many are held.
+_DEDUPE_PRUNE_AT = 1024
 
 _states: dict[str, _State] = {}
 _states_lock = threading.Lock()
@@ -66,6 +71,19 @@ class MemoryBroker(Broker):
             for queue, envelope in items:
                 self._put(queue, envelope, now)
             s.lock.notify_all()
+
+    def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
+        s = self._s
+        now = time.time()
+        with s.lock:
+            if s.dedupe.get(key, 0.0) > now:
+                return False
+            if len(s.dedupe) >= _DEDUPE_PRUNE_AT:
+                s.dedupe = {k: until for k, until in s.dedupe.items() if until > now}
+            s.dedupe[key] = now + ttl_s
+            self._put(queue, envelope, now)
+            s.lock.notify_all()
+        return True
 
     def _put(self, queue: str, envelope: Envelope, now: float) -> None:
         s = self._s

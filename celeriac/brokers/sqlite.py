@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS rejected (
 CREATE TABLE IF NOT EXISTS workers (
     hostname TEXT PRIMARY KEY, info BLOB NOT NULL, last_seen REAL NOT NULL, expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS dedupe_expires ON dedupe (expires_at);
 """
 
 # The columns _fields() fills, shared by messages and rejected.
@@ -181,6 +183,28 @@ class SQLiteBroker(Broker):
 
         self._conns.transaction(insert)
         self._notify()
+
+    def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
+        now = time.time()
+        eta = envelope.eta_timestamp() if envelope.headers.get("eta") else None
+        row = (queue, envelope.priority, eta if eta is not None and eta > now else None,
+               *_fields(envelope))
+
+        def insert(c: sqlite3.Connection) -> bool:
+            # The key and the message commit together, or neither does.
+            c.execute("DELETE FROM dedupe WHERE expires_at <= ?", (now,))
+            claimed = c.execute(
+                "INSERT INTO dedupe (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, now + ttl_s),
+            ).rowcount
+            if claimed:
+                c.execute(_INSERT, row)
+            return bool(claimed)
+
+        published = self._conns.transaction(insert)
+        if published:
+            self._notify()
+        return published
 
     # -- consuming -----------------------------------------------------------------------------
     def consume(self, queues: Sequence[str], max_messages: int, timeout_s: float) -> list[Delivery]:

@@ -43,6 +43,8 @@ WORKER_STOP_TIMEOUT_S = 60.0
 POLL_INTERVAL_S = 0.05
 #: slack on top of a step's own expected duration before it counts as stuck
 STEP_SLACK_S = 60.0
+#: how long the beat step's scheduler runs
+BEAT_STEP_S = 3.2
 
 
 @dataclass
@@ -150,11 +152,41 @@ def step_hooks(run: DemoRun) -> bool:
     return run.check(ok and ran, "SUCCESS and FAILURE, and the hooks ran in the worker")
 
 
+def step_beat(run: DemoRun) -> bool:
+    from celeriac.beat import Scheduler
+
+    entry = {"task": run.tasks.add.name, "schedule": 1.0, "args": (10, 5)}
+    scheduler = Scheduler(run.app, {"add-every-second": entry})
+    run.say("    beat_schedule = {'add-every-second': "
+            "{'task': 'celeriac.cli.demo_app.add', 'schedule': 1.0, 'args': (10, 5)}}")
+    run.say(f"    (a scheduler runs here for {BEAT_STEP_S:g}s; the worker runs what it sends)")
+    deadline = time.monotonic() + BEAT_STEP_S
+    while (left_s := deadline - time.monotonic()) > 0:
+        time.sleep(min(scheduler.tick(), left_s))
+    scheduler.close()
+    sent = [item for item in scheduler.history if item.published]
+    outcomes = []
+    for item in sent:
+        result = run.app.AsyncResult(item.task_id)
+        state = _wait_quietly(result)
+        outcomes.append(state == states.SUCCESS and result.result == 15)
+        run.say(f"    run due {item.scheduled_at:%H:%M:%S} -> {item.task_id}: {state}")
+    return run.check(len(sent) >= 2 and all(outcomes), "at least 2 runs, each SUCCESS with 15")
+
+
+def _wait_quietly(result: AsyncResult) -> str:
+    deadline = time.monotonic() + STEP_SLACK_S
+    while result.state not in states.READY_STATES and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL_S)
+    return result.state
+
+
 #: The demo, in order. Later features add their steps here.
 STEPS: list[DemoStep] = [
     DemoStep("add", "a plain task, add.delay(10, 6)", step_add),
     DemoStep("retry", "a bound task that retries 4 times, then fails", step_retry),
     DemoStep("hooks", "a custom Task base class with hooks", step_hooks),
+    DemoStep("beat", "a periodic task every second (beat_schedule)", step_beat),
 ]
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 import celeriac
+from celeriac.cli.beat import beat
 from celeriac.cli.call import call
 from celeriac.cli.context import EX_FAILURE, CLIContext, get_cli, global_options
 from celeriac.cli.demo import demo
@@ -58,6 +59,7 @@ def main(ctx: click.Context) -> None:
 
 for command in (worker, call, result, inspect, status, purge, demo):
     main.add_command(command)
+main.add_command(beat)
 
 
 def _program_args(argv: Sequence[str] | None) -> list[str]:

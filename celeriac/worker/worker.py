@@ -69,7 +69,7 @@ class Worker:
     ) -> None:
         self.app = app
         conf = app.conf
-        app.finalize()
+        app.ensure_configured()
         self.hostname = default_hostname(hostname)
         app.hostname = self.hostname
         if time_limit is not None:

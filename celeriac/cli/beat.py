@@ -1,0 +1,80 @@
+"""``celeriac beat``: run the periodic task scheduler (options as Celery's ``celery beat``)."""
+
+from __future__ import annotations
+
+import click
+
+from celeriac.beat import service
+from celeriac.cli.banner import describe_url
+from celeriac.cli.context import CLIContext, global_options, pass_cli
+from celeriac.cli.worker import LogLevel, pidfile_lock
+from celeriac.exceptions import ImproperlyConfigured, TransportError
+from celeriac.utils.log import setup_logging
+
+__all__ = ["beat"]
+
+
+@click.command(context_settings={"show_default": False})
+@click.option("--detach", is_flag=True, hidden=True,
+              help="Not supported: run beat under a process supervisor instead.")
+@click.option("-s", "--schedule", "schedule_filename",
+              help="File keeping the last run of each entry (beat_schedule_filename; "
+                   "default celerybeat-schedule, stored as celerybeat-schedule.db).")
+@click.option("-S", "--scheduler", help="Scheduler class (beat_scheduler), e.g. "
+              "celeriac.beat:PersistentScheduler.")
+@click.option("--max-interval", type=float,
+              help="Longest sleep between schedule checks, in seconds (default 300).")
+@click.option("-l", "--loglevel", type=LogLevel(), default="WARNING", show_default=True,
+              help="Logging level.")
+@click.option("-f", "--logfile", help="Log to this file instead of stderr.")
+@click.option("--pidfile", help="Write beat's pid here (refuses to start if taken).")
+@click.option("--uid", "--gid", "--umask", "process_owner", hidden=True, help="Not supported.")
+@global_options(hidden=True)
+@pass_cli
+@click.pass_context
+def beat(
+    ctx: click.Context,
+    cli: CLIContext,
+    detach: bool,
+    schedule_filename: str | None,
+    scheduler: str | None,
+    max_interval: float | None,
+    loglevel: str | int,
+    logfile: str | None,
+    pidfile: str | None,
+    process_owner: str | None,
+) -> None:
+    """Start the beat scheduler: send periodic tasks when they are due."""
+    if detach:
+        raise click.UsageError(
+            "--detach is not supported; run beat under systemd, supervisord or similar."
+        )
+    if process_owner:
+        raise click.UsageError("--uid/--gid/--umask are not supported; use your supervisor.")
+    app = cli.app
+    conf = app.conf
+    if schedule_filename:
+        conf.beat_schedule_filename = schedule_filename
+    if scheduler:
+        conf.beat_scheduler = scheduler
+    with pidfile_lock(pidfile):
+        try:
+            service.prepare_app(app)
+            runner = service.Service(app, max_interval=max_interval)
+            sched = runner.get_scheduler()
+        except (ImproperlyConfigured, TransportError) as exc:
+            raise click.ClickException(str(exc)) from None
+        setup_logging(loglevel, logfile, fmt=conf.worker_log_format,
+                      datefmt=conf.worker_log_datefmt,
+                      colorize=False if cli.no_color else conf.worker_log_color,
+                      hijack_root=bool(conf.worker_hijack_root_logger))
+        if not cli.quiet:
+            cli.echo(f"celeriac beat is starting.\n"
+                     f"  broker     -> {describe_url(app.broker_url)}\n"
+                     f"  scheduler  -> {type(sched).__module__}.{type(sched).__qualname__}\n"
+                     f"  state      -> {sched.info}\n"
+                     f"  timezone   -> {app.timezone}\n"
+                     f"  entries    -> {len(sched.entries)}\n"
+                     f"  maxinterval-> {sched.max_interval_s:g}s", err=True)
+        code = service.run(app, service=runner)
+    ctx.exit(code)
