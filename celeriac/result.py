@@ -350,29 +350,64 @@ class ResultSet(ResultBase):
         if result not in self.results:
             self.results.append(result)
 
-    def _metas(self) -> list[dict[str, Any]]:
-        pending = [r for r in self.results if r._cache is None]
-        if pending and not isinstance(pending[0], EagerResult):
+    def _leaves(self) -> Iterator[AsyncResult]:
+        for result in self.results:
+            if isinstance(result, ResultSet):
+                yield from result._leaves()
+            else:
+                yield result
+
+    def _fetch(self) -> dict[str, dict[str, Any]]:
+        """The meta of every result (nested sets included), unread ones in one round trip."""
+        metas: dict[str, dict[str, Any]] = {}
+        pending = []
+        for result in self._leaves():
+            if result._cache is not None or isinstance(result, EagerResult):
+                metas[result.id] = result._get_task_meta()
+            else:
+                pending.append(result)
+        if pending:
             payloads = self.app.backend.get_many([r.id for r in pending])
             for result, payload in zip(pending, payloads, strict=True):
-                if payload is not None:
+                metas[result.id] = (
                     result._set_cache(self.app.decode_result(payload))
-        return [r._get_task_meta() for r in self.results]
+                    if payload is not None
+                    else pending_meta(result.id)
+                )
+        return metas
+
+    @staticmethod
+    def _status_of(result: Any, metas: dict[str, dict[str, Any]]) -> str:
+        if not isinstance(result, ResultSet):
+            return str(metas[result.id]["status"])
+        found = [ResultSet._status_of(r, metas) for r in result.results]
+        if all(s == states.SUCCESS for s in found):
+            return states.SUCCESS
+        if states.FAILURE in found:
+            return states.FAILURE
+        if all(s in states.READY_STATES for s in found):
+            return next(s for s in found if s != states.SUCCESS)
+        return states.PENDING
+
+    def _statuses(self) -> list[str]:
+        """One status per member; a nested set is SUCCESS once all of it succeeded."""
+        metas = self._fetch()
+        return [self._status_of(r, metas) for r in self.results]
 
     def ready(self) -> bool:
-        return all(m["status"] in states.READY_STATES for m in self._metas())
+        return all(s in states.READY_STATES for s in self._statuses())
 
     def successful(self) -> bool:
-        return all(m["status"] == states.SUCCESS for m in self._metas())
+        return all(s == states.SUCCESS for s in self._statuses())
 
     def failed(self) -> bool:
-        return any(m["status"] == states.FAILURE for m in self._metas())
+        return any(s == states.FAILURE for s in self._statuses())
 
     def waiting(self) -> bool:
         return not self.ready()
 
     def completed_count(self) -> int:
-        return sum(1 for m in self._metas() if m["status"] == states.SUCCESS)
+        return sum(1 for s in self._statuses() if s == states.SUCCESS)
 
     def revoke(self, connection: Any = None, terminate: bool = False, **kwargs: Any) -> None:
         self.app.control.revoke([r.id for r in self.results], terminate=terminate)
@@ -394,6 +429,8 @@ class ResultSet(ResultBase):
         if disable_sync_subtasks:
             assert_will_not_block()
         deadline = None if timeout is None else time.monotonic() + timeout
+        # One round trip caches every finished result; only unfinished ones are waited on.
+        self._fetch()
         values = []
         for result in self.results:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -410,6 +447,7 @@ class ResultSet(ResultBase):
         return values
 
     get = join
+    join_native = join
 
     def __iter__(self) -> Iterator[AsyncResult]:
         return iter(self.results)
@@ -437,6 +475,10 @@ class GroupResult(ResultSet):
         super().__init__(results or [], app=app)
         self.id = id
         self.parent = parent
+
+    @property
+    def children(self) -> list[AsyncResult]:
+        return self.results
 
     def save(self, backend: ResultBackend | None = None) -> GroupResult:
         self.app.save_group(self)

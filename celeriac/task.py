@@ -296,6 +296,24 @@ class Task:
     def si(self, *args: Any, **kwargs: Any) -> Any:
         return self.signature(args, kwargs, immutable=True)
 
+    def map(self, it: Iterable[Any]) -> Any:
+        """One ``celery.map`` task calling this task on each item: ``add.map([...])``."""
+        from celeriac.canvas import xmap
+
+        return xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Iterable[Sequence[Any]]) -> Any:
+        """One ``celery.starmap`` task calling this task with each item's arguments."""
+        from celeriac.canvas import xstarmap
+
+        return xstarmap(self.s(), it, app=self.app)
+
+    def chunks(self, it: Iterable[Sequence[Any]], n: int) -> Any:
+        """``it`` split into tasks of ``n`` calls each: ``add.chunks(zip(xs, ys), 10)``."""
+        from celeriac.canvas import chunks
+
+        return chunks(self.s(), it, n, app=self.app)
+
     # -- retrying ---------------------------------------------------------------------------------
     def retry(
         self,

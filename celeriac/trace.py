@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from celeriac import _state, signals, states
+from celeriac import _state, signals, states, workflow
 from celeriac._utils.einfo import ExceptionInfo
 from celeriac._utils.text import saferepr
 from celeriac.exceptions import Ignore, Reject, Retry
@@ -183,6 +183,12 @@ def trace_task(
                 retval=retval,
                 state=state,
             )
+    if not eager and (request.chain or request.chord or request.callbacks or request.errbacks):
+        # Part of a workflow: store now, then publish what follows (the last chord member
+        # must see every header result already stored).
+        payload = workflow.after_run(
+            app, request, state, retval, payload, einfo.traceback if einfo else None
+        )
     is_exc = isinstance(retval, BaseException)
     return Outcome(
         state=state,
@@ -265,5 +271,8 @@ def apply_eagerly(
     retval = outcome.retval
     if outcome.state == states.FAILURE and throw:
         raise retval
-    app.run_eager_callbacks(outcome.state, retval, link, link_error, task_id)
+    app.run_eager_callbacks(
+        outcome.state, retval, link, link_error, task_id,
+        request=request, traceback=outcome.traceback,
+    )
     return EagerResult(task_id, retval, outcome.state, outcome.traceback, name=task.name, app=app)

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from celeriac import signals, states
+from celeriac import signals, states, workflow
 from celeriac._utils.text import saferepr
 from celeriac.exceptions import (
     InvalidTaskError,
@@ -194,6 +194,7 @@ class Executor:
     def _revoked(self, delivery: Delivery, message: TaskMessage, why: str) -> None:
         logger.info("Discarding %s task: %s[%s]", why, message.name, message.id)
         self._fail_record(message.id, TaskRevokedError(why), states.REVOKED)
+        workflow.on_revoked(self.app, message, why)  # chains stop, chord counters still count
         signals.task_revoked.send(
             sender=self, request=None, terminated=False, signum=None, expired=why == "expired"
         )
