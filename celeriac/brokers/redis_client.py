@@ -1,6 +1,7 @@
-"""What the Redis broker and the Redis result backend share: building a redis-py client from a
-URL and options, one client per process (rebuilt after ``fork``), the Lua scripts, and the
-translation of redis-py errors into celeriac's error tree.
+"""What the Redis broker and the Redis result backend share: redis-py clients built from a URL
+and options (one pool per process, rebuilt after ``fork``; one connection per thread), the Lua
+scripts, the translation of redis-py errors into celeriac's error tree, and the write-behind
+channel the broker's acks use.
 
 Retries: redis-py's own :class:`~redis.retry.Retry` with exponential backoff re-runs a command
 (reconnecting first) on ConnectionError/TimeoutError, so a Redis restart costs the caller a short
@@ -12,9 +13,11 @@ server, which the worker loop catches and retries with its own backoff.
 from __future__ import annotations
 
 import os
-import ssl
+import select
 import threading
-from collections.abc import Mapping
+import weakref
+from collections import deque
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from types import TracebackType
 from typing import Any
@@ -25,128 +28,17 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from celeriac._utils.redis_url import RedisParams, parse_redis_url, redact
+from celeriac._utils.redis_wire import (
+    RedisParams,
+    merged_options,
+    parse_redis_url,
+    redact,
+    redact_params,
+    ssl_kwargs,
+    wants_ssl,
+)
+from celeriac._utils.redis_wire import pack_commands as _pack_python
 from celeriac.exceptions import ImproperlyConfigured, TransportError
-
-# Options read from transport options or the URL query, with their types. Anything else in the
-# query is an error (a typo must not be silently ignored); other transport options are ignored
-# because the same dict also feeds settings of other layers (e.g. visibility_timeout).
-_FLOAT_OPTIONS = ("socket_timeout", "socket_connect_timeout", "interval_start", "interval_max")
-_INT_OPTIONS = ("max_connections", "health_check_interval", "max_retries")
-_BOOL_OPTIONS = ("socket_keepalive", "ssl_check_hostname")
-_STR_OPTIONS = (
-    "client_name",
-    "master_name",
-    "global_keyprefix",
-    "ssl_cert_reqs",
-    "ssl_ca_certs",
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_ca_path",
-)
-# Broker/backend options that may also arrive in the URL query.
-_OWNER_OPTIONS = ("visibility_timeout", "polling_interval", "priority_steps")
-_SSL_KEYS = (
-    "ssl_cert_reqs",
-    "ssl_ca_certs",
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_ca_path",
-    "ssl_check_hostname",
-    "ssl_password",
-    "ssl_ciphers",
-    "ssl_min_version",
-)
-_CERT_REQS = {
-    "required": ssl.CERT_REQUIRED,
-    "cert_required": ssl.CERT_REQUIRED,
-    "optional": ssl.CERT_OPTIONAL,
-    "cert_optional": ssl.CERT_OPTIONAL,
-    "none": ssl.CERT_NONE,
-    "cert_none": ssl.CERT_NONE,
-}
-
-DEFAULTS: dict[str, Any] = {
-    "socket_timeout": 10.0,
-    "socket_connect_timeout": 5.0,
-    "socket_keepalive": True,
-    "health_check_interval": 25,
-    # Backoff 0.1, 0.2, 0.4 s: a restart of a local Redis is bridged; a dead one is reported
-    # within about a second (plus connect timeouts for unreachable hosts).
-    "max_retries": 3,
-    "interval_start": 0.05,
-    "interval_max": 0.5,
-}
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
-
-
-def _convert(name: str, value: Any) -> Any:
-    if name in _FLOAT_OPTIONS:
-        return None if value is None else float(value)
-    if name in _INT_OPTIONS:
-        return None if value is None else int(value)
-    if name in _BOOL_OPTIONS:
-        return _bool(value)
-    return value
-
-
-def merged_options(params: RedisParams, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults < URL query < transport options, converted to their types."""
-    merged = dict(DEFAULTS)
-    known = {*_FLOAT_OPTIONS, *_INT_OPTIONS, *_BOOL_OPTIONS, *_STR_OPTIONS, *_OWNER_OPTIONS}
-    for key, value in params.query.items():
-        if key not in known:
-            raise ImproperlyConfigured(
-                f"{redact_params(params)}: unknown URL option {key!r} (known: {sorted(known)})"
-            )
-        merged[key] = value
-    policy = options.get("retry_policy")
-    if isinstance(policy, Mapping):
-        merged.update({k: policy[k] for k in _FLOAT_OPTIONS + _INT_OPTIONS if k in policy})
-    merged.update(options)
-    try:
-        return {key: _convert(key, value) for key, value in merged.items()}
-    except (TypeError, ValueError) as exc:
-        raise ImproperlyConfigured(f"Bad Redis transport option: {exc}") from exc
-
-
-def redact_params(params: RedisParams) -> str:
-    if params.kind == "unix":
-        return f"{params.scheme}://{params.socket_path}"
-    if params.kind == "sentinel":
-        return ";".join(f"sentinel://{h}:{p}" for h, p in params.sentinels)
-    return f"{params.scheme}://{params.host}:{params.port}/{params.db}"
-
-
-def ssl_kwargs(options: Mapping[str, Any], ssl_option_keys: tuple[str, ...]) -> dict[str, Any]:
-    """redis-py's ssl_* keyword arguments from the options (URL query included) and from any of
-    ``ssl_option_keys`` (``broker_use_ssl``-style dicts; ``True`` means defaults)."""
-    found: dict[str, Any] = {k: options[k] for k in _SSL_KEYS if options.get(k) is not None}
-    for key in ssl_option_keys:
-        extra = options.get(key)
-        if isinstance(extra, Mapping):
-            found.update({k: v for k, v in extra.items() if k.startswith("ssl_")})
-    reqs = found.get("ssl_cert_reqs")
-    if isinstance(reqs, str):
-        try:
-            found["ssl_cert_reqs"] = _CERT_REQS[reqs.strip().lower()]
-        except KeyError:
-            raise ImproperlyConfigured(
-                f"ssl_cert_reqs must be required, optional or none, not {reqs!r}"
-            ) from None
-    if found.get("ssl_cert_reqs") == ssl.CERT_NONE:
-        # Without a certificate check a host name check is meaningless (and ssl refuses it).
-        found.setdefault("ssl_check_hostname", False)
-    return found
-
-
-def wants_ssl(params: RedisParams, options: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
-    return params.ssl or any(options.get(k) for k in keys)
 
 
 def client_kwargs(
@@ -168,7 +60,6 @@ def client_kwargs(
         "max_connections": options.get("max_connections"),
         "client_name": options.get("client_name"),
         "retry": retry,
-        "retry_on_timeout": True,
         # RESP2 keeps replies (and pub/sub messages) in the shapes this module parses.
         "protocol": 2,
     }
@@ -176,6 +67,18 @@ def client_kwargs(
         kwargs["ssl"] = True
         kwargs.update(ssl_kwargs(options, ssl_option_keys))
     return kwargs
+
+
+def readable(fd: int, timeout_s: float | None) -> bool:
+    """Whether ``fd`` has data within ``timeout_s`` (None: wait). poll(), not select(): select
+    fails on descriptors past 1023, which a busy process reaches."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(None if timeout_s is None else timeout_s * 1000))
+
+
+def _raw(response: Any, **options: Any) -> Any:
+    return response
 
 
 _script_cache: dict[str, str] = {}
@@ -204,9 +107,9 @@ class Translate:
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> None:
         if exc is None or not isinstance(exc, redis.RedisError):
-            return False
+            return
         if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
             raise self._connection_error(
                 f"Redis at {self._where} is unreachable after retries "
@@ -216,10 +119,14 @@ class Translate:
 
 
 class RedisConnection:
-    """One redis-py client (and its connection pool) per process for one URL.
+    """The redis-py clients of one URL: one connection pool per process, and per thread a client
+    holding one connection of it.
 
     Built on first use, so nothing connects at import or construction time; rebuilt when the
-    process id changes, because a pool's sockets must never be shared with a forked child.
+    process id changes, because a pool's sockets must never be shared with a forked child. A
+    thread keeps its connection (released when the thread ends or on :meth:`close`): taking
+    and returning a pooled connection for every command costs more than the command itself on
+    a local Redis.
     """
 
     def __init__(
@@ -229,14 +136,15 @@ class RedisConnection:
         *,
         connection_error: type[TransportError],
         ssl_option_keys: tuple[str, ...],
+        raw_replies: tuple[str, ...] = (),
     ) -> None:
         try:
             self.params = parse_redis_url(url)
+            self.options = merged_options(self.params, options)
+            self._kwargs = client_kwargs(self.params, self.options, ssl_option_keys)
         except ValueError as exc:
             raise ImproperlyConfigured(str(exc)) from exc
-        self.options = merged_options(self.params, options)
         self.prefix: str = str(self.options.get("global_keyprefix") or "")
-        self._kwargs = client_kwargs(self.params, self.options, ssl_option_keys)
         if self.params.kind == "sentinel" and not self.options.get("master_name"):
             raise ImproperlyConfigured(
                 f"{redact(url)}: a sentinel URL needs the transport option 'master_name'"
@@ -245,23 +153,46 @@ class RedisConnection:
         self.errors = Translate(self.where, connection_error)
         self._lock = threading.Lock()
         self._pid = 0
-        self._client: redis.Redis | None = None
+        self._base: redis.Redis | None = None
         self._sentinel: redis.sentinel.Sentinel | None = None
+        self._local = threading.local()
+        # Weak: the client of a finished thread is collected, which returns its connection.
+        self._thread_clients: weakref.WeakSet[redis.Redis] = weakref.WeakSet()
         self._scripts: dict[str, Script] = {}
+        self._raw_replies = raw_replies
+
+    @property
+    def base(self) -> redis.Redis:
+        """The client owning this process's pool (for pipelines and dedicated connections)."""
+        base = self._base
+        if base is not None and self._pid == os.getpid():
+            return base
+        with self._lock:
+            if self._base is None or self._pid != os.getpid():
+                # A forked child drops (never closes) its parent's clients: closing would
+                # disturb sockets the parent still uses.
+                self._base = self._build()
+                self._thread_clients = weakref.WeakSet()
+                self._local = threading.local()
+                self._scripts = {}
+                self._pid = os.getpid()
+            return self._base
 
     @property
     def client(self) -> redis.Redis:
-        client = self._client
+        """This thread's client."""
+        client: redis.Redis | None = getattr(self._local, "client", None)
         if client is not None and self._pid == os.getpid():
             return client
+        pool = self.base.connection_pool
+        client = redis.Redis(connection_pool=pool, single_connection_client=True)
+        for command in self._raw_replies:
+            # Nested lists as hiredis parsed them, not redis-py's slower dicts.
+            client.set_response_callback(command, _raw)
         with self._lock:
-            if self._client is None or self._pid != os.getpid():
-                # A forked child drops (never closes) its parent's client: closing would
-                # disturb sockets the parent still uses.
-                self._client = self._build()
-                self._pid = os.getpid()
-                self._scripts = {}
-            return self._client
+            self._thread_clients.add(client)
+        self._local.client = client
+        return client
 
     def _build(self) -> redis.Redis:
         params, kwargs = self.params, self._kwargs
@@ -279,26 +210,183 @@ class RedisConnection:
         # so a failover is followed without anything here.
         return self._sentinel.master_for(str(self.options["master_name"]), **kwargs)
 
-    def script(self, name: str) -> Script:
-        """The registered script ``name``: EVALSHA, loading it again after a Redis restart."""
-        client = self.client
+    def run(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """Run ``redis_scripts/<name>.lua`` on this thread's connection: EVALSHA, loading the
+        script again when Redis lost it (a restart)."""
         script = self._scripts.get(name)
         if script is None:
-            script = self._scripts[name] = client.register_script(lua_source(name))
-        return script
+            script = self._scripts[name] = self.base.register_script(lua_source(name))
+        return script(keys=keys, args=args, client=self.client)
 
     def key(self, name: str) -> str:
         return self.prefix + name
 
     def close(self) -> None:
         with self._lock:
-            client, self._client = self._client, None
+            base, self._base = self._base, None
             sentinel, self._sentinel = self._sentinel, None
+            clients = list(self._thread_clients)
+            self._thread_clients = weakref.WeakSet()
+            self._local = threading.local()
             if self._pid != os.getpid():
                 return
-        if client is not None:
+        for client in clients:
             client.close()
-            client.connection_pool.disconnect()
+        if base is not None:
+            base.close()
+            base.connection_pool.disconnect()
         if sentinel is not None:
             for sentinel_client in sentinel.sentinels:
                 sentinel_client.close()
+
+
+def pack_commands(commands: Sequence[tuple[Any, ...]]) -> bytes:
+    """RESP for ``commands`` without redis-py's per-command overhead: hiredis's packer when
+    installed, else the plain one."""
+    if _hiredis_pack is None:
+        return _pack_python(commands)
+    return b"".join([_hiredis_pack(command) for command in commands])
+
+
+_hiredis_pack: Any
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # pragma: no cover - hiredis comes with the redis extra
+    _hiredis_pack = None
+
+
+class WriteBehind:
+    """Commands with one-line replies (XACK, XDEL: integers or errors) sent at once on a
+    connection of their own, their replies read later.
+
+    The broker's acks go this way: an ack has left the process when ``send`` returns (so a worker
+    killed by its next task does not get the acked message back, as with a synchronous ack), but
+    the caller does not wait a round trip for the reply. Replies wait in the socket buffer and
+    are counted in bulk (one line each) by :meth:`flush`, which the broker calls before any other
+    operation so its callers see acks as done. If the connection breaks with replies
+    outstanding, those commands are sent again on a fresh connection; being idempotent, running
+    twice is harmless. redis-py's Connection does the connecting (TLS, auth, db, sentinel);
+    the socket is then used directly, as per-reply parsing would cost more than the ack itself.
+    """
+
+    def __init__(self, conn: RedisConnection, max_unread: int = 4_096) -> None:
+        self._conn = conn
+        self._max_unread = max_unread
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._pool: Any = None
+        self._connection: Any = None
+        #: [replies still to read, commands] per send, oldest first
+        self._batches: deque[list[Any]] = deque()
+        self._unread = 0
+        self._cr = False  # the bytes read so far ended in b"\r"
+
+    def send(self, commands: Sequence[tuple[Any, ...]]) -> None:
+        packet = pack_commands(commands)
+        with self._lock:
+            sock = self._socket()
+            if self._unread > self._max_unread:
+                self._collect(block=True)
+                sock = self._socket()
+            self._batches.append([len(commands), commands])
+            self._unread += len(commands)
+            try:
+                sock.sendall(packet)
+            except OSError:
+                self._resend()
+
+    def flush(self) -> None:
+        """Wait for every reply outstanding."""
+        if not self._unread:
+            return
+        with self._lock:
+            if self._unread and self._pid == os.getpid():
+                self._collect(block=True)
+
+    def _socket(self) -> Any:
+        if self._pid != os.getpid():
+            # A forked child must not read its parent's replies: start afresh.
+            self._connection = None
+            self._batches.clear()
+            self._unread = 0
+            self._pid = os.getpid()
+        conn = self._connection
+        if conn is None:
+            self._pool = self._conn.base.connection_pool
+            conn = self._connection = self._pool.get_connection()
+            self._cr = False
+        if conn._sock is None:
+            conn.connect()
+            self._cr = False
+        return conn._sock
+
+    def _collect(self, block: bool) -> None:
+        resends = 0
+        while self._unread:
+            try:
+                sock = self._connection._sock
+                if sock is None:
+                    raise redis.ConnectionError("connection lost")
+                if not block and not readable(sock.fileno(), 0):
+                    return
+                data = sock.recv(65536)
+                if not data:
+                    raise redis.ConnectionError("Redis closed the connection")
+            except (redis.ConnectionError, OSError) as exc:
+                resends += 1
+                if resends > 2:
+                    self._drop()
+                    raise redis.ConnectionError(f"acks not confirmed: {exc}") from exc
+                self._resend()
+                continue
+            replies = data.count(b"\r\n") + (self._cr and data[:1] == b"\n")
+            self._cr = data[-1:] == b"\r"
+            self._unread -= replies
+            while replies and self._batches:
+                head = self._batches[0]
+                taken = min(head[0], replies)
+                head[0] -= taken
+                replies -= taken
+                if not head[0]:
+                    self._batches.popleft()
+
+    def _resend(self) -> None:
+        commands = [command for batch in self._batches for command in batch[1]]
+        self._batches = deque([[len(commands), commands]])
+        self._unread = len(commands)
+        conn = self._connection
+        conn.disconnect()
+        packet = pack_commands(commands)
+
+        def send() -> None:
+            self._socket().sendall(packet)
+
+        try:
+            conn.retry.call_with_retry(send, lambda _error: conn.disconnect())
+        except BaseException:
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        """Forget outstanding commands (their messages come back once their leases lapse)."""
+        self._batches.clear()
+        self._unread = 0
+        if self._connection is not None:
+            self._connection.disconnect()
+
+    def close(self) -> None:
+        with self._lock:
+            conn = self._connection
+            if conn is None or self._pid != os.getpid():
+                self._connection = None
+                return
+            try:
+                self._collect(block=True)
+            except (redis.RedisError, OSError):
+                pass  # unconfirmed acks: those messages come back once their leases lapse
+            finally:
+                self._connection = None
+                self._batches.clear()
+                self._unread = 0
+                conn.disconnect()
+                self._pool.release(conn)

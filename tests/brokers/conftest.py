@@ -17,8 +17,9 @@ import pytest
 from celeriac.brokers import Broker, create_broker
 from celeriac.brokers import memory as memory_broker
 from celeriac.message import Envelope
+from tests.redis.support import BROKER_DB, drop_keys, redis_url
 
-BROKER_KINDS = ["memory", "sqlite"]
+BROKER_KINDS = ["memory", "sqlite", "redis"]
 
 BrokerFactory = Callable[..., Broker]
 EnvelopeFactory = Callable[..., Envelope]
@@ -29,6 +30,8 @@ def _url_for(kind: str, tmp_path: Path) -> str:
         return f"memory://test-{uuid.uuid4().hex}"
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'broker.db'}"
+    if kind == "redis":
+        return redis_url(BROKER_DB)
     raise AssertionError(f"unknown broker kind {kind}")
 
 
@@ -44,6 +47,8 @@ def broker_url(broker_kind: str, tmp_path: Path) -> Iterator[str]:
     yield url
     if broker_kind == "memory":
         memory_broker.reset(url)
+    if broker_kind == "redis":
+        drop_keys(url)
 
 
 @pytest.fixture

@@ -1,0 +1,431 @@
+"""``redis://`` (and ``rediss://``, ``redis+socket://``, ``unix://``, ``sentinel://``): a broker on
+Redis Streams. The design and the full key layout are in docs/decisions/0005-redis-design.md.
+
+In short: each queue has one stream per priority step (ten by default, 9 first) read through one
+consumer group, plus a sorted set of scheduled (eta) messages. A claim is one Lua script
+(consume.lua) that promotes due scheduled messages, reclaims entries whose lease lapsed and
+reads new entries highest priority first; only when it finds nothing does the consumer block in
+XREADGROUP, for at most ``polling_interval`` so scheduled messages published elsewhere are not
+missed. A lease is the idle time of a pending entry: ``renew`` resets it, and an entry idle for
+longer than the lease is taken over by whichever consumer reclaims next.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import redis
+
+from celeriac._utils.redis_wire import frame, priority_steps, unframe
+from celeriac.brokers.base import Broker, WorkerRecord
+from celeriac.brokers.redis_client import RedisConnection, WriteBehind
+from celeriac.exceptions import BrokerConnectionError, EncodeError, ImproperlyConfigured
+from celeriac.message import Delivery, Envelope
+
+GROUP = "celeriac"
+# Rejected-message records kept; older ones are dropped so a poison stream cannot fill memory.
+MAX_REJECTED = 10_000
+# A claim larger than this is split: Lua's unpack() has a stack limit of a few thousand values.
+MAX_BATCH = 1_000
+# Consumers that hold nothing and were idle this long are removed from the group (crashed
+# workers would otherwise pile up in XINFO CONSUMERS).
+STALE_CONSUMER_MS = 3_600_000
+_PUBLISH_CHUNK = 5_000
+
+
+def _dump(mapping: Mapping[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(mapping if type(mapping) is dict else dict(mapping))
+    except orjson.JSONEncodeError as exc:
+        raise EncodeError(f"Message headers/properties are not JSON-serialisable: {exc}") from exc
+
+
+def _fields(env: Envelope) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    """h, p, b, t, e: the stream entry's values (see consume.lua)."""
+    return (
+        _dump(env.headers),
+        _dump(env.properties),
+        env.body,
+        env.content_type.encode(),
+        env.content_encoding.encode(),
+    )
+
+
+class _Plan:
+    """The keys one ``consume(queues)`` works on, computed once per queue list."""
+
+    __slots__ = ("block_args", "keys", "owners", "streams")
+
+    def __init__(self, broker: RedisBroker, queues: Sequence[str]) -> None:
+        self.keys: list[str] = []
+        #: KEYS index (1-based, as Lua reports it) -> (queue, stream key as bytes)
+        self.owners: dict[int, tuple[str, bytes]] = {}
+        for queue in queues:
+            self.keys.append(broker.eta_key(queue))
+            for step in broker.steps_desc:
+                key = broker.stream_key(queue, step)
+                self.keys.append(key)
+                self.owners[len(self.keys)] = (queue, key.encode())
+        #: stream key -> queue, and the streams in claim order, for the blocking read
+        self.streams = {
+            key: queue
+            for step in broker.steps_desc
+            for queue in queues
+            for key in [broker.stream_key(queue, step)]
+        }
+        self.block_args = [*self.streams, *([">"] * len(self.streams))]
+
+
+class RedisBroker(Broker):
+    schemes = ("redis", "rediss", "redis+socket", "unix", "sentinel")
+
+    def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(url, transport_options=transport_options)
+        self._conn = RedisConnection(
+            url,
+            self.transport_options,
+            connection_error=BrokerConnectionError,
+            ssl_option_keys=("broker_use_ssl", "ssl"),
+            raw_replies=("XREADGROUP",),
+        )
+        options = self._conn.options
+        self.lease_s = float(options.get("visibility_timeout", self.lease_s))
+        self._lease_ms = max(1, int(self.lease_s * 1000))
+        # The longest single blocking read: bounds how late a scheduled message published by
+        # another process (which wakes nobody) is seen.
+        self.polling_interval_s = max(float(options.get("polling_interval") or 0.1), 0.001)
+        if options.get("socket_timeout"):
+            # A blocking read must end well before the socket gives up on the reply.
+            self.polling_interval_s = min(self.polling_interval_s, options["socket_timeout"] / 2)
+        self._reclaim_every_s = max(self.lease_s / 2, 0.01)
+        try:
+            steps = priority_steps(options.get("priority_steps"))
+        except (TypeError, ValueError) as exc:
+            raise ImproperlyConfigured(f"Bad priority_steps: {exc}") from exc
+        self.steps_desc = tuple(reversed(steps))
+        # priority p -> its step's index in steps_desc, as the digit string consume.lua reads
+        self._step_of = [max(s for s in steps if s <= p) for p in range(10)]
+        self._pmap = "".join(str(self.steps_desc.index(s)) for s in self._step_of)
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._stream_keys: dict[tuple[str, int], str] = {}
+        self._next_reclaim = 0.0
+        self._token = uuid.uuid4().hex[:8]
+        self._consumer_pid = 0
+        self._consumer_name = ""
+        self._errors = self._conn.errors
+        self._acks = WriteBehind(self._conn)
+
+    # -- keys ----------------------------------------------------------------------------------
+    def stream_key(self, queue: str, step: int) -> str:
+        return self._conn.key(f"celeriac:q:{queue}:{step}")
+
+    def eta_key(self, queue: str) -> str:
+        return self._conn.key(f"celeriac:eta:{queue}")
+
+    def _stream_for(self, queue: str, priority: int) -> str:
+        step = self._step_of[min(max(priority, 0), 9)]
+        key = self._stream_keys.get((queue, step))
+        if key is None:
+            key = self._stream_keys[(queue, step)] = self.stream_key(queue, step)
+        return key
+
+    @property
+    def consumer(self) -> str:
+        # Unique per process: a forked child must not share (and renew) its parent's entries.
+        pid = os.getpid()
+        if pid != self._consumer_pid:
+            self._consumer_pid = pid
+            self._consumer_name = f"{socket.gethostname()}:{pid}:{self._token}"
+        return self._consumer_name
+
+    # -- producing -----------------------------------------------------------------------------
+    def _command(self, queue: str, env: Envelope, now: float) -> list[Any]:
+        """The XADD (due now) or ZADD (scheduled) that stores ``env``."""
+        headers = env.headers
+        priority = env.priority
+        fields = _fields(env)
+        if headers.get("eta"):
+            eta = env.eta_timestamp()
+            if eta is not None and eta > now:
+                digit = str(min(max(priority, 0), 9)).encode()
+                member = digit + os.urandom(8) + frame(fields)
+                return ["ZADD", self.eta_key(queue), repr(eta), member]
+        h, p, b, t, e = fields
+        stream = self._stream_for(queue, priority)
+        return ["XADD", stream, "*", "h", h, "p", p, "b", b, "t", t, "e", e]
+
+    def publish(self, queue: str, envelope: Envelope) -> None:
+        command = self._command(queue, envelope, time.time())
+        with self._errors:
+            self._conn.client.execute_command(*command)
+
+    def publish_many(self, items: Iterable[tuple[str, Envelope]]) -> None:
+        now = time.time()
+        commands = [self._command(queue, env, now) for queue, env in items]
+        if not commands:
+            return
+        with self._errors:
+            for start in range(0, len(commands), _PUBLISH_CHUNK):
+                pipe = self._conn.base.pipeline(transaction=False)
+                for command in commands[start : start + _PUBLISH_CHUNK]:
+                    pipe.execute_command(*command)
+                pipe.execute()
+
+    def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
+        command = self._command(queue, envelope, time.time())
+        kind = "stream" if command[0] == "XADD" else "eta"
+        args = [max(1, int(ttl_s * 1000)), kind, *command[3 if kind == "stream" else 2 :]]
+        keys = [self._conn.key(f"celeriac:once:{key}"), command[1]]
+        with self._errors:
+            return bool(self._conn.run("publish_once", keys, args))
+
+    # -- consuming -----------------------------------------------------------------------------
+    def _plan(self, queues: Sequence[str]) -> _Plan:
+        names = tuple(dict.fromkeys(queues))
+        plan = self._plans.get(names)
+        if plan is None:
+            plan = self._plans[names] = _Plan(self, names)
+        return plan
+
+    def consume(self, queues: Sequence[str], max_messages: int, timeout_s: float) -> list[Delivery]:
+        if not queues or max_messages <= 0:
+            return []
+        plan = self._plan(queues)
+        count = min(max_messages, MAX_BATCH)
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        with self._errors:
+            self._acks.flush()
+            while True:
+                deliveries, next_eta = self._claim(plan, count)
+                if deliveries:
+                    return deliveries
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                wait_s = min(remaining, self.polling_interval_s)
+                wait_s = min(wait_s, self._next_reclaim - time.monotonic())
+                if next_eta is not None:
+                    wait_s = min(wait_s, next_eta - time.time())
+                if wait_s >= 0.001:
+                    deliveries = self._block(plan, count, wait_s)
+                    if deliveries:
+                        return deliveries
+                elif wait_s > 0:
+                    time.sleep(wait_s)
+
+    def _claim(self, plan: _Plan, count: int) -> tuple[list[Delivery], float | None]:
+        now = time.monotonic()
+        reclaim = now >= self._next_reclaim
+        if reclaim:
+            self._next_reclaim = now + self._reclaim_every_s
+        nqueues, nsteps = len(plan.keys) // (len(self.steps_desc) + 1), len(self.steps_desc)
+        args: list[Any] = [GROUP, self.consumer, count, repr(time.time()), int(reclaim)]
+        args += (self._lease_ms, nqueues, nsteps, self._pmap, STALE_CONSUMER_MS)
+        reply = self._conn.run("consume", plan.keys, args)
+        next_eta = float(reply[0]) if reply[0] is not None else None
+        deliveries: list[Delivery] = []
+        for batch in reply[1:]:
+            queue, stream = plan.owners[batch[0]]
+            entries = batch[1]
+            if len(batch) > 2:  # reclaimed, with their delivery counts
+                deliveries += [
+                    _delivery(queue, stream, entry_id, delivered, fields)
+                    for (entry_id, fields), delivered in zip(entries, batch[2], strict=True)
+                ]
+            else:
+                deliveries += [
+                    _delivery(queue, stream, entry_id, 1, fields) for entry_id, fields in entries
+                ]
+        return deliveries, next_eta
+
+    def _block(self, plan: _Plan, count: int, wait_s: float) -> list[Delivery]:
+        """Wait in XREADGROUP for a new entry on any of the plan's streams (never longer than
+        ``wait_s``: BLOCK rounds down, and 0 would mean forever)."""
+        block_ms = max(1, int(wait_s * 1000))
+        try:
+            reply = self._conn.client.execute_command(
+                "XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", count,
+                "BLOCK", block_ms, "STREAMS", *plan.block_args,
+            )  # fmt: skip
+        except redis.ResponseError as exc:
+            if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
+                # The stream or group vanished (a restart, a purge, a flush) before or while we
+                # waited: the next claim script recreates them.
+                return []
+            raise
+        deliveries = [
+            _delivery(plan.streams[key.decode()], key, entry_id, 1, fields)
+            for key, entries in reply or ()
+            for entry_id, fields in entries
+            if fields
+        ]
+        if len(deliveries) > count:
+            # Redis serves a woken read from one stream, so this is only a safety net: give back
+            # what exceeds the asked count, as never delivered (n=0).
+            extra = deliveries[count:]
+            for d in extra:
+                d.delivery_count = 0
+            self.requeue(extra)
+            del deliveries[count:]
+        return deliveries
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        commands: list[tuple[Any, ...]] = []
+        for key, ids in _ids_by_stream(deliveries).items():
+            commands += (("XACK", key, GROUP, *ids), ("XDEL", key, *ids))
+        with self._errors:
+            self._acks.send(commands)
+
+    def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        keys = [d.tag[0] for d in deliveries]
+        args: list[Any] = [GROUP, self.consumer]
+        for d in deliveries:
+            args += (d.tag[1], d.delivery_count)
+        with self._errors:
+            self._acks.flush()
+            self._conn.run("requeue", keys, args)
+
+    def renew(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        keys = [d.tag[0] for d in deliveries]
+        args = [GROUP, self.consumer, *(d.tag[1] for d in deliveries)]
+        with self._errors:
+            self._conn.run("renew", keys, args)
+
+    def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
+        if not deliveries:
+            return
+        head = (reason.encode(), repr(time.time()).encode())
+        # Recorded from the envelope in hand, so the record exists even if the entry is gone.
+        records = [frame((d.queue.encode(), *head, *_fields(d.envelope))) for d in deliveries]
+        rejected_key = self._conn.key("celeriac:rejected")
+        with self._errors:
+            self._acks.flush()
+            pipe = self._conn.base.pipeline(transaction=False)
+            pipe.execute_command("LPUSH", rejected_key, *records)
+            pipe.execute_command("LTRIM", rejected_key, 0, MAX_REJECTED - 1)
+            for key, ids in _ids_by_stream(deliveries).items():
+                pipe.execute_command("XACK", key, GROUP, *ids)
+                pipe.execute_command("XDEL", key, *ids)
+            pipe.execute()
+
+    # -- queues --------------------------------------------------------------------------------
+    def _queue_keys(self, queue: str) -> list[str]:
+        return [self.eta_key(queue), *(self.stream_key(queue, s) for s in self.steps_desc)]
+
+    def purge(self, queues: Sequence[str]) -> int:
+        if not queues:
+            return 0
+        keys = [key for queue in dict.fromkeys(queues) for key in self._queue_keys(queue)]
+        with self._errors:
+            self._acks.flush()
+            return int(self._conn.run("purge", keys, [GROUP]))
+
+    def queue_size(self, queue: str) -> int:
+        with self._errors:
+            self._acks.flush()
+            return int(self._conn.run("queue_size", self._queue_keys(queue), [GROUP]))
+
+    def rejected(self, limit: int = 100) -> list[tuple[Envelope, str]]:
+        if limit <= 0:
+            return []
+        with self._errors:
+            raw: list[bytes] = self._conn.client.execute_command(
+                "LRANGE", self._conn.key("celeriac:rejected"), 0, limit - 1
+            )
+        out = []
+        for record in reversed(raw):
+            _queue, reason, _at, h, p, b, t, e = unframe(record)
+            envelope = Envelope(b, orjson.loads(h), orjson.loads(p), t.decode(), e.decode())
+            out.append((envelope, reason.decode()))
+        return out
+
+    # -- revokes -------------------------------------------------------------------------------
+    def revoke(self, task_ids: Sequence[str], expires_s: float) -> None:
+        ids = [t for t in task_ids if t]
+        if not ids:
+            return
+        now = time.time()
+        until = repr(now + expires_s)
+        key = self._conn.key("celeriac:revoked")
+        with self._errors:
+            pipe = self._conn.base.pipeline(transaction=False)
+            # GT: a shorter revoke never cuts a longer one short.
+            pipe.execute_command("ZADD", key, "GT", *(x for t in ids for x in (until, t)))
+            pipe.execute_command("ZREMRANGEBYSCORE", key, "-inf", repr(now))
+            pipe.execute()
+
+    def revoked(self, task_ids: Sequence[str]) -> set[str]:
+        ids = [t for t in task_ids if t]
+        if not ids:
+            return set()
+        with self._errors:
+            scores = self._conn.client.execute_command(
+                "ZMSCORE", self._conn.key("celeriac:revoked"), *ids
+            )
+        now = time.time()
+        return {t for t, score in zip(ids, scores, strict=True) if score and float(score) > now}
+
+    # -- worker presence -----------------------------------------------------------------------
+    def announce(self, hostname: str, info: Mapping[str, Any], ttl_s: float) -> None:
+        now = time.time()
+        record = orjson.dumps({"info": dict(info), "last_seen": now})
+        with self._errors:
+            pipe = self._conn.base.pipeline(transaction=False)
+            pipe.execute_command("HSET", self._conn.key("celeriac:workers"), hostname, record)
+            pipe.execute_command(
+                "ZADD", self._conn.key("celeriac:workers:exp"), repr(now + ttl_s), hostname
+            )
+            pipe.execute()
+
+    def workers(self) -> list[WorkerRecord]:
+        keys = [self._conn.key("celeriac:workers"), self._conn.key("celeriac:workers:exp")]
+        with self._errors:
+            flat = self._conn.run("workers", keys, [repr(time.time())])
+        records = []
+        for host, raw in zip(flat[::2], flat[1::2], strict=True):
+            data = orjson.loads(raw)
+            records.append(WorkerRecord(host.decode(), data["info"], float(data["last_seen"])))
+        records.sort(key=lambda r: r.hostname)
+        return records
+
+    def withdraw(self, hostname: str) -> None:
+        with self._errors:
+            pipe = self._conn.base.pipeline(transaction=False)
+            pipe.execute_command("HDEL", self._conn.key("celeriac:workers"), hostname)
+            pipe.execute_command("ZREM", self._conn.key("celeriac:workers:exp"), hostname)
+            pipe.execute()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        self._acks.close()
+        self._conn.close()
+
+
+def _delivery(queue: str, stream: bytes, entry_id: bytes, delivered: int, fields: Any) -> Delivery:
+    # The flat field list in the order publish wrote it; requeue appends n (earlier deliveries).
+    if len(fields) > 11:
+        delivered += int(fields[11])
+    envelope = Envelope(
+        fields[5], orjson.loads(fields[1]), orjson.loads(fields[3]),
+        fields[7].decode(), fields[9].decode(),
+    )  # fmt: skip
+    return Delivery(envelope, queue, (stream, entry_id), delivered > 1, delivered)
+
+
+def _ids_by_stream(deliveries: Sequence[Delivery]) -> dict[bytes, list[bytes]]:
+    by_stream: dict[bytes, list[bytes]] = {}
+    for d in deliveries:
+        by_stream.setdefault(d.tag[0], []).append(d.tag[1])
+    return by_stream
