@@ -25,9 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     tp.add_argument("--delay-n", type=int, default=20000, help="tasks sent one by one")
     tp.add_argument("--rtt-n", type=int, default=2000, help="round trips timed")
     tp.add_argument("--prefetch", type=int, default=64, help="worker_prefetch_multiplier")
+    tp.add_argument(
+        "--early-ack-batch",
+        type=int,
+        default=64,
+        help="also run celeriac with this worker_early_ack_batch (1: skip)",
+    )
     args = parser.parse_args(argv)
     if args.name == "throughput":
-        return throughput.run(args.broker, args.n, args.delay_n, args.rtt_n, args.prefetch)
+        return throughput.run(
+            args.broker, args.n, args.delay_n, args.rtt_n, args.prefetch, args.early_ack_batch
+        )
     if args.name == "sqlite":
         return drain.run_sqlite(args.n, args.celery_n, args.redis)
     return 2

@@ -29,6 +29,7 @@ APPS = {
         from celeriac import Celery
         app = Celery("benchapp", broker={url!r}, backend={url!r})
         app.conf.worker_prefetch_multiplier = {prefetch}
+        app.conf.worker_early_ack_batch = {early_ack_batch}
 
         @app.task
         def add(x, y):
@@ -147,11 +148,18 @@ COLUMNS = [
 
 
 def _run_one(
-    system: str, url: str, n: int, delay_n: int, rtt_n: int, prefetch: int
+    system: str,
+    url: str,
+    n: int,
+    delay_n: int,
+    rtt_n: int,
+    prefetch: int,
+    early_ack_batch: int = 1,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "benchapp.py").write_text(APPS[system].format(url=url, prefetch=prefetch))
+        source = APPS[system].format(url=url, prefetch=prefetch, early_ack_batch=early_ack_batch)
+        (work / "benchapp.py").write_text(source)
         (work / "driver.py").write_text(DRIVER)
         env = dict(os.environ, PYTHONPATH=str(work))
         proc = subprocess.run(
@@ -175,25 +183,33 @@ def _run_one(
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-def run(url: str, n: int, delay_n: int, rtt_n: int, prefetch: int) -> int:
+def run(url: str, n: int, delay_n: int, rtt_n: int, prefetch: int, early_ack_batch: int) -> int:
+    runs = [("celeriac", "celeriac", 1)]
+    if early_ack_batch > 1:
+        runs.append((f"celeriac eab={early_ack_batch}", "celeriac", early_ack_batch))
+    runs.append(("celery", "celery", 1))
     rows = {}
-    for system in ("celeriac", "celery"):
-        print(f"running {system} ...", flush=True)
-        rows[system] = _run_one(system, url, n, delay_n, rtt_n, prefetch)
-    ours, theirs = rows["celeriac"], rows["celery"]
-    print(f"\n{'':<14}" + "".join(f"{title:>13}" for title, *_ in COLUMNS))
-    for system, row in rows.items():
-        print(
-            f"{system:<14}" + "".join(f"{fmt.format(row[key]):>13}" for _, key, fmt, _ in COLUMNS)
-        )
-    ratios = []
-    for _, key, _, higher_better in COLUMNS:
-        a, b = ours[key], theirs[key]
-        ratios.append((a / b) if higher_better else (b / a))
-    print(f"{'celeriac is':<14}" + "".join(f"{r:>12.1f}x" for r in ratios))
+    for label, system, batch in runs:
+        print(f"running {label} ...", flush=True)
+        rows[label] = _run_one(system, url, n, delay_n, rtt_n, prefetch, batch)
+    theirs = rows["celery"]
+    width = 22
+    print(f"\n{'':<{width}}" + "".join(f"{title:>13}" for title, *_ in COLUMNS))
+    for label, row in rows.items():
+        cells = "".join(f"{fmt.format(row[key]):>13}" for _, key, fmt, _ in COLUMNS)
+        print(f"{label:<{width}}{cells}")
+    for label, ours in rows.items():
+        if label == "celery":
+            continue
+        ratios = []
+        for _, key, _, higher_better in COLUMNS:
+            a, b = ours[key], theirs[key]
+            ratios.append((a / b) if higher_better else (b / a))
+        print(f"{label + ' vs Celery':<{width}}" + "".join(f"{r:>12.1f}x" for r in ratios))
     print(
         f"\n(n={n}, delay n={delay_n}, round trips={rtt_n}, prefetch multiplier={prefetch}, "
         f"solo pool, one worker process each, {url}, {time.strftime('%Y-%m-%d')}; "
-        "'celeriac is' = how many times better: faster, lower latency, less memory)"
+        "ratios = how many times better: faster, lower latency, less memory; "
+        "eab = worker_early_ack_batch)"
     )
     return 0

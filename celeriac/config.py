@@ -1177,11 +1177,12 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "renewing the lease, another worker may take the message back.",
             ),
             _s(
-                "worker_batch_size",
-                None,
+                "worker_early_ack_batch",
+                1,
                 "int",
-                "celeriac: messages claimed per broker round trip (None: derived from the "
-                "prefetch limit).",
+                "celeriac: solo pool with early acks: ack this many reserved messages in one "
+                "round trip before running them (1 = Celery's one ack per task start; more is "
+                "faster, but a killed worker loses acked tasks that had not started).",
             ),
             _s(
                 "worker_max_tasks_per_child",

@@ -71,7 +71,7 @@ worker_pool worker_pool_restarts worker_autoscaler worker_consumer worker_timer
 worker_lost_wait worker_direct worker_cancel_long_running_tasks_on_connection_loss
 worker_proc_alive_timeout worker_deduplicate_successful_tasks
 worker_enable_prefetch_count_reduction worker_soft_shutdown_timeout worker_detect_quorum_queues
-worker_lease_seconds worker_batch_size
+worker_lease_seconds worker_early_ack_batch
 event_serializer event_queue_ttl control_exchange control_queue_ttl
 """
 REQUIRED = _REQUIRED_TEXT.split()
@@ -146,8 +146,8 @@ def test_setting_is_frozen() -> None:
 def test_celeriac_additions_have_no_old_name() -> None:
     assert SETTINGS["worker_lease_seconds"].default == 30.0
     assert SETTINGS["worker_lease_seconds"].old_names == ()
-    assert SETTINGS["worker_batch_size"].default is None
-    assert SETTINGS["worker_batch_size"].old_names == ()
+    assert SETTINGS["worker_early_ack_batch"].default == 1
+    assert SETTINGS["worker_early_ack_batch"].old_names == ()
 
 
 # -- canonical_name ---------------------------------------------------------------------------
@@ -259,7 +259,7 @@ def test_keys_are_new_names() -> None:
         ("redis_socket_timeout", 120.0),
         ("worker_pool", "prefork"),
         ("worker_lease_seconds", 30.0),
-        ("worker_batch_size", None),
+        ("worker_early_ack_batch", 1),
         ("beat_schedule_filename", "celerybeat-schedule"),
         ("security_digest", "sha256"),
     ],

@@ -50,6 +50,7 @@ class Executor:
         conf = app.conf
         self.accept = app.accept_content
         self.default_acks_late = bool(conf.task_acks_late)
+        self.early_ack_batch = max(1, int(conf.get("worker_early_ack_batch") or 1))
         self.default_reject_on_lost = bool(conf.task_reject_on_worker_lost)
         self.default_time_limit = conf.task_time_limit
         self.default_soft_time_limit = conf.task_soft_time_limit
@@ -210,9 +211,12 @@ class Executor:
             job = reserved.popleft()
             job.started_s = time.monotonic()
             self.active[job.id] = job
-            if not job.acks_late and job.delivery is not None:
+            if not job.acks_late and not job.acked and job.delivery is not None:
                 # Early ack (Celery's default): the message is settled as its task starts.
-                self._to_ack.append(job.delivery)
+                if pool.runs_inline and self.early_ack_batch > 1:
+                    self._ack_ahead(job)
+                else:
+                    self._to_ack.append(job.delivery)
                 if pool.runs_inline:
                     # The task runs inside apply(), so settle now (results of the jobs
                     # before it go in the same flush).
@@ -220,6 +224,21 @@ class Executor:
             pool.apply(job)
             started += 1
         return started
+
+    def _ack_ahead(self, job: Job) -> None:
+        """Ack ``job`` and the next early-ack jobs in reserve together (worker_early_ack_batch):
+        one round trip for several starts. Should the process die, those acked but not
+        started are lost, as an early-acked running task is; warm shutdown re-publishes them."""
+        batch = [job]
+        for other in self.reserved:
+            if len(batch) >= self.early_ack_batch:
+                break
+            if not other.acks_late and not other.acked and other.delivery is not None:
+                batch.append(other)
+        for item in batch:
+            item.acked = True
+            assert item.delivery is not None
+            self._to_ack.append(item.delivery)
 
     # -- outcomes ---------------------------------------------------------------------------------
     def complete(self, finished: Sequence[tuple[Job, Outcome]]) -> None:
@@ -317,7 +336,9 @@ class Executor:
     def held_deliveries(self) -> list[Delivery]:
         """Messages this worker claimed and has not settled (their leases need renewing)."""
         # list() copies in one C call, so the heartbeat thread never sees a half-changed deque
-        held = [job.delivery for job in list(self.reserved) if job.delivery is not None]
+        held = [
+            job.delivery for job in list(self.reserved) if job.delivery is not None and not job.acked
+        ]
         held.extend(
             job.delivery
             for job in list(self.active.values())
@@ -327,11 +348,16 @@ class Executor:
 
     def requeue_reserved(self) -> int:
         """Give back every message that has not started (warm shutdown)."""
-        give_back = [job.delivery for job in self.reserved if job.delivery is not None]
+        jobs = [job for job in self.reserved if job.delivery is not None]
         self.reserved.clear()
-        if give_back:
-            self.broker.requeue(give_back)
-        return len(give_back)
+        held = [job.delivery for job in jobs if not job.acked]
+        # Messages acked ahead no longer exist in the broker: publish them again.
+        acked = [(job.delivery.queue, job.delivery.envelope) for job in jobs if job.acked]
+        if held:
+            self.broker.requeue(held)
+        if acked:
+            self.broker.publish_many(acked)
+        return len(jobs)
 
     def requeue_active_late(self) -> int:
         """Give back acks_late messages of tasks still running (cold shutdown)."""

@@ -35,7 +35,8 @@ TASKS = textwrap.dedent(
 )
 
 WORKER = (
-    "import sys; sys.path.insert(0, {root!r}); import stopper; "
+    "import os, sys; sys.path.insert(0, {root!r}); import stopper; "
+    "stopper.app.conf.worker_early_ack_batch = int(os.environ.get('EAB', '1')); "
     "from celeriac.worker import Worker; "
     "sys.exit(Worker(stopper.app, pool='solo', prefetch_multiplier=8).start())"
 )
@@ -52,10 +53,11 @@ def stopper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]
     sys.modules.pop("stopper", None)
 
 
-def _worker(root: Path) -> subprocess.Popen[bytes]:
+def _worker(root: Path, early_ack_batch: int = 1) -> subprocess.Popen[bytes]:
     log = open(root / "worker.log", "ab")  # noqa: SIM115 - closed after the process ends
+    env = dict(os.environ, EAB=str(early_ack_batch))
     proc = subprocess.Popen([sys.executable, "-c", WORKER.format(root=str(root))],
-                            cwd=root, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=root, stdout=log, stderr=subprocess.STDOUT, env=env)
     log.close()
     return proc
 
@@ -67,13 +69,14 @@ def _wait(predicate: Callable[[], object], timeout_s: float = 20) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("early_ack_batch", [1, 8])
 def test_warm_shutdown_finishes_running_and_returns_prefetched(
-    stopper: object, tmp_path: Path
+    stopper: object, tmp_path: Path, early_ack_batch: int
 ) -> None:
     mod = stopper
     first = mod.nap.delay(str(tmp_path), 1.5)  # type: ignore[attr-defined]
     rest = [mod.nap.delay(str(tmp_path), 0) for _ in range(5)]  # type: ignore[attr-defined]
-    proc = _worker(tmp_path)
+    proc = _worker(tmp_path, early_ack_batch)
     _wait(lambda: (tmp_path / f"started-{first.id}").exists())
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0

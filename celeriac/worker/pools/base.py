@@ -34,6 +34,8 @@ class Job:
     reject_on_worker_lost: bool
     delivery: Delivery | None = None
     started_s: float = field(default=0.0)
+    #: acked ahead of its start (early ack in batches): nothing to settle at start
+    acked: bool = False
 
     def wire(self) -> tuple[Any, ...]:
         """What crosses to a child process (no delivery, no envelope)."""
