@@ -308,29 +308,29 @@ class Executor:
         return time.monotonic() - self._pending_since >= self.FLUSH_AFTER_S
 
     def flush(self) -> None:
-        """Store pending results, then settle pending messages (in that order)."""
+        """Store pending results, then settle pending messages (in that order). Whatever a
+        failing call did not take stays pending for the next flush (after a reconnect)."""
         self._pending_since = time.monotonic()
         if self._settle is not None and (self._to_store or self._to_ack):
-            items, self._to_store = self._to_store, []
-            acks, self._to_ack = self._to_ack, []
-            self._settle(items, self.result_expires_s, acks)
+            self._settle(self._to_store, self.result_expires_s, self._to_ack)
+            self._to_store, self._to_ack = [], []
         if self._to_store:
-            items, self._to_store = self._to_store, []
             assert self.backend is not None
-            self.backend.store_many(items, self.result_expires_s)
+            self.backend.store_many(self._to_store, self.result_expires_s)
+            self._to_store = []
         if self._to_ack:
-            acks, self._to_ack = self._to_ack, []
-            self.broker.ack(acks)
+            self.broker.ack(self._to_ack)
+            self._to_ack = []
         if self._to_requeue:
-            requeue, self._to_requeue = self._to_requeue, []
-            self.broker.requeue(requeue)
+            self.broker.requeue(self._to_requeue)
+            self._to_requeue = []
         if self._to_reject:
-            rejects, self._to_reject = self._to_reject, []
             by_reason: dict[str, list[Delivery]] = {}
-            for delivery, reason in rejects:
+            for delivery, reason in self._to_reject:
                 by_reason.setdefault(reason, []).append(delivery)
             for reason, group in by_reason.items():
                 self.broker.reject(group, reason)
+            self._to_reject = []
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def held_deliveries(self) -> list[Delivery]:

@@ -213,11 +213,15 @@ class Worker:
                 if not finished or not reserved or executor.flush_due():
                     executor.flush()
                 if backoff_s:
-                    logger.info("worker: connection to the broker restored")
+                    logger.warning("worker: connection to the broker restored")
                     backoff_s = 0.0
             except TransportError as exc:
-                backoff_s = min(max(backoff_s * 2, 0.5), 10.0)
-                logger.error("worker: broker/backend error: %s; retrying in %.1fs", exc, backoff_s)
+                if not backoff_s:
+                    logger.error("worker: lost the broker/backend: %s; reconnecting with backoff",
+                                 exc)
+                else:
+                    logger.debug("worker: still unreachable: %s", exc)
+                backoff_s = min(max(backoff_s * 2, 0.25), 5.0)
                 self._stop_event.wait(backoff_s)
                 continue
             if self.burst:
@@ -267,14 +271,18 @@ class Worker:
         assert executor is not None
         broker = self.app.broker
         ttl = self.heartbeat_interval_s * 3
+        failing = False
         while True:
             try:
                 held = executor.held_deliveries()
                 if held:
                     broker.renew(held)
                 broker.announce(self.hostname, self.info(), ttl)
+                failing = False
             except Exception as exc:
-                logger.warning("worker: heartbeat failed: %s", exc)
+                if not failing:  # one line per outage, not one per beat
+                    logger.warning("worker: heartbeat failed: %s", exc)
+                failing = True
             if self._stop_event.wait(self.heartbeat_interval_s):
                 return
 

@@ -63,9 +63,11 @@ class RedisServer:
     """A private redis-server (no persistence) that can be stopped and started again on the same
     port or socket."""
 
-    def __init__(self, workdir: Path, *, unix: bool) -> None:
+    def __init__(self, workdir: Path, *, unix: bool, durable: bool = False) -> None:
         self.workdir = workdir
         self.unix = unix
+        #: keep data across restarts (AOF, fsync on every write), like a production server
+        self.durable = durable
         self.port = 0 if unix else _free_port()
         self.socket_path = str(workdir / "r.sock")
         self._process: subprocess.Popen[bytes] | None = None
@@ -77,7 +79,11 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        args = ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        args = ["redis-server", "--port", str(self.port), "--save", ""]
+        if self.durable:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
         args += ["--bind", "127.0.0.1", "--dir", str(self.workdir)]
         if self.unix:
             args += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
@@ -113,10 +119,10 @@ class RedisServer:
             process.wait(10)
 
 
-def _server(tmp_path: Path, unix: bool) -> Iterator[RedisServer]:
+def _server(tmp_path: Path, unix: bool, durable: bool = False) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         _unavailable("redis-server is not installed")
-    server = RedisServer(tmp_path, unix=unix)
+    server = RedisServer(tmp_path, unix=unix, durable=durable)
     server.start()
     try:
         yield server
@@ -127,6 +133,11 @@ def _server(tmp_path: Path, unix: bool) -> Iterator[RedisServer]:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     yield from _server(tmp_path, unix=False)
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    yield from _server(tmp_path, unix=False, durable=True)
 
 
 @pytest.fixture
