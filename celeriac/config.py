@@ -1731,6 +1731,8 @@ class Settings(MutableMapping[str, Any]):
 
     _values: dict[str, Any]
     _changed: dict[str, None]  # ordered set of names the user set
+    #: bumped by every change made through this mapping (lets callers cache derived values)
+    _version: int = 0
 
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
         self._values = {name: s.fresh_default() for name, s in SETTINGS.items()}
@@ -1749,6 +1751,7 @@ class Settings(MutableMapping[str, Any]):
             if key not in self._values:
                 _warn_if_typo(key, stacklevel + 1)
         self._values[name] = value
+        self._version += 1
         self._changed.pop(name, None)  # keep the most recent change last (popitem)
         self._changed[name] = None
 
@@ -1786,6 +1789,7 @@ class Settings(MutableMapping[str, Any]):
             del self._values[name]
         else:
             raise KeyError(key)
+        self._version += 1
         self._changed.pop(name, None)
 
     def __contains__(self, key: object) -> bool:
@@ -1819,6 +1823,7 @@ class Settings(MutableMapping[str, Any]):
         """Put every setting back to its default and forget unknown names."""
         self._values = {name: s.fresh_default() for name, s in SETTINGS.items()}
         self._changed = {}
+        self._version += 1
 
     def popitem(self) -> tuple[str, Any]:
         """Undo the most recent change: return ``(name, value)`` and restore the default."""
@@ -1854,6 +1859,10 @@ class Settings(MutableMapping[str, Any]):
         # Only called when normal lookup fails: settings, or a real AttributeError.
         if name.startswith("_"):
             raise AttributeError(name)
+        try:
+            return self._values[name]  # the common case: a new lowercase name
+        except KeyError:
+            pass
         try:
             return self[name]
         except KeyError:

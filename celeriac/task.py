@@ -207,7 +207,7 @@ class Task:
         """Send the task to a worker; options as Celery's (countdown, eta, expires, queue,
         priority, ignore_result, headers, time_limit, soft_time_limit, serializer...)."""
         app = self.app
-        if app.conf.task_always_eager and not options.pop("_force_send", False):
+        if app.publish_settings().always_eager and not options.pop("_force_send", False):
             return self.apply(
                 args, kwargs, task_id=task_id, link=link, link_error=link_error, **options
             )

@@ -59,6 +59,19 @@ class TraceSettings:
     result_serializer: str
 
 
+@dataclass(frozen=True, slots=True)
+class PublishSettings:
+    """The settings every send reads, looked up once per configuration change."""
+
+    always_eager: bool
+    routes: Any
+    default_queue: str
+    default_priority: int | None
+    ignore_result: bool
+    serializer: str
+    local_eta_tz: tzinfo
+
+
 class _AppSignal(signals.Signal):
     """An app-level signal (``app.on_after_configure.connect``)."""
 
@@ -109,6 +122,7 @@ class Celery:
         self._result_accept: frozenset[str] | None = None
         self._pending_defaults: list[Callable[[], Any]] = []
         self._trace_settings: TraceSettings | None = None
+        self._publish_settings: tuple[int, PublishSettings] | None = None
         if task_cls is not None:
             from celeriac._utils.imports import symbol_by_name
 
@@ -183,6 +197,24 @@ class Celery:
         self._accept = None
         self._result_accept = None
         self._trace_settings = None
+
+    def publish_settings(self) -> PublishSettings:
+        cached = self._publish_settings
+        version = self.conf._version
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        conf = self.conf
+        settings = PublishSettings(
+            always_eager=bool(conf.task_always_eager),
+            routes=conf.task_routes,
+            default_queue=str(conf.task_default_queue),
+            default_priority=conf.task_default_priority,
+            ignore_result=bool(conf.task_ignore_result),
+            serializer=str(conf.task_serializer),
+            local_eta_tz=UTC if conf.enable_utc else self.timezone,
+        )
+        self._publish_settings = (version, settings)
+        return settings
 
     def trace_settings(self) -> TraceSettings:
         """Settings the tracer reads for every task, looked up once. A worker calls
@@ -340,6 +372,10 @@ class Celery:
         if cached is None:
             cached = _call_signature(cls, task)
             cls._signature_cache = cached  # type: ignore[attr-defined]
+        if isinstance(cached, _Arity):
+            if not kwargs and cached.required <= len(args) <= cached.total:
+                return  # the common case, without inspect's bind()
+            cached = cached.signature
         if isinstance(cached, inspect.Signature):
             try:
                 cached.bind(*args, **kwargs)
@@ -461,7 +497,8 @@ class Celery:
         options.pop("_result_cls", None)
         task = options.pop("_task", None)
         keep_parent = options.pop("_keep_parent", False)
-        if self.conf.task_always_eager and task is None and name in self._tasks:
+        ps = self.publish_settings()
+        if ps.always_eager and task is None and name in self._tasks:
             return self._tasks[name].apply(args, kwargs, task_id=task_id, **options)
         if not keep_parent:
             parent = _state.current_task()
@@ -470,39 +507,37 @@ class Celery:
                 if request.id:
                     parent_id = parent_id or request.id
                     root_id = root_id or request.root_id
-        now = datetime.now(UTC)
         if countdown is not None:
-            eta = now + timedelta(seconds=float(countdown))
+            eta = datetime.now(UTC) + timedelta(seconds=float(countdown))
         elif eta is not None and eta.tzinfo is None:
-            eta = eta.replace(tzinfo=self.timezone if not self.conf.enable_utc else UTC)
+            eta = eta.replace(tzinfo=ps.local_eta_tz)
         expires_at: datetime | str | None
         if isinstance(expires, (int, float)):
-            expires_at = now + timedelta(seconds=float(expires))
+            expires_at = datetime.now(UTC) + timedelta(seconds=float(expires))
         elif isinstance(expires, timedelta):
-            expires_at = now + expires
+            expires_at = datetime.now(UTC) + expires
         else:
             expires_at = expires
         queue = options.get("queue")
-        if queue is None:
-            route = routing.lookup(self.conf.task_routes, name, args or (), kwargs or {}, options)
+        if queue is None and ps.routes:
+            route = routing.lookup(ps.routes, name, args or (), kwargs or {}, options)
             if route:
                 queue = route.get("queue")
-                for key in ("priority",):
-                    if options.get(key) is None and route.get(key) is not None:
-                        options[key] = route[key]
-        queue = routing.queue_name(queue) if queue else self.conf.task_default_queue
+                if options.get("priority") is None and route.get("priority") is not None:
+                    options["priority"] = route["priority"]
+        queue = routing.queue_name(queue) if queue else ps.default_queue
         priority = options.get("priority")
         if priority is None:
-            priority = self.conf.task_default_priority
+            priority = ps.default_priority
         ignore_result = options.get("ignore_result")
         if ignore_result is None:
-            ignore_result = bool(self.conf.task_ignore_result)
+            ignore_result = ps.ignore_result
         envelope = build_task_message(
             task_id=task_id,
             name=name,
             args=args or (),
             kwargs=kwargs,
-            serializer=options.get("serializer") or self.conf.task_serializer,
+            serializer=options.get("serializer") or ps.serializer,
             eta=eta,
             expires=expires_at,
             retries=retries,
@@ -748,7 +783,16 @@ class Celery:
         return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
 
 
-def _call_signature(cls: type[Task], task: Task) -> inspect.Signature | bool:
+@dataclass(frozen=True, slots=True)
+class _Arity:
+    """A signature of plain positional-or-keyword parameters: checked by counting."""
+
+    required: int
+    total: int
+    signature: inspect.Signature
+
+
+def _call_signature(cls: type[Task], task: Task) -> inspect.Signature | _Arity | bool:
     """The signature callers must match (without ``self`` for bound tasks), or False."""
     fun = getattr(cls, "__wrapped__", None) or task.run
     try:
@@ -757,6 +801,10 @@ def _call_signature(cls: type[Task], task: Task) -> inspect.Signature | bool:
         return False
     if cls.__dict__.get("_bind"):
         sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+    params = list(sig.parameters.values())
+    if all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params):
+        required = sum(1 for p in params if p.default is inspect.Parameter.empty)
+        return _Arity(required, len(params), sig)
     return sig
 
 

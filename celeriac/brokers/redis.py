@@ -25,6 +25,7 @@ import redis
 from celeriac._utils.redis_wire import frame, priority_steps, unframe
 from celeriac.brokers.base import Broker, WorkerRecord
 from celeriac.brokers.redis_client import RedisConnection, WriteBehind
+from celeriac.brokers.redis_direct import Direct
 from celeriac.exceptions import BrokerConnectionError, EncodeError, ImproperlyConfigured
 from celeriac.message import Delivery, Envelope
 
@@ -120,6 +121,7 @@ class RedisBroker(Broker):
         self._consumer_name = ""
         self._errors = self._conn.errors
         self._acks = WriteBehind(self._conn)
+        self._direct = Direct(self._conn)
 
     # -- keys ----------------------------------------------------------------------------------
     def stream_key(self, queue: str, step: int) -> str:
@@ -145,7 +147,7 @@ class RedisBroker(Broker):
         return self._consumer_name
 
     # -- producing -----------------------------------------------------------------------------
-    def _command(self, queue: str, env: Envelope, now: float) -> list[Any]:
+    def _command(self, queue: str, env: Envelope, now: float) -> tuple[Any, ...]:
         """The XADD (due now) or ZADD (scheduled) that stores ``env``."""
         headers = env.headers
         priority = env.priority
@@ -155,15 +157,15 @@ class RedisBroker(Broker):
             if eta is not None and eta > now:
                 digit = str(min(max(priority, 0), 9)).encode()
                 member = digit + os.urandom(8) + frame(fields)
-                return ["ZADD", self.eta_key(queue), repr(eta), member]
+                return ("ZADD", self.eta_key(queue), repr(eta), member)
         h, p, b, t, e = fields
         stream = self._stream_for(queue, priority)
-        return ["XADD", stream, "*", "h", h, "p", p, "b", b, "t", t, "e", e]
+        return ("XADD", stream, "*", "h", h, "p", p, "b", b, "t", t, "e", e)
 
     def publish(self, queue: str, envelope: Envelope) -> None:
         command = self._command(queue, envelope, time.time())
         with self._errors:
-            self._conn.client.execute_command(*command)
+            self._direct.call(command)
 
     def publish_many(self, items: Iterable[tuple[str, Envelope]]) -> None:
         now = time.time()
@@ -172,10 +174,7 @@ class RedisBroker(Broker):
             return
         with self._errors:
             for start in range(0, len(commands), _PUBLISH_CHUNK):
-                pipe = self._conn.base.pipeline(transaction=False)
-                for command in commands[start : start + _PUBLISH_CHUNK]:
-                    pipe.execute_command(*command)
-                pipe.execute()
+                self._direct.call_many(commands[start : start + _PUBLISH_CHUNK])
 
     def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
         command = self._command(queue, envelope, time.time())
@@ -410,6 +409,7 @@ class RedisBroker(Broker):
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
         self._acks.close()
+        self._direct.close()
         self._conn.close()
 
 

@@ -24,7 +24,7 @@ from celeriac.exceptions import (
     SerializationError,
     TaskRevokedError,
 )
-from celeriac.message import Delivery
+from celeriac.message import Delivery, Envelope
 from celeriac.protocol import TaskMessage, decode_task_message
 from celeriac.result_meta import build_meta
 from celeriac.trace import Outcome
@@ -337,7 +337,9 @@ class Executor:
         """Messages this worker claimed and has not settled (their leases need renewing)."""
         # list() copies in one C call, so the heartbeat thread never sees a half-changed deque
         held = [
-            job.delivery for job in list(self.reserved) if job.delivery is not None and not job.acked
+            job.delivery
+            for job in list(self.reserved)
+            if job.delivery is not None and not job.acked
         ]
         held.extend(
             job.delivery
@@ -348,16 +350,22 @@ class Executor:
 
     def requeue_reserved(self) -> int:
         """Give back every message that has not started (warm shutdown)."""
-        jobs = [job for job in self.reserved if job.delivery is not None]
+        held: list[Delivery] = []
+        acked: list[tuple[str, Envelope]] = []
+        for job in self.reserved:
+            if job.delivery is None:
+                continue
+            if job.acked:
+                # Acked ahead, so gone from the broker: publish it again.
+                acked.append((job.delivery.queue, job.delivery.envelope))
+            else:
+                held.append(job.delivery)
         self.reserved.clear()
-        held = [job.delivery for job in jobs if not job.acked]
-        # Messages acked ahead no longer exist in the broker: publish them again.
-        acked = [(job.delivery.queue, job.delivery.envelope) for job in jobs if job.acked]
         if held:
             self.broker.requeue(held)
         if acked:
             self.broker.publish_many(acked)
-        return len(jobs)
+        return len(held) + len(acked)
 
     def requeue_active_late(self) -> int:
         """Give back acks_late messages of tasks still running (cold shutdown)."""

@@ -1,0 +1,83 @@
+"""One command and its reply on a connection of the calling thread's own.
+
+``publish`` is one XADD and its reply. redis-py's ``execute_command`` checks a connection out
+of the pool, packs the command in Python and checks it back in, around a round trip of about
+70 µs here; measured on this machine that held a single producer to ~8,000 XADD/s, where the
+same XADD through a held connection and hiredis's packer reaches ~11,000/s. The connection
+still comes from redis-py (TLS, auth, db, sentinel, retries), only the per-call path is ours.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from celeriac.brokers.redis_client import RedisConnection, pack_commands
+
+
+class Direct:
+    def __init__(self, conn: RedisConnection) -> None:
+        self._conn = conn
+        self._local = threading.local()
+        self._opened: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def _connection(self) -> Any:
+        local = self._local
+        connection = getattr(local, "connection", None)
+        if connection is None or local.pid != os.getpid():
+            connection = self._conn.base.connection_pool.make_connection()
+            local.connection, local.pid = connection, os.getpid()
+            with self._lock:
+                self._opened.add(connection)
+        return connection
+
+    def call(self, command: tuple[Any, ...]) -> Any:
+        """Send ``command`` and return its reply (retrying on a broken connection with the
+        connection's own retry policy; a ResponseError is raised as it comes)."""
+        packet = [pack_commands((command,))]
+        connection = self._connection()
+
+        def attempt() -> Any:
+            connection.send_packed_command(packet, check_health=False)
+            return connection.read_response()
+
+        return connection.retry.call_with_retry(attempt, lambda _error: connection.disconnect())
+
+    def call_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` in one write and read their replies (a pipeline without redis-py's
+        per-command bookkeeping). After a broken connection the whole batch is sent again, so
+        a publish may be duplicated, never lost. An error reply is raised after all replies
+        were read."""
+        packet = [pack_commands(commands)]
+        connection = self._connection()
+
+        def attempt() -> list[Any]:
+            connection.send_packed_command(packet, check_health=False)
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+
+        replies = connection.retry.call_with_retry(
+            attempt, lambda _error: connection.disconnect()
+        )
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
+
+    def close(self) -> None:
+        with self._lock:
+            opened = list(self._opened)
+            self._opened = weakref.WeakSet()
+        self._local = threading.local()
+        for connection in opened:
+            connection.disconnect()
