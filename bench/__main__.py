@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import drain, throughput
+from bench import canvas, drain, throughput
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,14 @@ def main(argv: list[str] | None = None) -> int:
         default=64,
         help="also run celeriac with this worker_early_ack_batch (1: skip)",
     )
+    cv = sub.add_parser("canvas", help="group and chord of n tasks, celeriac vs Celery on Redis")
+    cv.add_argument("--broker", default="redis://127.0.0.1:6379/15")
+    cv.add_argument("--n", type=int, default=10000, help="tasks in the group / chord header")
+    cv.add_argument("--prefetch", type=int, default=64, help="worker_prefetch_multiplier")
+    cv.add_argument("--timeout", type=float, default=600, help="seconds to wait for each get()")
     args = parser.parse_args(argv)
+    if args.name == "canvas":
+        return canvas.run(args.broker, args.n, args.prefetch, args.timeout, argv)
     if args.name == "throughput":
         return throughput.run(
             args.broker, args.n, args.delay_n, args.rtt_n, args.prefetch, args.early_ack_batch

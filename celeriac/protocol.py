@@ -103,6 +103,45 @@ def build_task_message(
     )
 
 
+_NO_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+def clone_task_message(
+    template: Envelope,
+    task_id: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any] | None,
+) -> Envelope:
+    """The message of another call of the same task with the same options: ``template``'s
+    headers and properties with a new id and arguments (bulk sends build thousands of these).
+    The template must carry no workflow (callbacks, chain, chord)."""
+    args = list(args) if not isinstance(args, list) else args
+    kwargs = dict(kwargs) if kwargs else {}
+    codec = serialization.codec(template.content_type)
+    try:
+        body = codec.encode([args, kwargs, _NO_EMBED])
+    except Exception as exc:
+        bad = serialization.find_unserializable(args, kwargs, codec.name)
+        raise EncodeError(
+            f"Cannot send task {template.task_name!r}: {bad} is not {codec.name}-serializable"
+        ) from exc
+    headers = dict(template.headers)
+    if headers.get("root_id") == headers.get("id"):
+        headers["root_id"] = task_id
+    headers["id"] = task_id
+    headers["argsrepr"] = saferepr(args)
+    headers["kwargsrepr"] = saferepr(kwargs)
+    properties = dict(template.properties)
+    properties["correlation_id"] = task_id
+    return Envelope(
+        body=body,
+        headers=headers,
+        properties=properties,
+        content_type=template.content_type,
+        content_encoding=template.content_encoding,
+    )
+
+
 @dataclass(slots=True)
 class TaskMessage:
     """A decoded task message."""

@@ -52,3 +52,27 @@ def test_delay_many_eager(app: Celery) -> None:
         return x + y
 
     assert [r.get() for r in add.delay_many([(1, 2), (3, 4)])] == [3, 7]
+
+
+def test_bulk_messages_match_single_sends(app: Celery) -> None:
+    from celeriac.protocol import decode_task_message
+
+    @app.task(queue="bulkq", priority=7)
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    single = add.delay(1, 1)
+    many = add.delay_many([(2, 2), (3, 3)])
+    deliveries = app.broker.consume(["bulkq"], 10, 1.0)
+    assert [d.task_id for d in deliveries] == [single.id] + [r.id for r in many]
+    first = deliveries[0].envelope.headers
+    for delivery, args in zip(deliveries, ([1, 1], [2, 2], [3, 3]), strict=True):
+        message = decode_task_message(delivery.envelope, None)
+        assert message.args == args
+        headers = delivery.envelope.headers
+        assert headers["id"] == headers["root_id"] == delivery.task_id
+        assert delivery.envelope.properties["correlation_id"] == delivery.task_id
+        assert delivery.envelope.priority == 7
+        assert headers["argsrepr"] == repr(tuple(args)) or headers["argsrepr"] == repr(args)
+        differing = {k for k in headers if headers[k] != first[k]}
+        assert differing <= {"id", "root_id", "argsrepr"}

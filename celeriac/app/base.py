@@ -20,7 +20,7 @@ from celeriac.brokers import Broker, create_broker, scheme_of
 from celeriac.control import Control
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.message import Envelope
-from celeriac.protocol import build_task_message
+from celeriac.protocol import build_task_message, clone_task_message
 from celeriac.registry import TaskRegistry
 from celeriac.result import AsyncResult
 from celeriac.result import GroupResult as _GroupResult
@@ -57,6 +57,13 @@ class TraceSettings:
     track_started: bool
     result_extended: bool
     result_serializer: str
+
+
+#: options under which one call's message cannot be reused as a template for the next
+_TEMPLATE_SAFE = frozenset(
+    {"task_id", "link", "link_error", "chain", "chord", "group_id", "group_index", "headers",
+     "parent_id", "root_id", "_task", "_keep_parent", "retries"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -608,14 +615,27 @@ class Celery:
         results: list[AsyncResult] = []
         batch: list[tuple[str, Envelope]] = []
         broker = self.broker
+        # Calls that share a name and the very same options object (task.delay_many) differ
+        # only in id and arguments: the first one's message is the template for the rest.
+        template: tuple[str, Envelope, str, Any] | None = None
         for name, args, kwargs, options in calls:
-            opts = dict(options or {})
-            task_id = opts.pop("task_id", None) or str(uuid.uuid4())
-            prepared = self.prepare_message(name, args, kwargs, task_id=task_id, **opts)
-            if isinstance(prepared, AsyncResult):
-                results.append(prepared)
-                continue
-            batch.append(prepared)
+            task_id = str(uuid.uuid4())
+            if template is not None and options is template[3] and name == template[2]:
+                queue, envelope = template[0], clone_task_message(
+                    template[1], task_id, args or (), kwargs
+                )
+            else:
+                opts = dict(options or {})
+                task_id = opts.pop("task_id", None) or task_id
+                prepared = self.prepare_message(name, args, kwargs, task_id=task_id, **opts)
+                if isinstance(prepared, AsyncResult):
+                    results.append(prepared)
+                    continue
+                queue, envelope = prepared
+                template = None
+                if options is not None and _TEMPLATE_SAFE.isdisjoint(options):
+                    template = (queue, envelope, name, options)
+            batch.append((queue, envelope))
             results.append(AsyncResult(task_id, task_name=name, app=self))
             if len(batch) >= chunk_size:
                 broker.publish_many(batch)
