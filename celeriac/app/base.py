@@ -7,13 +7,13 @@ import inspect
 import os
 import socket
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from celeriac import _state, config, routing, signals, states
+from celeriac._utils.ids import new_id
 from celeriac._utils.timeutils import maybe_delta
 from celeriac.backends import ResultBackend, create_backend
 from celeriac.brokers import Broker, create_broker, scheme_of
@@ -500,7 +500,7 @@ class Celery:
     ) -> tuple[str, Envelope] | AsyncResult:
         """Build the message for one task call: returns (queue, envelope), or an EagerResult
         when ``task_always_eager`` runs the task here instead."""
-        task_id = task_id or str(uuid.uuid4())
+        task_id = task_id or new_id()
         options.pop("_result_cls", None)
         task = options.pop("_task", None)
         keep_parent = options.pop("_keep_parent", False)
@@ -576,7 +576,7 @@ class Celery:
         **options: Any,
     ) -> AsyncResult:
         """Send a task by name (the worker that has it registered runs it)."""
-        task_id = task_id or str(uuid.uuid4())
+        task_id = task_id or new_id()
         prepared = self.prepare_message(name, args, kwargs, task_id=task_id, **options)
         if isinstance(prepared, AsyncResult):
             return prepared
@@ -619,7 +619,7 @@ class Celery:
         # only in id and arguments: the first one's message is the template for the rest.
         template: tuple[str, Envelope, str, Any] | None = None
         for name, args, kwargs, options in calls:
-            task_id = str(uuid.uuid4())
+            task_id = new_id()
             if template is not None and options is template[3] and name == template[2]:
                 queue, envelope = template[0], clone_task_message(
                     template[1], task_id, args or (), kwargs
