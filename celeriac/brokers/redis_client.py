@@ -93,6 +93,25 @@ def lua_source(name: str) -> str:
     return text
 
 
+class _SentinelConnection(redis.sentinel.SentinelManagedConnection):
+    """A sentinel-managed connection that asks the sentinels for the master on every connect.
+
+    redis-py connects a closed connection from ``send_packed_command`` through
+    ``connect_check_health``, which skips ``SentinelManagedConnection.connect`` (the master
+    lookup): a connection from the pool's ``make_connection`` (redis_direct's) would go to the
+    default localhost:6379, and one reconnecting in a retry would go back to the old master after
+    a failover."""
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if not self._sock:
+            self.connect()
+        super().send_packed_command(command, check_health)
+
+
+class _SentinelSSLConnection(_SentinelConnection, redis.sentinel.SentinelManagedSSLConnection):
+    pass
+
+
 class Translate:
     """``with conn.errors:`` turns redis-py errors into celeriac's, naming the server."""
 
@@ -208,6 +227,9 @@ class RedisConnection:
         )
         # The sentinel connection pool asks the sentinels for the master on every (re)connect,
         # so a failover is followed without anything here.
+        kwargs = dict(kwargs)
+        ssl_on = kwargs.pop("ssl", False)
+        kwargs["connection_class"] = _SentinelSSLConnection if ssl_on else _SentinelConnection
         return self._sentinel.master_for(str(self.options["master_name"]), **kwargs)
 
     def run(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:

@@ -88,11 +88,6 @@ def test_sentinel_url_forms() -> None:
         RedisBroker("sentinel://s1:26379")
 
 
-@pytest.mark.skip(reason="no Redis Sentinel runs in the test environment; URL parsing is covered")
-def test_sentinel_live() -> None:  # pragma: no cover
-    raise AssertionError
-
-
 def test_rediss_options_from_url_and_transport_options() -> None:
     broker = RedisBroker(
         "rediss://:pw@h:6380/1?ssl_cert_reqs=CERT_NONE&ssl_ca_certs=/ca.pem&socket_timeout=4"
