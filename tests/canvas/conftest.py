@@ -1,6 +1,6 @@
 """Fixtures of the canvas suite: ``canvas_app`` on each broker+backend, with the test tasks.
 
-Redis joins by adding ``"redis"`` to ``CANVAS_KINDS`` (its branch below is ready).
+Every test runs on the memory, SQLite and Redis transports (``CANVAS_KINDS``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from celeriac.brokers import memory as memory_broker
 from celeriac.worker import Worker
 from tests.canvas.tasks import Tasks, define
 
-CANVAS_KINDS = ["memory", "sqlite"]
+CANVAS_KINDS = ["memory", "sqlite", "redis"]
 
 # Hypothesis keeps its caches outside the repository.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "celeriac-hypothesis")
@@ -55,6 +55,10 @@ def close_app(app: Celery) -> None:
     if url.startswith("memory://"):
         memory_broker.reset(url)
         memory_backend.reset(url)
+    elif url.startswith("redis://"):
+        from tests.redis.support import drop_keys
+
+        drop_keys(url)
 
 
 @pytest.fixture
