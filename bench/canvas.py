@@ -21,15 +21,12 @@ Redis transport keeps its queue bindings in that DB).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from pathlib import Path
 from typing import Any
 
+from bench._driver import run_driver
 from bench.throughput import WORKERS
 
 APPS = {
@@ -130,29 +127,13 @@ ROWS = [
 
 
 def _run_one(system: str, url: str, n: int, prefetch: int, timeout: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "benchapp.py").write_text(APPS[system].format(url=url, prefetch=prefetch))
-        (work / "driver.py").write_text(DRIVER)
-        env = dict(os.environ, PYTHONPATH=str(work))
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "driver.py",
-                str(n),
-                str(timeout),
-                json.dumps(WORKERS[system]),
-                url,
-            ],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=3 * timeout + 300,
-        )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{system} failed:\n{proc.stderr[-4000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return run_driver(
+        system,
+        APPS[system].format(url=url, prefetch=prefetch),
+        DRIVER,
+        [str(n), str(timeout), json.dumps(WORKERS[system]), url],
+        timeout_s=3 * timeout + 300,
+    )
 
 
 def run(url: str, n: int, prefetch: int, timeout: float, argv: list[str] | None = None) -> int:

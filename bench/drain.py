@@ -4,13 +4,13 @@ result is stored. Each system runs in its own subprocess with a fresh store."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from bench._driver import run_driver
 
 CELERIAC_APP = textwrap.dedent(
     """
@@ -68,20 +68,7 @@ DRIVER = textwrap.dedent(
 
 
 def _run(system: str, app_src: str, n: int, worker_cmd: list[str], workdir: Path) -> dict:
-    (workdir / "benchapp.py").write_text(app_src)
-    (workdir / "driver.py").write_text(DRIVER)
-    env = dict(os.environ, PYTHONPATH=str(workdir))
-    out = subprocess.run(
-        [sys.executable, "driver.py", str(n), json.dumps(worker_cmd)],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{system} run failed:\n{out.stderr[-3000:]}")
-    data = json.loads(out.stdout.strip().splitlines()[-1])
+    data = run_driver(system, app_src, DRIVER, [str(n), json.dumps(worker_cmd)], 900, workdir)
     data["system"] = system
     return data
 

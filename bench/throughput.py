@@ -14,14 +14,12 @@ celeriac and Celery on the same Redis, the same ``add(x, y)`` task, one worker p
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from pathlib import Path
 from typing import Any
+
+from bench._driver import run_driver
 
 APPS = {
     "celeriac": textwrap.dedent(
@@ -156,31 +154,14 @@ def _run_one(
     prefetch: int,
     early_ack_batch: int = 1,
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        source = APPS[system].format(url=url, prefetch=prefetch, early_ack_batch=early_ack_batch)
-        (work / "benchapp.py").write_text(source)
-        (work / "driver.py").write_text(DRIVER)
-        env = dict(os.environ, PYTHONPATH=str(work))
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "driver.py",
-                str(n),
-                str(delay_n),
-                str(rtt_n),
-                json.dumps(WORKERS[system]),
-                url,
-            ],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=3600,
-        )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{system} failed:\n{proc.stderr[-4000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    source = APPS[system].format(url=url, prefetch=prefetch, early_ack_batch=early_ack_batch)
+    return run_driver(
+        system,
+        source,
+        DRIVER,
+        [str(n), str(delay_n), str(rtt_n), json.dumps(WORKERS[system]), url],
+        timeout_s=3600,
+    )
 
 
 def run(url: str, n: int, delay_n: int, rtt_n: int, prefetch: int, early_ack_batch: int) -> int:
