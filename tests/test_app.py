@@ -124,3 +124,15 @@ def test_include_and_autodiscover(tmp_path: object, monkeypatch: pytest.MonkeyPa
     assert "incmod.included" in names
     for mod in ("discpkg", "discpkg.tasks", "incmod"):
         sys.modules.pop(mod, None)
+
+
+def test_cached_settings_follow_configuration_changes() -> None:
+    app = Celery(broker="memory://cache-follow", set_as_current=False)
+    assert app.accept_content == {"application/json"}
+    assert app.publish_settings().default_queue == "celery"
+    app.conf.accept_content = ["json", "pickle"]
+    app.conf.task_default_queue = "elsewhere"
+    app.conf.CELERY_TRACK_STARTED = True
+    assert "application/x-python-serialize" in app.accept_content
+    assert app.publish_settings().default_queue == "elsewhere"
+    assert app.trace_settings().track_started is True

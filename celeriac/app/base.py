@@ -54,9 +54,13 @@ def signature_factory(task: Task, args: Any = None, *starargs: Any, **starkwargs
 
 @dataclass(frozen=True, slots=True)
 class TraceSettings:
+    """The settings running and decoding tasks read, looked up once per configuration change."""
+
     track_started: bool
     result_extended: bool
     result_serializer: str
+    accept: frozenset[str]
+    result_accept: frozenset[str]
 
 
 #: options under which one call's message cannot be reused as a template for the next
@@ -125,10 +129,7 @@ class Celery:
         self._backend: ResultBackend | None = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._accept: frozenset[str] | None = None
-        self._result_accept: frozenset[str] | None = None
-        self._pending_defaults: list[Callable[[], Any]] = []
-        self._trace_settings: TraceSettings | None = None
+        self._trace_settings: tuple[int, TraceSettings] | None = None
         self._publish_settings: tuple[int, PublishSettings] | None = None
         if task_cls is not None:
             from celeriac._utils.imports import symbol_by_name
@@ -177,7 +178,6 @@ class Celery:
         self.namespace = namespace
         self._from_django = isinstance(obj, str) and obj.startswith("django.conf")
         self.conf.update(config.read_object(source, namespace=namespace))
-        self._configuration_changed()
         self._after_configure_sent = True
         self.on_after_configure.send(sender=self, source=source)
 
@@ -200,11 +200,6 @@ class Celery:
             raise ImproperlyConfigured(f"Environment variable {variable_name!r} is not set")
         self.config_from_object(module_name, silent=silent, force=force)
 
-    def _configuration_changed(self) -> None:
-        self._accept = None
-        self._result_accept = None
-        self._trace_settings = None
-
     def publish_settings(self) -> PublishSettings:
         cached = self._publish_settings
         version = self.conf._version
@@ -224,21 +219,21 @@ class Celery:
         return settings
 
     def trace_settings(self) -> TraceSettings:
-        """Settings the tracer reads for every task, looked up once. A worker calls
-        :meth:`freeze_trace_settings` at start; elsewhere they are read fresh each time."""
+        """Settings the tracer reads for every task, looked up once per configuration change."""
         cached = self._trace_settings
-        if cached is not None:
-            return cached
+        version = self.conf._version
+        if cached is not None and cached[0] == version:
+            return cached[1]
         conf = self.conf
-        return TraceSettings(
+        settings = TraceSettings(
             track_started=bool(conf.task_track_started),
             result_extended=bool(conf.result_extended),
             result_serializer=str(conf.result_serializer),
+            accept=accepted_types(conf.accept_content),
+            result_accept=accepted_types(conf.result_accept_content or conf.accept_content),
         )
-
-    def freeze_trace_settings(self) -> None:
-        self._trace_settings = None
-        self._trace_settings = self.trace_settings()
+        self._trace_settings = (version, settings)
+        return settings
 
     def add_defaults(self, fun: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> None:
         values = fun() if callable(fun) else fun
@@ -698,22 +693,18 @@ class Celery:
 
     @property
     def accept_content(self) -> frozenset[str]:
-        if self._accept is None:
-            self._accept = accepted_types(self.conf.accept_content)
-        return self._accept
+        return self.trace_settings().accept
 
     @property
     def result_accept_content(self) -> frozenset[str]:
-        if self._result_accept is None:
-            accept = self.conf.result_accept_content or self.conf.accept_content
-            self._result_accept = accepted_types(accept)
-        return self._result_accept
+        return self.trace_settings().result_accept
 
     def decode_result(self, payload: bytes) -> dict[str, Any]:
-        return decode_meta(payload, self.conf.result_serializer, self.result_accept_content)
+        settings = self.trace_settings()
+        return decode_meta(payload, settings.result_serializer, settings.result_accept)
 
     def encode_result(self, meta: Mapping[str, Any]) -> bytes:
-        return encode_meta(meta, self.conf.result_serializer)
+        return encode_meta(meta, self.trace_settings().result_serializer)
 
     def store_result(
         self,

@@ -130,7 +130,6 @@ class Worker:
     def start(self) -> int:
         app = self.app
         signals.worker_init.send(sender=self)
-        app.freeze_trace_settings()
         self.pool = create_pool(
             self.pool_name, app, self.concurrency, max_tasks_per_child=self.max_tasks_per_child
         )
