@@ -211,7 +211,21 @@ def start_worker(workdir: Path, broker_url: str, hostname: str, pool: str, concu
         # A session of its own: Ctrl-C in the terminal reaches the demo, which then stops the
         # worker itself, warmly.
         return subprocess.Popen(command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
+                                env=env, start_new_session=True,
+                                preexec_fn=_stop_with_parent)
+
+
+def _stop_with_parent() -> None:
+    """Linux: the demo's worker gets SIGTERM if the demo dies (Ctrl-C, a closed pipe), so no
+    worker is left behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def wait_for_worker(app: Celery, process: subprocess.Popen[bytes], hostname: str) -> bool:
