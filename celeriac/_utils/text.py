@@ -15,30 +15,20 @@ _repr.maxdict = 64
 _repr.maxlevel = 8
 
 
-_SCALARS = (int, float, bool, type(None))
-
-
-def _small(value: Any) -> bool:
-    """A short container of scalars or short strings: plain repr() is safe and faster."""
-    if type(value) in (list, tuple) and len(value) <= 16:
-        items: Any = value
-    elif type(value) is dict and len(value) <= 16:
-        items = [*value.keys(), *value.values()]
-    else:
-        return False
-    for item in items:
-        if type(item) is str:
-            if len(item) > 64:
-                return False
-        elif not isinstance(item, _SCALARS) or (type(item) is int and abs(item) > 10**18):
-            return False
-    return True
+_PLAIN = frozenset({list, tuple, dict, str, int, float, bool, type(None)})
 
 
 def saferepr(value: Any, maxlen: int = 1024) -> str:
     """A repr that never raises and never exceeds ``maxlen`` characters much."""
-    if _small(value):
-        return repr(value)
+    if type(value) in _PLAIN:
+        # Task arguments must be serializable, so these hold plain data whose repr costs about
+        # what encoding it did; reprlib's element-by-element walk would cost several times more.
+        try:
+            text = repr(value)
+        except Exception:  # a broken __repr__: reprlib's guarded path below
+            pass
+        else:
+            return text if len(text) <= maxlen else text[: maxlen - 3] + "..."
     try:
         text = _repr.repr(value)
     except Exception as exc:  # a broken __repr__ must not break logging
