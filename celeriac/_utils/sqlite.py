@@ -71,6 +71,26 @@ def describe(exc: sqlite3.Error, path: str) -> str:
     return f"SQLite database {path}: {hint} ({type(exc).__name__}: {text})"
 
 
+class _Opened:
+    """The connections a Connections object opened in one process (closable without it)."""
+
+    __slots__ = ("items", "pid")
+
+    def __init__(self, pid: int) -> None:
+        self.items: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+        self.pid = pid
+
+    def close(self) -> None:
+        if self.pid != os.getpid():
+            return  # a forked child must not close its parent's connections
+        items, self.items = self.items, []
+        for _, conn in items:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+
 class Connections:
     """Lazily opened connections to one file: one per thread of each process.
 
@@ -89,7 +109,10 @@ class Connections:
         self._pid = os.getpid()
         # Every open connection of this process with the thread that owns it, so close() can
         # close them all and connections of finished threads are reclaimed.
-        self._open: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
+        self._opened = _Opened(os.getpid())
+        # An owner dropped without close() still closes its connections (Python 3.13 warns
+        # about a connection that is garbage-collected open).
+        weakref.finalize(self, self._opened.close)
 
     def get(self) -> sqlite3.Connection:
         local = self._local
@@ -102,9 +125,9 @@ class Connections:
         pid = os.getpid()
         with self._lock:
             if self._pid != pid:
-                _orphans.extend(conn for _, conn in self._open)
-                self._open = []
-                self._pid = pid
+                _orphans.extend(conn for _, conn in self._opened.items)
+                self._opened.items = []
+                self._pid = self._opened.pid = pid
             self._reap_dead_threads()
         try:
             conn = sqlite3.connect(
@@ -125,7 +148,7 @@ class Connections:
             conn.close()
             raise
         with self._lock:
-            self._open.append((weakref.ref(threading.current_thread()), conn))
+            self._opened.items.append((weakref.ref(threading.current_thread()), conn))
         self._local.conn = conn
         self._local.pid = pid
         return conn
@@ -144,23 +167,23 @@ class Connections:
 
     def _reap_dead_threads(self) -> None:
         keep = []
-        for ref, conn in self._open:
+        for ref, conn in self._opened.items:
             thread = ref()
             if thread is None or not thread.is_alive():
                 conn.close()
             else:
                 keep.append((ref, conn))
-        self._open = keep
+        self._opened.items = keep
 
     def close(self) -> None:
         """Close every connection this process opened; the next use reconnects."""
         with self._lock:
             if self._pid == os.getpid():
-                for _, conn in self._open:
+                for _, conn in self._opened.items:
                     conn.close()
             else:
-                _orphans.extend(conn for _, conn in self._open)
-            self._open = []
+                _orphans.extend(conn for _, conn in self._opened.items)
+            self._opened.items = []
         self._local = threading.local()
 
     def _close_own_idle(self) -> None:
@@ -177,7 +200,7 @@ class Connections:
         if not self._lock.acquire(blocking=False):
             return
         try:
-            self._open = [(ref, c) for ref, c in self._open if c is not conn]
+            self._opened.items = [(ref, c) for ref, c in self._opened.items if c is not conn]
         finally:
             self._lock.release()
         self._local.conn = None
