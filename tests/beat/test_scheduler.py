@@ -17,7 +17,8 @@ from celeriac.beat import PersistentScheduler, Scheduler, run_id
 from celeriac.beat.store import SQLiteStore
 from celeriac.exceptions import TransportError
 from celeriac.message import Envelope
-from celeriac.schedules import crontab, schedstate, schedule
+from celeriac.schedules import crontab
+from tests.beat.user_schedules import every_other_minute
 
 T0 = datetime(2024, 5, 6, 12, 0, 0, tzinfo=UTC)  # a Monday
 
@@ -197,17 +198,6 @@ def test_cron_starting_deadline_skips_late_runs(app: Celery, clock: Clock,
         scheduler.tick()
     assert drain(app) == []
     assert "skipping the run due at 2024-05-06T12:05:00+00:00" in caplog.text
-
-
-class every_other_minute(schedule):
-    def __init__(self) -> None:
-        super().__init__(timedelta(minutes=1))
-
-    def is_due(self, last_run_at: datetime) -> schedstate:
-        now = self.now()
-        if now - last_run_at >= self.run_every and now.minute % 2 == 0:
-            return schedstate(True, 60.0)
-        return schedstate(False, 15.0)
 
 
 def test_a_user_schedule_is_asked_each_tick(app: Celery, clock: Clock) -> None:

@@ -16,6 +16,7 @@ from celeriac.schedules import (
     schedule,
     solar,
 )
+from tests.beat.user_schedules import every_other_minute
 
 T0 = datetime(2024, 5, 6, 12, 0, 0, tzinfo=UTC)
 
@@ -116,19 +117,6 @@ def test_crontab_is_due_contract() -> None:
     clock.now = datetime(2024, 5, 6, 12, 15, 0, tzinfo=UTC)
     assert cron.is_due(last) == schedstate(True, 900.0)
     assert cron.remaining_estimate(last) == timedelta(0)
-
-
-class every_other_minute(schedule):
-    """A user schedule in Celery's style: due on even minutes only."""
-
-    def __init__(self) -> None:
-        super().__init__(timedelta(minutes=1))
-
-    def is_due(self, last_run_at: datetime) -> schedstate:
-        now = self.now()
-        if now - last_run_at >= self.run_every and now.minute % 2 == 0:
-            return schedstate(True, 60.0)
-        return schedstate(False, 5.0)
 
 
 def test_user_subclass_uses_the_bound_clock() -> None:
