@@ -342,10 +342,17 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
             ),
             _s(
                 "task_publish_retry_policy",
-                {"max_retries": 3, "interval_start": 0, "interval_max": 1, "interval_step": 0.2},
+                {
+                    "max_retries": None,
+                    "interval_start": 0,
+                    "interval_step": 0.2,
+                    "interval_max": 1,
+                    "timeout": 10,
+                },
                 "dict",
-                "How sending retries: `max_retries`, `interval_start`, `interval_step`, "
-                "`interval_max`.",
+                "How sending retries: `max_retries` (None: no count limit), `interval_start`, "
+                "`interval_step`, `interval_max` (seconds) and, celeriac, `timeout`: seconds "
+                "after the first failure past which the error is raised.",
                 "CELERY_TASK_PUBLISH_RETRY_POLICY",
                 "CELERY_PUBLISH_RETRY_POLICY",
             ),

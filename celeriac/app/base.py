@@ -20,7 +20,7 @@ from celeriac.app.sending import PublishSettings, as_list
 from celeriac.backends import ResultBackend, create_backend
 from celeriac.brokers import Broker, create_broker, scheme_of
 from celeriac.control import Control
-from celeriac.exceptions import ImproperlyConfigured
+from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.message import Envelope
 from celeriac.registry import TaskRegistry
 from celeriac.result import AsyncResult
@@ -195,6 +195,11 @@ class Celery:
             ignore_result=bool(conf.task_ignore_result),
             serializer=str(conf.task_serializer),
             local_eta_tz=UTC if conf.enable_utc else self.timezone,
+            retry=(
+                sending.RetryPolicy.from_mapping(conf.task_publish_retry_policy)
+                if conf.task_publish_retry
+                else None
+            ),
         )
         self._publish_settings = (version, settings)
         return settings
@@ -479,7 +484,11 @@ class Celery:
                 declare=[],
                 retry_policy=None,
             )
-        self.broker.publish(queue, envelope)
+        broker = self.broker
+        try:
+            broker.publish(queue, envelope)
+        except BrokerConnectionError as exc:
+            sending.publish_again(self, exc, lambda: broker.publish(queue, envelope), options)
         if signals.after_task_publish._receivers:
             signals.after_task_publish.send(
                 sender=name,

@@ -6,25 +6,84 @@ one place. ``protocol`` still owns the wire format.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from celeriac import _state, routing
 from celeriac._utils.ids import new_id
+from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.message import Envelope
 from celeriac.protocol import build_task_message, clone_task_message
 from celeriac.result import AsyncResult
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
+    from celeriac.brokers.base import Broker
 
 #: options under which one call's message cannot be reused as a template for the next
 _TEMPLATE_SAFE = frozenset(
     {"task_id", "link", "link_error", "chain", "chord", "group_id", "group_index", "headers",
      "parent_id", "root_id", "_task", "_keep_parent", "retries"}
 )
+
+
+logger = logging.getLogger("celeriac.app")
+
+#: what ``task_publish_retry_policy`` falls back to, key by key (see decision 0008)
+DEFAULT_RETRY_POLICY: Mapping[str, float | None] = {
+    "max_retries": None,
+    "interval_start": 0.0,
+    "interval_step": 0.2,
+    "interval_max": 1.0,
+    "timeout": 10.0,
+}
+# Celery's keys plus ours (timeout); retry_errors is Celery's and has no use here: a publish
+# raises only celeriac's own errors, and only a broken connection is worth retrying.
+_POLICY_KEYS = frozenset({*DEFAULT_RETRY_POLICY, "retry_errors"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a publish that raised :class:`BrokerConnectionError` is tried again.
+
+    Rules: the first retry waits ``interval_start_s``, each next one ``interval_step_s``
+    longer, never more than ``interval_max_s``; retries stop after ``max_retries`` (None: no
+    count limit) or once ``timeout_s`` has passed since the first failure, whichever comes
+    first, and the last error is raised. Only a call that raised is tried again.
+    """
+
+    max_retries: int | None
+    interval_start_s: float
+    interval_step_s: float
+    interval_max_s: float
+    timeout_s: float
+
+    @classmethod
+    def from_mapping(cls, policy: Mapping[str, Any] | None) -> RetryPolicy:
+        """A policy from a ``task_publish_retry_policy``-shaped mapping; missing keys take
+        :data:`DEFAULT_RETRY_POLICY`'s values."""
+        unknown = set(policy or ()) - _POLICY_KEYS
+        if unknown:
+            raise ImproperlyConfigured(
+                f"task_publish_retry_policy: unknown key(s) {sorted(unknown)} "
+                f"(known: {sorted(_POLICY_KEYS)})"
+            )
+        merged = {**DEFAULT_RETRY_POLICY, **(policy or {})}
+        try:
+            count = merged["max_retries"]
+            return cls(
+                max_retries=None if count is None else max(0, int(count)),
+                interval_start_s=max(0.0, float(merged["interval_start"] or 0)),
+                interval_step_s=max(0.0, float(merged["interval_step"] or 0)),
+                interval_max_s=max(0.0, float(merged["interval_max"] or 0)),
+                timeout_s=max(0.0, float(merged["timeout"] or 0)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ImproperlyConfigured(f"task_publish_retry_policy: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +97,57 @@ class PublishSettings:
     ignore_result: bool
     serializer: str
     local_eta_tz: tzinfo
+    #: None when ``task_publish_retry`` is off
+    retry: RetryPolicy | None
+
+
+def publish_again(
+    app: Celery,
+    error: BrokerConnectionError,
+    attempt: Callable[[], None],
+    options: Mapping[str, Any] | None = None,
+) -> None:
+    """Retry a publish that raised ``error`` (the broker connection broke) by calling
+    ``attempt`` again with backoff, as the app's retry policy and the call's ``retry`` /
+    ``retry_policy`` options say; returns once an attempt succeeded, else raises the last
+    error.
+
+    Called only from the ``except`` of a failed publish, so a publish that succeeds pays
+    nothing for it. A call that raised may still have been stored (the connection broke after
+    the broker had the message), so a retried publish is at-least-once, like Celery's.
+    """
+    policy = app.publish_settings().retry
+    if options and ("retry" in options or "retry_policy" in options):
+        # The call's choices over the app's (read here, on the error path only).
+        if options.get("retry", policy is not None):
+            app_policy = app.conf.task_publish_retry_policy or {}
+            policy = RetryPolicy.from_mapping(
+                {**app_policy, **(options.get("retry_policy") or {})}
+            )
+        else:
+            policy = None
+    if policy is None:
+        raise error
+    deadline_s = time.monotonic() + policy.timeout_s
+    interval_s = policy.interval_start_s
+    retries = 0
+    logger.warning(
+        "Publishing failed (%s); retrying for up to %gs", error, policy.timeout_s
+    )
+    while True:
+        remaining_s = deadline_s - time.monotonic()
+        if remaining_s <= 0 or (policy.max_retries is not None and retries >= policy.max_retries):
+            raise error
+        time.sleep(min(interval_s, remaining_s))
+        interval_s = min(interval_s + policy.interval_step_s, policy.interval_max_s)
+        retries += 1
+        try:
+            attempt()
+        except BrokerConnectionError as exc:
+            error = exc
+        else:
+            logger.info("Published after %d retr%s", retries, "y" if retries == 1 else "ies")
+            return
 
 
 def prepare_message(
@@ -177,11 +287,20 @@ def send_many(
         batch.append((queue, envelope))
         results.append(AsyncResult(task_id, task_name=name, app=app))
         if len(batch) >= chunk_size:
-            broker.publish_many(batch)
+            _publish_batch(app, broker, batch)
             batch = []
     if batch:
-        broker.publish_many(batch)
+        _publish_batch(app, broker, batch)
     return results
+
+
+def _publish_batch(app: Celery, broker: Broker, batch: list[tuple[str, Envelope]]) -> None:
+    """One ``publish_many`` round trip, retried as a whole on a broken connection (batches sent
+    before it are not sent again)."""
+    try:
+        broker.publish_many(batch)
+    except BrokerConnectionError as exc:
+        publish_again(app, exc, lambda: broker.publish_many(batch))
 
 
 # -- periodic tasks ---------------------------------------------------------------------------
