@@ -23,12 +23,14 @@ from celeriac.exceptions import (
     NotRegistered,
     SerializationError,
     TaskRevokedError,
+    WorkerLostError,
 )
 from celeriac.message import Delivery, Envelope
 from celeriac.protocol import TaskMessage, decode_task_message
 from celeriac.result_meta import build_meta
 from celeriac.trace import Outcome
 from celeriac.worker.pools.base import Job, Pool
+from celeriac.worker.pools.prefork import failure_outcome
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -66,6 +68,8 @@ class Executor:
         self._to_requeue: list[Delivery] = []
         self._to_reject: list[tuple[Delivery, str]] = []
         self._pending_since = time.monotonic()
+        #: a finished acks_late task waits in _to_store/_to_ack (flush at once)
+        self._late_pending = False
         self.processed = 0
         #: set on shutdown: start nothing new (reserved messages go back to the queue)
         self.stopping = False
@@ -221,9 +225,18 @@ class Executor:
                     # The task runs inside apply(), so settle now (results of the jobs
                     # before it go in the same flush).
                     self.flush()
-            pool.apply(job)
+            try:
+                pool.apply(job)
+            except Exception as exc:  # a pool must not raise; if it does, the job fails
+                logger.exception("worker: pool could not run %s[%s]", job.task_name,
+                                 job.request["id"])
+                self.complete([(job, self._lost(job, exc))])
             started += 1
         return started
+
+    def _lost(self, job: Job, exc: BaseException) -> Outcome:
+        """A FAILURE outcome for ``job`` whose run ended outside the tracer."""
+        return failure_outcome(self.app, job.task_name, job.request, exc, 0.0)
 
     def _ack_ahead(self, job: Job) -> None:
         """Ack ``job`` and the next early-ack jobs in reserve together (worker_early_ack_batch):
@@ -243,7 +256,9 @@ class Executor:
     # -- outcomes ---------------------------------------------------------------------------------
     def complete(self, finished: Sequence[tuple[Job, Outcome]]) -> None:
         for job, outcome in finished:
-            self.active.pop(job.id, None)
+            if self.active.pop(job.id, None) is None:
+                # Abandoned at cold shutdown: its message was already given back or recorded.
+                continue
             self.processed += 1
             self._log_outcome(job, outcome)
             if outcome.payload is not None and self.backend is not None:
@@ -251,6 +266,9 @@ class Executor:
             delivery = job.delivery
             if delivery is None or not job.acks_late:
                 continue
+            # A finished acks_late task is settled at the next flush without waiting for a
+            # batch: should the worker die now, only the tasks still running run again.
+            self._late_pending = True
             if outcome.state == states.REJECTED:
                 if outcome.reject_requeue:
                     self._to_requeue.append(delivery)
@@ -298,7 +316,7 @@ class Executor:
     FLUSH_AFTER_S = 0.01
 
     def flush_due(self) -> bool:
-        if self._to_requeue or self._to_reject:
+        if self._to_requeue or self._to_reject or self._late_pending:
             return True
         pending = len(self._to_store) + len(self._to_ack)
         if not pending:
@@ -311,6 +329,7 @@ class Executor:
         """Store pending results, then settle pending messages (in that order). Whatever a
         failing call did not take stays pending for the next flush (after a reconnect)."""
         self._pending_since = time.monotonic()
+        self._late_pending = False
         if self._settle is not None and (self._to_store or self._to_ack):
             self._settle(self._to_store, self.result_expires_s, self._to_ack)
             self._to_store, self._to_ack = [], []
@@ -367,17 +386,29 @@ class Executor:
             self.broker.publish_many(acked)
         return len(held) + len(acked)
 
-    def requeue_active_late(self) -> int:
-        """Give back acks_late messages of tasks still running (cold shutdown)."""
-        give_back = [
-            job.delivery
-            for job in self.active.values()
-            if job.delivery is not None and job.acks_late
-        ]
+    def abandon_active(self) -> tuple[int, int]:
+        """Cold shutdown: stop waiting for the tasks still running. Their acks_late messages go
+        back to the queue (they run again elsewhere); early-acked ones, whose messages are gone,
+        are recorded FAILURE with WorkerLostError so nobody waits for them forever. Outcomes
+        the pool reports later for these jobs are ignored (see :meth:`complete`). Returns
+        (requeued, lost)."""
+        give_back: list[Delivery] = []
+        lost = 0
+        for job in self.active.values():
+            if job.delivery is not None and job.acks_late:
+                give_back.append(job.delivery)
+                continue
+            lost += 1
+            exc = WorkerLostError(
+                f"Worker exited prematurely: cold shutdown while {job.task_name}"
+                f"[{job.request['id']}] was running."
+            )
+            outcome = self._lost(job, exc)
+            if outcome.payload is not None and self.backend is not None:
+                self._to_store.append((job.request["id"], outcome.state, outcome.payload))
         self.active.clear()
-        if give_back:
-            self.broker.requeue(give_back)
-        return len(give_back)
+        self._to_requeue.extend(give_back)
+        return len(give_back), lost
 
     def active_info(self) -> list[dict[str, Any]]:
         return [

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("celeriac.worker")
 
 WARM, COLD = "warm", "cold"
+#: exit status of a worker that stopped because it could not go on (sysexits' EX_SOFTWARE)
+EXIT_SOFTWARE = 70
 
 
 class ColdShutdown(BaseException):
@@ -50,6 +52,9 @@ def default_hostname(name: str | None) -> str:
 
 
 class Worker:
+    #: consecutive unexpected main-loop errors after which the worker exits non-zero
+    MAX_UNEXPECTED_ERRORS = 5
+
     def __init__(
         self,
         app: Celery,
@@ -99,6 +104,8 @@ class Worker:
         self.embed_beat = beat
         self.heartbeat_interval_s = max(0.05, app.broker.lease_s / 3)
         self._shutdown: str | None = None
+        #: what start() returns: 0, or EXIT_SOFTWARE when the worker could not go on
+        self.exitcode = 0
         self._stop_event = threading.Event()
         self.pool: Pool | None = None
         self.executor: Executor | None = None
@@ -156,7 +163,7 @@ class Worker:
                 beat_thread.join(timeout=2)
             heartbeat.join(timeout=2)
             signals.worker_shutdown.send(sender=self)
-        return 0
+        return self.exitcode
 
     def _start_beat(self) -> threading.Thread | None:
         try:
@@ -185,6 +192,7 @@ class Worker:
         refill_at = max(self.concurrency, window // 2)
         idle_polls = 0
         backoff_s = 0.0
+        unexpected = 0
         idle_wait_s = 0.02 if self.burst else 1.0
         while self._shutdown is None:
             try:
@@ -223,6 +231,20 @@ class Worker:
                 backoff_s = min(max(backoff_s * 2, 0.25), 5.0)
                 self._stop_event.wait(backoff_s)
                 continue
+            except Exception:
+                # Per-message and per-task errors are handled below this loop; what lands here
+                # is systemic. Back off and retry a few times, then give up with a non-zero
+                # exit so a supervisor restarts the worker (never spin, never hang).
+                unexpected += 1
+                logger.exception("worker: unexpected error in the main loop (%d of %d)",
+                                 unexpected, self.MAX_UNEXPECTED_ERRORS)
+                if unexpected >= self.MAX_UNEXPECTED_ERRORS:
+                    self.exitcode = EXIT_SOFTWARE
+                    self.stop(WARM)
+                    break
+                self._stop_event.wait(min(0.25 * 2 ** unexpected, 5.0))
+                continue
+            unexpected = 0
             if self.burst:
                 if deliveries or executor.active or executor.reserved:
                     idle_polls = 0
@@ -233,6 +255,10 @@ class Worker:
         executor.flush()
 
     def _finish(self) -> None:
+        """Settle everything at shutdown. Warm: reserved messages go back, running tasks
+        finish. Cold (a second signal, or SIGQUIT): reserved messages go back, finished
+        outcomes are settled, running tasks are abandoned (acks_late ones requeued, early-acked
+        ones recorded as lost) and the pool is stopped without waiting."""
         executor, pool = self.executor, self.pool
         if executor is None or pool is None:
             return
@@ -240,20 +266,12 @@ class Worker:
             given_back = executor.requeue_reserved()
             if given_back:
                 logger.info("worker: gave %d reserved message(s) back to the queue", given_back)
-            if self._shutdown == COLD:
-                pool.stop(wait=False)
-                executor.complete(pool.poll(0.0))
+            while executor.active and self._shutdown != COLD:
+                executor.complete(pool.poll(0.1))
                 executor.flush()
-                executor.requeue_active_late()
+            if self._shutdown == COLD:
+                self._abandon(executor, pool)
             else:
-                deadline = time.monotonic() + 3600
-                while executor.active and time.monotonic() < deadline:
-                    if self._shutdown == COLD:
-                        pool.stop(wait=False)
-                        executor.requeue_active_late()
-                        break
-                    executor.complete(pool.poll(0.1))
-                    executor.flush()
                 pool.stop(wait=True)
                 executor.complete(pool.poll(0.0))
             executor.flush()
@@ -264,6 +282,18 @@ class Worker:
                 self.app.broker.withdraw(self.hostname)
             except Exception:
                 pass
+
+    @staticmethod
+    def _abandon(executor: Executor, pool: Pool) -> None:
+        executor.complete(pool.poll(0.0))  # what finished is settled, not run again
+        requeued, lost = executor.abandon_active()
+        executor.flush()
+        if requeued or lost:
+            logger.warning(
+                "worker: cold shutdown: %d running acks_late task(s) requeued, %d early-acked "
+                "running task(s) recorded as lost", requeued, lost)
+        pool.stop(wait=False)
+        pool.poll(0.0)  # outcomes of the abandoned jobs: ignored
 
     def _heartbeat(self) -> None:
         executor = self.executor
