@@ -12,6 +12,7 @@
     │   ├── Reject                      end the run, reject the message
     │   ├── MaxRetriesExceededError     retry budget spent
     │   ├── TaskRevokedError            the task was revoked or expired
+    │   │   └── Terminated              revoke(terminate=True) stopped it while it ran
     │   ├── InvalidTaskError            a message that is not a task
     │   ├── WorkerLostError             the process running it died
     │   └── TimeLimitExceeded           hard time limit reached
@@ -26,6 +27,10 @@
 
     SoftTimeLimitExceeded  derives from Exception only (like Celery), so a
     task's own ``except Exception`` blocks can catch it and clean up.
+
+    ColdShutdown  derives from BaseException only: the worker raises it into a task
+    running in its own thread (solo pool) on cold shutdown, and it is the one exception
+    the task runner lets through (everything else a task raises becomes its outcome).
 """
 
 from __future__ import annotations
@@ -72,7 +77,7 @@ class Retry(TaskError):
     ) -> None:
         self.message = message
         self.exc = exc
-        self.excs = exc if isinstance(exc, str) else (repr(exc) if exc is not None else None)
+        self.excs = exc if isinstance(exc, str) or exc is None else _repr_or_name(exc)
         self.when = when
         self.is_eager = is_eager
         self.sig = sig
@@ -95,6 +100,14 @@ class Retry(TaskError):
 
 
 RetryTaskError = Retry
+
+
+def _repr_or_name(value: object) -> str:
+    """``repr(value)``, or its type name when that repr raises (a task's own objects)."""
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 class Ignore(TaskError):
@@ -123,6 +136,15 @@ class TaskRevokedError(TaskError):
     """The task was revoked (or expired) before it ran."""
 
 
+class Terminated(TaskRevokedError):
+    """Raised inside a task's thread by ``revoke(terminate=True)`` (threads and solo pools).
+
+    Like the soft time limit it lands at the task's next Python bytecode, so a task can catch
+    it (stopping is cooperative there); if it escapes, the task's outcome is REVOKED. On prefork
+    the child process is signalled instead and this is never raised.
+    """
+
+
 class InvalidTaskError(TaskError):
     """A message that cannot be turned into a task call."""
 
@@ -137,6 +159,14 @@ class TimeLimitExceeded(TaskError):
 
 class SoftTimeLimitExceeded(Exception):
     """Raised inside a task when its soft time limit is reached."""
+
+
+class ColdShutdown(BaseException):
+    """Raised into a task running in the worker's own thread (solo pool) on cold shutdown.
+
+    Not an Exception, so a task's ``except Exception`` does not stop it, and the task runner
+    passes it through untouched (every other exception becomes the task's outcome).
+    """
 
 
 class SerializationError(CeleriacError):
@@ -196,6 +226,7 @@ __all__ = [
     "CeleriacWarning",
     "CeleryError",
     "ChordError",
+    "ColdShutdown",
     "ContentDisallowed",
     "DecodeError",
     "EncodeError",
@@ -213,6 +244,7 @@ __all__ = [
     "SoftTimeLimitExceeded",
     "TaskError",
     "TaskRevokedError",
+    "Terminated",
     "TimeLimitExceeded",
     "TimeoutError",
     "TransportError",

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import pickle
+import sys
+import types
+import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from celeriac import serialization, states
+from celeriac import Celery, serialization, states
 from celeriac._utils.timeutils import parse_iso
 from celeriac.exceptions import ContentDisallowed, DecodeError, EncodeError, Retry
 from celeriac.result_meta import (
+    MAX_EXC_MESSAGE_CHARS,
+    MAX_TRACEBACK_CHARS,
     build_meta,
     decode_exception,
     decode_meta,
     encode_exception,
     encode_meta,
+    encode_meta_checked,
     is_encoded_exception,
     pending_meta,
 )
@@ -309,3 +316,150 @@ def test_retry_result_encodes() -> None:
     assert meta["date_done"] is None
     decoded = decode_exception(decode_meta(encode_meta(meta))["result"])
     assert type(decoded) is Retry
+
+
+# -- safety: records are input ---------------------------------------------------------------------
+
+_MARKER_MODULE = '''
+import pathlib
+pathlib.Path(__file__).with_name("imported.marker").write_text("imported")
+
+class Boom(Exception):
+    pass
+'''
+
+
+@pytest.fixture
+def trap_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A real module on sys.path that writes a marker file when imported."""
+    name = f"trap_{uuid.uuid4().hex}"
+    (tmp_path / f"{name}.py").write_text(_MARKER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name, tmp_path / "imported.marker"
+
+
+def test_decoding_never_imports_the_module_a_record_names(trap_module: tuple[str, Path]) -> None:
+    name, marker = trap_module
+    decoded = decode_exception({"exc_type": "Boom", "exc_message": ["x"], "exc_module": name})
+    assert not marker.exists()
+    assert name not in sys.modules
+    assert type(decoded).__name__ == "Boom"
+    assert type(decoded).__module__ == name
+    assert type(decoded).__mro__[1] is Exception
+    assert decoded.args == ("x",)
+
+
+def test_get_raises_a_stand_in_without_importing(app: Celery,
+                                                 trap_module: tuple[str, Path]) -> None:
+    name, marker = trap_module
+    meta = pending_meta("tid")
+    meta.update(status="FAILURE",
+                result={"exc_type": "Boom", "exc_message": ["stored"], "exc_module": name})
+    app.backend.store("tid", "FAILURE", encode_meta(meta), 60)
+    with pytest.raises(Exception, match="stored") as raised:
+        app.AsyncResult("tid").get(timeout=1)
+    assert type(raised.value).__name__ == "Boom"
+    assert not marker.exists()
+    assert name not in sys.modules
+
+
+def test_module_getattr_hooks_are_not_run(tmp_path: Path) -> None:
+    marker = tmp_path / "getattr.marker"
+    module = types.ModuleType(f"lazy_{uuid.uuid4().hex}")
+
+    def lazy(attr: str) -> Any:
+        marker.write_text(attr)
+        return ValueError
+
+    module.__getattr__ = lazy  # type: ignore[method-assign]
+    sys.modules[module.__name__] = module
+    try:
+        decoded = decode_exception({"exc_type": "Lazy", "exc_message": [],
+                                    "exc_module": module.__name__})
+    finally:
+        del sys.modules[module.__name__]
+    assert not marker.exists()
+    assert type(decoded).__name__ == "Lazy"
+    assert type(decoded) is not ValueError
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("builtins", "SystemExit"), ("builtins", "KeyboardInterrupt"),
+     ("builtins", "GeneratorExit"), ("builtins", "BaseException"),
+     ("celeriac.exceptions", "ColdShutdown")],
+)
+def test_base_exception_only_types_are_never_rebuilt(module: str, name: str) -> None:
+    decoded = decode_exception({"exc_type": name, "exc_message": [3], "exc_module": module})
+    assert isinstance(decoded, Exception)
+    assert type(decoded).__name__ == name
+    assert type(decoded).__mro__[1] is Exception
+    assert decoded.args == (3,)
+
+
+def test_exiting_exception_in_a_record_does_not_exit_get(app: Celery) -> None:
+    app.backend.store("tid", "FAILURE", encode_meta(build_meta("tid", "FAILURE", SystemExit(3))),
+                      60)
+    result = app.AsyncResult("tid")
+    with pytest.raises(Exception, match="3") as raised:
+        result.get(timeout=1)
+    assert not isinstance(raised.value, SystemExit)
+    assert type(raised.value).__name__ == "SystemExit"
+    assert isinstance(result.result, Exception)
+
+
+def test_stored_traceback_keeps_its_bounded_tail() -> None:
+    traceback = "Traceback (most recent call last):\n" + "  frame\n" * 100_000 + "ValueError: x\n"
+    stored = build_meta("tid", states.FAILURE, ValueError("x"), traceback=traceback)["traceback"]
+    assert len(stored) <= MAX_TRACEBACK_CHARS + 100
+    assert stored.endswith("  frame\nValueError: x\n")
+    assert "characters cut" in stored.splitlines()[0]
+
+
+def test_stored_exception_message_is_bounded() -> None:
+    encoded = encode_exception(ValueError("x" * 1_000_000))
+    assert len(serialization.json_dumps(encoded)) <= MAX_EXC_MESSAGE_CHARS + 200
+    assert encoded["exc_message"][0].startswith("xxxx")
+    assert "characters cut" in encoded["exc_message"][0]
+    many = encode_exception(ValueError(*range(100_000)))
+    assert len(serialization.json_dumps(many)) <= MAX_EXC_MESSAGE_CHARS + 200
+
+
+class _RaisingRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+class _ExitingRepr:
+    def __repr__(self) -> str:
+        raise SystemExit(1)
+
+
+_BAD_REPRS = {"raises": _RaisingRepr, "exits": _ExitingRepr}
+
+
+@pytest.mark.parametrize("kind", sorted(_BAD_REPRS))
+def test_exception_argument_whose_repr_raises_encodes(kind: str) -> None:
+    encoded = encode_exception(ValueError(_BAD_REPRS[kind](), 1))
+    assert _BAD_REPRS[kind].__name__ in encoded["exc_message"][0]
+    assert encoded["exc_message"][1] == "1"
+
+
+@pytest.mark.parametrize("kind", sorted(_BAD_REPRS))
+def test_result_whose_repr_raises_falls_back_to_encode_error(kind: str) -> None:
+    result = _BAD_REPRS[kind]()
+    payload, error = encode_meta_checked(build_meta("tid", states.SUCCESS, result))
+    assert isinstance(error, EncodeError)
+    meta = decode_meta(payload)
+    assert meta["status"] == states.FAILURE
+    assert type(decode_exception(meta["result"])) is EncodeError
+
+
+def test_result_nested_too_deep_falls_back_to_encode_error() -> None:
+    value: list[Any] = []
+    for _ in range(900):
+        value = [value]
+    payload, error = encode_meta_checked(build_meta("tid", states.SUCCESS, value))
+    assert isinstance(error, EncodeError)
+    assert decode_meta(payload)["status"] == states.FAILURE
+    assert encode_meta_checked(build_meta("tid", states.SUCCESS, [1]))[1] is None

@@ -5,6 +5,25 @@ from __future__ import annotations
 import traceback as tb_module
 from types import TracebackType
 
+from celeriac._utils.text import keep_tail
+
+#: longest traceback text kept (logged and stored); the tail, which holds the raising frame
+#: and the exception line, is what stays
+MAX_TRACEBACK_CHARS = 32_768
+
+
+def format_traceback(exc: BaseException) -> str:
+    """``exc``'s formatted traceback, bounded by :data:`MAX_TRACEBACK_CHARS`.
+
+    Never raises for an Exception from the exception's own ``__str__`` (the stdlib prints a
+    placeholder for it) nor from formatting: the type name stands in then.
+    """
+    try:
+        text = "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        text = f"{type(exc).__name__} (traceback could not be formatted)\n"
+    return keep_tail(text, MAX_TRACEBACK_CHARS)
+
 
 class ExceptionInfo:
     """An exception with its formatted traceback (Celery's ``einfo``)."""
@@ -13,7 +32,7 @@ class ExceptionInfo:
         self.exception = exc
         self.type: type[BaseException] = type(exc)
         self.tb: TracebackType | None = exc.__traceback__
-        self.traceback = "".join(tb_module.format_exception(self.type, exc, self.tb))
+        self.traceback = format_traceback(exc)
         self.internal = False
 
     @property
@@ -24,4 +43,7 @@ class ExceptionInfo:
         return self.traceback
 
     def __repr__(self) -> str:
-        return f"<ExceptionInfo: {self.exception!r}>"
+        try:
+            return f"<ExceptionInfo: {self.exception!r}>"
+        except Exception:
+            return f"<ExceptionInfo: {type(self.exception).__name__}>"

@@ -31,11 +31,30 @@ def saferepr(value: Any, maxlen: int = 1024) -> str:
             return text if len(text) <= maxlen else text[: maxlen - 3] + "..."
     try:
         text = _repr.repr(value)
-    except Exception as exc:  # a broken __repr__ must not break logging
-        text = f"<unrepresentable {type(value).__name__}: {exc!r}>"
+    except Exception:  # a broken __repr__ must not break logging
+        # Only type names here: the exception's own repr may hold the broken object again.
+        text = f"<unrepresentable {type(value).__name__}>"
     if len(text) > maxlen:
         text = text[: maxlen - 3] + "..."
     return text
+
+
+def keep_tail(text: str, max_chars: int) -> str:
+    """``text`` cut to about its last ``max_chars`` characters, the cut marked at the start.
+
+    For tracebacks, whose last lines hold the raising frame and the exception.
+    """
+    if len(text) <= max_chars:
+        return text
+    cut = len(text) - max_chars
+    return f"[... {cut} characters cut ...]\n{text[cut:]}"
+
+
+def keep_head(text: str, max_chars: int) -> str:
+    """``text`` cut to about its first ``max_chars`` characters, the cut marked at the end."""
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}[... {len(text) - max_chars} characters cut]"
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
