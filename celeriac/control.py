@@ -7,6 +7,7 @@ broadcast mailbox can answer the same calls without changing this interface.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,47 @@ if TYPE_CHECKING:
 #: how long a revoke is remembered (Celery keeps revokes for ~3 hours in memory by default;
 #: ours persist in the broker, so keep them for a day)
 REVOKE_EXPIRES_S = 24 * 3600.0
+
+#: ``revoke(terminate=True, signal=S)`` stores, beside the task id, the mark
+#: ``<task id>/terminate/<SIGNAME>`` in the same revoked set; a worker running a revoked task
+#: looks for these marks (see docs/decisions/0009-revoke-terminate.md). The remote-control
+#: mailbox (issue 11) will carry the request instead; this interface stays.
+TERMINATE_MARK = "/terminate/"
+#: the signals a terminate request may name
+TERMINATE_SIGNALS = (
+    "SIGTERM", "SIGKILL", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGABRT",
+)
+
+
+def signal_name(value: Any) -> str:
+    """Celery accepts a signal as a number, ``"TERM"``, ``"SIGTERM"`` or ``signal.SIGTERM``;
+    returns the ``SIG...`` name, or raises ValueError for one terminate does not send."""
+    if value is None:
+        return "SIGTERM"
+    if isinstance(value, int):
+        name = signal.Signals(value).name
+    else:
+        name = str(value).upper()
+        if not name.startswith("SIG"):
+            name = "SIG" + name
+    if name not in TERMINATE_SIGNALS or not hasattr(signal, name):
+        raise ValueError(f"revoke(terminate=True) cannot send signal {value!r}")
+    return name
+
+
+def termination_requests(app: Celery, task_ids: Sequence[str]) -> dict[str, int]:
+    """Which of ``task_ids`` (tasks running on a worker) were revoked with ``terminate=True``,
+    and with which signal number. Two cheap lookups, the second only when one is revoked."""
+    revoked = app.broker.revoked(list(task_ids))
+    if not revoked:
+        return {}
+    marks = {f"{tid}{TERMINATE_MARK}{name}": (tid, name)
+             for tid in revoked for name in TERMINATE_SIGNALS}
+    found: dict[str, int] = {}
+    for mark in app.broker.revoked(list(marks)):
+        tid, name = marks[mark]
+        found[tid] = int(getattr(signal, name))
+    return found
 
 
 class Inspect:
@@ -84,6 +126,9 @@ class Control:
         **kwargs: Any,
     ) -> None:
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        if terminate:
+            name = signal_name(signal)
+            ids += [f"{tid}{TERMINATE_MARK}{name}" for tid in ids]
         self.app.broker.revoke(ids, REVOKE_EXPIRES_S)
 
     def is_revoked(self, task_id: str) -> bool:

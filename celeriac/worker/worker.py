@@ -14,11 +14,13 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from queue import Empty, SimpleQueue
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
-from celeriac.exceptions import TransportError
+from celeriac.control import termination_requests
+from celeriac.exceptions import ColdShutdown, TransportError
 from celeriac.worker.executor import Executor
 from celeriac.worker.pools import create_pool
 
@@ -31,10 +33,6 @@ logger = logging.getLogger("celeriac.worker")
 WARM, COLD = "warm", "cold"
 #: exit status of a worker that stopped because it could not go on (sysexits' EX_SOFTWARE)
 EXIT_SOFTWARE = 70
-
-
-class ColdShutdown(BaseException):
-    """Raised into a task running in the worker's own thread (solo pool) on cold shutdown."""
 
 
 def default_hostname(name: str | None) -> str:
@@ -54,6 +52,10 @@ def default_hostname(name: str | None) -> str:
 class Worker:
     #: consecutive unexpected main-loop errors after which the worker exits non-zero
     MAX_UNEXPECTED_ERRORS = 5
+    #: how often running tasks are checked for revoke(terminate=True), in seconds
+    REVOKE_CHECK_S = 0.5
+    #: first wait after an unexpected error; doubles with each one in a row (at most 5 s)
+    UNEXPECTED_BACKOFF_S = 0.125
 
     def __init__(
         self,
@@ -106,6 +108,10 @@ class Worker:
         self._shutdown: str | None = None
         #: what start() returns: 0, or EXIT_SOFTWARE when the worker could not go on
         self.exitcode = 0
+        #: task ids already handed to the pool to terminate
+        self._terminating: set[str] = set()
+        #: (job id, task id, task name, signal) for the main loop to pass to the pool
+        self._terminate_requests: SimpleQueue[tuple[int, str, str, int]] = SimpleQueue()
         self._stop_event = threading.Event()
         self.pool: Pool | None = None
         self.executor: Executor | None = None
@@ -205,6 +211,8 @@ class Worker:
                     if deliveries:
                         executor.receive(deliveries)
                 executor.dispatch()
+                if not self._terminate_requests.empty():
+                    self._run_terminate_requests()
                 if not active:
                     finished = []
                 elif reserved and pool.free_slots() <= 0:
@@ -242,7 +250,7 @@ class Worker:
                     self.exitcode = EXIT_SOFTWARE
                     self.stop(WARM)
                     break
-                self._stop_event.wait(min(0.25 * 2 ** unexpected, 5.0))
+                self._stop_event.wait(min(self.UNEXPECTED_BACKOFF_S * 2**unexpected, 5.0))
                 continue
             unexpected = 0
             if self.burst:
@@ -296,24 +304,68 @@ class Worker:
         pool.poll(0.0)  # outcomes of the abandoned jobs: ignored
 
     def _heartbeat(self) -> None:
+        """Renew leases and announce the worker every ``heartbeat_interval_s``; in between,
+        every ``REVOKE_CHECK_S`` while tasks run, look for terminate requests."""
         executor = self.executor
         assert executor is not None
         broker = self.app.broker
         ttl = self.heartbeat_interval_s * 3
         failing = False
+        next_beat = 0.0
         while True:
+            now = time.monotonic()
             try:
-                held = executor.held_deliveries()
-                if held:
-                    broker.renew(held)
-                broker.announce(self.hostname, self.info(), ttl)
+                if now >= next_beat:
+                    next_beat = now + self.heartbeat_interval_s
+                    held = executor.held_deliveries()
+                    if held:
+                        broker.renew(held)
+                    broker.announce(self.hostname, self.info(), ttl)
+                if executor.active:
+                    self._check_terminations(executor)
                 failing = False
             except Exception as exc:
                 if not failing:  # one line per outage, not one per beat
                     logger.warning("worker: heartbeat failed: %s", exc)
                 failing = True
-            if self._stop_event.wait(self.heartbeat_interval_s):
+            wait_s = max(0.0, min(self.REVOKE_CHECK_S, next_beat - time.monotonic()))
+            if self._stop_event.wait(wait_s):
                 return
+
+    def _check_terminations(self, executor: Executor) -> None:
+        """Running tasks revoked with ``terminate=True`` are handed to the pool to stop. The
+        solo pool runs tasks in the main thread, so it is asked from here; other pools are
+        asked by the main loop (their bookkeeping belongs to it)."""
+        running = {job.request["id"]: job for job in list(executor.active.values())}
+        self._terminating.intersection_update(running)  # forget tasks that ended
+        running = {tid: job for tid, job in running.items() if tid not in self._terminating}
+        if not running:
+            return
+        for task_id, signum in termination_requests(self.app, list(running)).items():
+            self._terminating.add(task_id)
+            job = running[task_id]
+            if self.pool is not None and self.pool.runs_inline:
+                self._terminate(job.id, task_id, job.task_name, signum)
+            else:
+                self._terminate_requests.put((job.id, task_id, job.task_name, signum))
+
+    def _terminate(self, job_id: int, task_id: str, name: str, signum: int) -> None:
+        pool = self.pool
+        assert pool is not None
+        signame = signal.Signals(signum).name
+        if pool.terminate(job_id, signum):
+            logger.warning("Terminating %s[%s] (%s)", name, task_id, signame)
+        else:
+            logger.warning("Could not terminate %s[%s] (%s): not running in the %s pool",
+                           name, task_id, signame, pool.name)
+
+    def _run_terminate_requests(self) -> None:
+        while True:
+            try:
+                request = self._terminate_requests.get_nowait()
+            except Empty:
+                return
+            self._terminate(*request)
 
     def info(self) -> dict[str, Any]:
         executor = self.executor
