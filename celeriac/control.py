@@ -23,8 +23,8 @@ REVOKE_EXPIRES_S = 24 * 3600.0
 
 #: ``revoke(terminate=True, signal=S)`` stores, beside the task id, the mark
 #: ``<task id>/terminate/<SIGNAME>`` in the same revoked set; a worker running a revoked task
-#: looks for these marks (see docs/decisions/0009-revoke-terminate.md). The remote-control
-#: mailbox (issue 11) will carry the request instead; this interface stays.
+#: looks for these marks (docs/decisions/0009-revoke-terminate-and-cold-shutdown.md). The
+#: remote-control mailbox (issue 11) will carry the request instead; this interface stays.
 TERMINATE_MARK = "/terminate/"
 #: the signals a terminate request may name
 TERMINATE_SIGNALS = (
