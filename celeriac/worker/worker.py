@@ -277,6 +277,11 @@ class Worker:
             while executor.active and self._shutdown != COLD:
                 executor.complete(pool.poll(0.1))
                 executor.flush()
+                if pool.runs_inline and executor.active:
+                    # An inline pool runs a job only inside apply(): one still active here
+                    # will never report (the loop stopped in the middle of it). Never wait
+                    # for it: settle it as abandoned.
+                    self._abandon(executor, pool)
             if self._shutdown == COLD:
                 self._abandon(executor, pool)
             else:
