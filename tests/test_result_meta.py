@@ -425,17 +425,21 @@ def test_stored_exception_message_is_bounded() -> None:
     assert len(serialization.json_dumps(many)) <= MAX_EXC_MESSAGE_CHARS + 200
 
 
-class _RaisingRepr:
+class BadRepr:
+    """An object whose repr() (and so str()) raises."""
+
     def __repr__(self) -> str:
-        raise RuntimeError("no repr")
+        raise RuntimeError("no repr for you")
 
 
-class _ExitingRepr:
+class ExitingRepr:
+    """An object whose repr() raises SystemExit (a BaseException, not an Exception)."""
+
     def __repr__(self) -> str:
-        raise SystemExit(1)
+        raise SystemExit(9)
 
 
-_BAD_REPRS = {"raises": _RaisingRepr, "exits": _ExitingRepr}
+_BAD_REPRS = {"raises": BadRepr, "exits": ExitingRepr}
 
 
 @pytest.mark.parametrize("kind", sorted(_BAD_REPRS))

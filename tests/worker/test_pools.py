@@ -19,20 +19,29 @@ import pytest
 
 from celeriac import Celery
 from celeriac.brokers import memory as memory_broker
-from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
+from celeriac.exceptions import (
+    SoftTimeLimitExceeded,
+    TaskRevokedError,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
+from celeriac.result_meta import decode_exception
+from celeriac.trace import Outcome
 from celeriac.worker import Worker
+from celeriac.worker.pools import create_pool
+from celeriac.worker.pools.base import Job, Pool
 
 ALL_POOLS = ["solo", "threads", "prefork"]
 
 
-def _busy_wait(seconds: float) -> None:
+def busy_wait(seconds: float) -> None:
     # Short sleeps: the threads pool's asynchronous exception lands between them.
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         time.sleep(0.01)
 
 
-def _app_for(pool: str, tmp_path: Path) -> Celery:
+def app_for_pool(pool: str, tmp_path: Path) -> Celery:
     if pool == "prefork":
         return Celery("t", broker=f"sqlite:///{tmp_path}/b.db")
     url = f"memory://pools-{uuid.uuid4().hex}"
@@ -44,13 +53,17 @@ def apps(tmp_path: Path) -> Iterator[list[Celery]]:
     made: list[Celery] = []
     yield made
     for app in made:
-        app.close()
-        if app.broker_url.startswith("memory://"):
-            memory_broker.reset(app.broker_url)
+        close_app(app)
+
+
+def close_app(app: Celery) -> None:
+    app.close()
+    if app.broker_url.startswith("memory://"):
+        memory_broker.reset(app.broker_url)
 
 
 def _make(pool: str, tmp_path: Path, apps: list[Celery]) -> Celery:
-    app = _app_for(pool, tmp_path)
+    app = app_for_pool(pool, tmp_path)
     apps.append(app)
     return app
 
@@ -71,7 +84,7 @@ def test_soft_time_limit_raises_inside_the_task(pool: str, tmp_path: Path,
     @app.task(soft_time_limit=0.2)
     def soft_limited() -> str:
         try:
-            _busy_wait(10)
+            busy_wait(10)
         except SoftTimeLimitExceeded:
             return "cleaned up"
         return "not interrupted"
@@ -93,7 +106,7 @@ def test_hard_time_limit_fails_the_task_and_the_worker_goes_on(
     @app.task(time_limit=0.3)
     def hard_limited() -> str:
         pid_file.write_text(str(os.getpid()))
-        _busy_wait(10)
+        busy_wait(10)
         return "not interrupted"
 
     @app.task
@@ -316,3 +329,132 @@ def test_children_send_process_signals(tmp_path: Path, apps: list[Celery]) -> No
     lines = seen.read_text().splitlines()
     assert f"init {pid}" in lines
     assert f"shutdown {pid} 0" in lines
+
+
+# -- terminate (revoke(terminate=True)) ------------------------------------------------------------
+def _job(task: Any, job_id: int, **limits: float) -> Job:
+    request = {"id": uuid.uuid4().hex, "task": task.name, "args": [], "kwargs": {},
+               "hostname": "test@host"}
+    return Job(id=job_id, task_name=task.name, request=request, args=[], kwargs={},
+               time_limit_s=limits.get("time_limit_s"),
+               soft_time_limit_s=limits.get("soft_time_limit_s"),
+               acks_late=False, reject_on_worker_lost=False)
+
+
+def _poll_one(pool: Pool, timeout_s: float = 10.0) -> tuple[Job, Outcome]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done = pool.poll(0.05)
+        if done:
+            assert len(done) == 1
+            return done[0]
+    raise AssertionError(f"no outcome within {timeout_s}s")
+
+
+def _when_started(marker: Path, action: Any) -> threading.Thread:
+    """Run ``action`` in a thread once ``marker`` exists (the task started)."""
+
+    def wait_then_act() -> None:
+        deadline = time.monotonic() + 20
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        action()
+
+    thread = threading.Thread(target=wait_then_act)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("pool_name", ALL_POOLS)
+def test_terminate_ends_a_running_job_revoked(pool_name: str, tmp_path: Path,
+                                              apps: list[Celery]) -> None:
+    app = _make(pool_name, tmp_path, apps)
+    marker = tmp_path / "started"
+
+    @app.task
+    def long_running() -> str:
+        marker.write_text(str(os.getpid()))
+        busy_wait(30)
+        return "not interrupted"
+
+    @app.task
+    def whoami() -> int:
+        return os.getpid()
+
+    pool = create_pool(pool_name, app, 1)
+    pool.start()
+    try:
+        job = _job(long_running, 1)
+        assert pool.terminate(job.id, signal.SIGTERM) is False, "not running yet"
+        answers: list[bool] = []
+        stopper = _when_started(marker, lambda: answers.append(
+            pool.terminate(job.id, signal.SIGTERM)))
+        started = time.monotonic()
+        pool.apply(job)  # solo: runs here, until terminated from the stopper thread
+        finished, outcome = _poll_one(pool)
+        stopper.join()
+        assert answers == [True]
+        assert time.monotonic() - started < 8
+        assert finished is job
+        assert outcome.state == "REVOKED"
+        assert outcome.payload is not None
+        meta = app.decode_result(outcome.payload)
+        assert meta["status"] == "REVOKED"
+        stored = decode_exception(meta["result"])
+        assert type(stored) is TaskRevokedError
+        assert str(stored) == "terminated"
+        assert pool.terminate(job.id, signal.SIGTERM) is False, "no longer running"
+        # The pool goes on (prefork: with a new child).
+        after = _job(whoami, 2)
+        pool.apply(after)
+        finished, outcome = _poll_one(pool)
+        assert (finished, outcome.state) == (after, "SUCCESS")
+        if pool_name == "prefork":
+            assert outcome.retval is None  # values stay in the child; the pid is in the record
+            pid = app.decode_result(outcome.payload or b"")["result"]
+            assert pid != int(marker.read_text())
+    finally:
+        pool.stop(wait=True)
+
+
+def test_prefork_children_ignore_stop_signals_from_others(tmp_path: Path,
+                                                          apps: list[Celery]) -> None:
+    app = _make("prefork", tmp_path, apps)
+    marker = tmp_path / "started"
+
+    @app.task
+    def nap() -> str:
+        marker.write_text(str(os.getpid()))
+        time.sleep(0.5)
+        return "rested"
+
+    pool = create_pool("prefork", app, 1)
+    pool.start()
+    try:
+        job = _job(nap, 1)
+        kill = _when_started(marker, lambda: os.kill(int(marker.read_text()), signal.SIGTERM))
+        pool.apply(job)
+        _, outcome = _poll_one(pool)
+        kill.join()
+        assert outcome.state == "SUCCESS"
+    finally:
+        pool.stop(wait=True)
+
+
+def test_solo_alarm_after_the_job_ended_is_ignored(tmp_path: Path, apps: list[Celery]) -> None:
+    app = _make("solo", tmp_path, apps)
+
+    @app.task
+    def quick() -> str:
+        return "done"
+
+    previous = signal.getsignal(signal.SIGALRM)
+    pool = create_pool("solo", app, 1)
+    try:
+        pool.apply(_job(quick, 1, time_limit_s=30))
+        _, outcome = _poll_one(pool)
+        assert outcome.state == "SUCCESS"
+        os.kill(os.getpid(), signal.SIGALRM)  # a late alarm: must raise nothing here
+        time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGALRM, previous)

@@ -2,18 +2,29 @@
 
 A pool takes :class:`Job` objects and hands back ``(job, outcome)`` pairs. The executor owns
 acking and result storage; a pool only runs code and reports, including the outcome of a job
-whose process died (``WorkerLostError``) or overran its hard time limit.
+whose process died (``WorkerLostError``), overran its hard time limit, or was terminated.
+
+Rules every pool keeps:
+
+- every job applied yields exactly one outcome from :meth:`Pool.poll`, whatever the task did
+  (:func:`run_job` never raises except ``ColdShutdown``), and its slot frees;
+- a time limit or terminate is delivered into a job only while that job is the one running:
+  :func:`run_job` calls the pool's ``begin``/``end`` callbacks inside its safety net, and a
+  pool raises nothing into a job after ``end`` (a late one is ignored or cleared);
+- :meth:`Pool.terminate` ends a running job as REVOKED (``TaskRevokedError('terminated')``).
 """
 
 from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from celeriac.exceptions import ColdShutdown
 from celeriac.message import Delivery
-from celeriac.trace import Outcome, trace_task
+from celeriac.trace import Outcome, failure_outcome, trace_task
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -51,13 +62,44 @@ class Job:
 
 
 def run_job(
-    app: Celery, task_name: str, request: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    app: Celery,
+    task_name: str,
+    request: dict[str, Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    begin: Callable[[], None] | None = None,
+    end: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Run one job in this process (every pool ends up here)."""
+    """Run one job in this process (every pool ends up here): the last safety net.
+
+    Never raises except ``ColdShutdown``: an exception escaping the tracer (or the task lookup)
+    becomes a FAILURE outcome (REVOKED for ``Terminated``). ``begin`` runs first and ``end``
+    last, both inside the net, so a pool arms its time limits in ``begin`` and disarms them in
+    ``end``: an interruption landing anywhere between is caught here. ``end`` must be
+    idempotent: it is called again when an interruption cut its first call short. One landing
+    in ``end`` after the job finished leaves the job's own outcome as it was.
+    """
     from celeriac.task import Context
 
-    task = app._tasks[task_name]
-    return trace_task(task, Context(**request), args, kwargs)
+    started = time.perf_counter()
+    outcome: Outcome | None = None
+    try:
+        try:
+            if begin is not None:
+                begin()
+            outcome = trace_task(app._tasks[task_name], Context(**request), args, kwargs)
+        finally:
+            if end is not None:
+                end()
+    except ColdShutdown:
+        raise
+    except BaseException as exc:
+        if end is not None:
+            end()
+        if outcome is None:  # else it landed in end(), after the job: the job's outcome stands
+            outcome = failure_outcome(app, task_name, request, exc, time.perf_counter() - started)
+    return outcome
 
 
 class Pool(abc.ABC):
@@ -92,6 +134,16 @@ class Pool(abc.ABC):
     @abc.abstractmethod
     def free_slots(self) -> int:
         """How many more jobs :meth:`apply` may take right now."""
+
+    @abc.abstractmethod
+    def terminate(self, job_id: int, signum: int) -> bool:
+        """Stop the running job ``job_id`` (``revoke(terminate=True, signal=signum)``).
+
+        Returns True when the job is running here and the stop was started, False otherwise
+        (not applied, already finished, or already being terminated). Its outcome, REVOKED
+        with ``TaskRevokedError('terminated')``, comes later from :meth:`poll` like any other,
+        unless the job finished first (then its own outcome stands). Never raises.
+        """
 
     def running(self) -> list[Job]:
         return []

@@ -7,26 +7,45 @@ SoftTimeLimitExceeded in the task; the hard limit is enforced by the parent, whi
 child and reports TimeLimitExceeded. A child that dies mid-job is reported as
 WorkerLostError. A child that died, was killed or retired (``max_tasks_per_child``) is
 replaced at once, so the pool always has ``limit`` children until it stops.
+
+A child outlives anything its task does: every job ends in an outcome sent to the parent
+(one that cannot be pickled is replaced by a FAILURE/EncodeError one).
+
+Terminate (``revoke(terminate=True)``): the parent sends the signal to the child running the
+job and, when that child dies of it while still on that job, reports the job REVOKED
+(``TaskRevokedError('terminated')``) and replaces the child. Children ignore SIGINT, SIGTERM
+and SIGQUIT sent by anyone else (a Ctrl-C on the terminal, a service manager signalling the
+whole group: the parent coordinates shutdown), except when the parent asked for that job to
+be terminated: the parent writes the job id in memory shared with that child before
+signalling it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import mmap
 import os
 import pickle
 import random
 import signal
+import struct
 import sys
 import time
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
-from types import FrameType, SimpleNamespace
+from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from celeriac import signals, states
-from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
-from celeriac.result_meta import build_meta, encode_meta
-from celeriac.trace import Outcome
+from celeriac import signals
+from celeriac.exceptions import (
+    EncodeError,
+    SoftTimeLimitExceeded,
+    Terminated,
+    TimeLimitExceeded,
+    WorkerLostError,
+)
+from celeriac.trace import Outcome, failure_outcome
 from celeriac.worker.pools.base import Job, Pool, run_job
 
 if TYPE_CHECKING:
@@ -34,27 +53,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
+__all__ = ["PreforkPool", "describe_status", "failure_outcome"]
+
 _PROTOCOL = 5
 #: how long a child whose pipe closed may take to become reapable before it is killed
 _EXIT_GRACE_S = 1.0
-
-
-def failure_outcome(
-    app: Celery, task_name: str, request: dict[str, Any], exc: BaseException, runtime_s: float,
-    *, store: bool = True,
-) -> Outcome:
-    """A FAILURE outcome for ``exc`` raised outside the task's own tracing."""
-    payload: bytes | None = None
-    task = app.tasks.get(task_name)
-    ignored = bool(request.get("ignore_result")) or bool(getattr(task, "ignore_result", False))
-    if store and (not ignored or getattr(task, "store_errors_even_if_ignored", False)):
-        meta = build_meta(
-            request["id"], states.FAILURE, exc, request=SimpleNamespace(**request),
-            extended=bool(app.conf.result_extended), worker=request.get("hostname"),
-        )
-        payload = encode_meta(meta, app.conf.result_serializer)
-    return Outcome(states.FAILURE, None, repr(exc), runtime_s, payload, None, None,
-                   type(exc).__name__)
+#: the signals a child ignores unless its parent asked for its job to be terminated
+_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGQUIT")
+#: layout of the memory a child shares with its parent: the id of the job to terminate
+_KILL_JOB = struct.Struct("q")
 
 
 def describe_status(status: int | None) -> str:
@@ -72,26 +79,54 @@ def describe_status(status: int | None) -> str:
 
 
 # -- the child side ------------------------------------------------------------------------------
-class _SoftLimit:
-    """SIGALRM handler that raises only while a job runs (a late alarm is ignored)."""
+class _ChildState:
+    """What the child's signal handlers need: the job it runs and the soft limit's state."""
 
-    armed = False
+    def __init__(self, kill_job: mmap.mmap) -> None:
+        self.kill_job = kill_job
+        #: the id of the job running now (0: idle)
+        self.job_id = 0
+        #: the soft limit raises only while this is set (a late alarm is ignored)
+        self.soft_armed = False
+        self.timer_set = False
 
-    def fire(self, signum: int, frame: FrameType | None) -> None:
-        if self.armed:
-            self.armed = False
+    def on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        if self.soft_armed:
+            self.soft_armed = False
             raise SoftTimeLimitExceeded()
 
+    def on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only the parent's terminate for the job running now kills: die of the signal itself,
+        # so the parent reads the same status as from any other kill.
+        if self.job_id and _KILL_JOB.unpack_from(self.kill_job)[0] == self.job_id:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
-def _child_main(app: Celery, conn: Connection, index: int, max_tasks: int | None) -> NoReturn:
+    def begin(self, job_id: int, soft_s: float | None) -> None:
+        self.job_id = job_id
+        if soft_s:
+            self.soft_armed = self.timer_set = True
+            signal.setitimer(signal.ITIMER_REAL, soft_s)
+
+    def end(self) -> None:
+        """Idempotent: after it, no alarm or stop signal acts on the job that ran."""
+        self.soft_armed = False
+        self.job_id = 0
+        if self.timer_set:
+            self.timer_set = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _child_main(
+    app: Celery, conn: Connection, kill_job: mmap.mmap, index: int, max_tasks: int | None
+) -> NoReturn:
     exitcode = 0
     try:
-        # The parent coordinates shutdown; a Ctrl-C on the terminal must not kill tasks.
-        for signame in ("SIGINT", "SIGTERM", "SIGQUIT"):
+        state = _ChildState(kill_job)
+        for signame in _STOP_SIGNALS:
             if hasattr(signal, signame):
-                signal.signal(getattr(signal, signame), signal.SIG_IGN)
-        soft = _SoftLimit()
-        signal.signal(signal.SIGALRM, soft.fire)
+                signal.signal(getattr(signal, signame), state.on_stop_signal)
+        signal.signal(signal.SIGALRM, state.on_alarm)
         random.seed()
         try:
             from setproctitle import setproctitle
@@ -100,7 +135,7 @@ def _child_main(app: Celery, conn: Connection, index: int, max_tasks: int | None
         except ImportError:
             pass
         signals.worker_process_init.send(sender=None)
-        _serve(app, conn, soft, max_tasks)
+        _serve(app, conn, state, max_tasks)
     except BaseException:
         exitcode = 1
         logger.exception("ForkPoolWorker-%d crashed", index)
@@ -113,9 +148,8 @@ def _child_main(app: Celery, conn: Connection, index: int, max_tasks: int | None
             os._exit(exitcode)
 
 
-def _serve(app: Celery, conn: Connection, soft: _SoftLimit, max_tasks: int | None) -> None:
-    recv, send, loads, dumps = conn.recv_bytes, conn.send_bytes, pickle.loads, pickle.dumps
-    setitimer, itimer = signal.setitimer, signal.ITIMER_REAL
+def _serve(app: Celery, conn: Connection, state: _ChildState, max_tasks: int | None) -> None:
+    recv, send, loads = conn.recv_bytes, conn.send_bytes, pickle.loads
     served = 0
     while True:
         try:
@@ -127,34 +161,46 @@ def _serve(app: Celery, conn: Connection, soft: _SoftLimit, max_tasks: int | Non
         job_id, task_name, request, args, kwargs, _, soft_s = loads(data)
         started = time.perf_counter()
         try:
-            if soft_s:
-                soft.armed = True
-                setitimer(itimer, soft_s)
-            try:
-                outcome = run_job(app, task_name, request, args, kwargs)
-            finally:
-                if soft_s:
-                    soft.armed = False
-                    setitimer(itimer, 0)
-        except BaseException as exc:  # escaped the tracer (SystemExit, a late alarm...)
+            outcome = run_job(app, task_name, request, args, kwargs,
+                              begin=functools.partial(state.begin, job_id, soft_s),
+                              end=state.end)
+        except BaseException as exc:  # missed every net: run_job passes only ColdShutdown
+            state.end()
             outcome = failure_outcome(app, task_name, request, exc,
                                       time.perf_counter() - started)
-        send(dumps((job_id, outcome.portable()), _PROTOCOL))
+        try:
+            send(_dumps_outcome(app, task_name, request, job_id, outcome))
+        except OSError:  # the parent is gone
+            return
         served += 1
         if max_tasks and served >= max_tasks:
             return
 
 
+def _dumps_outcome(
+    app: Celery, task_name: str, request: dict[str, Any], job_id: int, outcome: Outcome
+) -> bytes:
+    try:
+        return pickle.dumps((job_id, outcome.portable()), _PROTOCOL)
+    except Exception as exc:  # e.g. a str subclass in the summary that cannot be pickled
+        error = EncodeError(f"Cannot send the outcome to the worker: {type(exc).__name__}")
+        failed = failure_outcome(app, task_name, request, error, outcome.runtime_s)
+        return pickle.dumps((job_id, failed.portable()), _PROTOCOL)
+
+
 # -- the parent side -----------------------------------------------------------------------------
 class _Child:
-    __slots__ = ("conn", "index", "job", "pid", "served")
+    __slots__ = ("conn", "index", "job", "kill_job", "pid", "served", "terminating")
 
-    def __init__(self, index: int, pid: int, conn: Connection) -> None:
+    def __init__(self, index: int, pid: int, conn: Connection, kill_job: mmap.mmap) -> None:
         self.index = index
         self.pid = pid
         self.conn = conn
+        self.kill_job = kill_job
         self.job: Job | None = None
         self.served = 0
+        #: the signal terminate() sent for the current job, if any
+        self.terminating: int | None = None
 
 
 class PreforkPool(Pool):
@@ -183,6 +229,7 @@ class PreforkPool(Pool):
 
     def _spawn(self) -> None:
         parent_end, child_end = Pipe()
+        kill_job = mmap.mmap(-1, _KILL_JOB.size)  # anonymous and shared with the child
         self._spawned += 1
         index = self._spawned
         pid = os.fork()
@@ -192,11 +239,11 @@ class PreforkPool(Pool):
                 # Siblings' pipes must close here too, or their death would never read as EOF.
                 for conn in self._conns:
                     conn.close()
-                _child_main(self.app, child_end, index, self.max_tasks_per_child)
+                _child_main(self.app, child_end, kill_job, index, self.max_tasks_per_child)
             finally:
                 os._exit(1)
         child_end.close()
-        child = _Child(index, pid, parent_end)
+        child = _Child(index, pid, parent_end, kill_job)
         self._by_conn[parent_end] = child
         self._conns.append(parent_end)
         self._idle.append(child)
@@ -208,6 +255,7 @@ class PreforkPool(Pool):
         if child in self._idle:
             self._idle.remove(child)
         child.conn.close()
+        child.kill_job.close()
 
     def _wait_exit(self, pid: int, kill_after_s: float = _EXIT_GRACE_S) -> int | None:
         deadline = time.monotonic() + kill_after_s
@@ -282,7 +330,7 @@ class PreforkPool(Pool):
             self._lost(child, done)
             return
         job_id, outcome = pickle.loads(data)
-        job, child.job = child.job, None
+        job, child.job, child.terminating = child.job, None, None
         self._deadlines.pop(child, None)
         if job is not None and job.id == job_id:
             done.append((job, outcome))
@@ -305,10 +353,14 @@ class PreforkPool(Pool):
         self._forget(child)
         reason = describe_status(self._wait_exit(child.pid))
         job = child.job
-        if job is not None or not self._stopping:
+        if job is not None and child.terminating is not None:
+            logger.info("Terminated %s[%s] (ForkPoolWorker-%d pid:%d exited with '%s')",
+                        job.task_name, job.request.get("id"), child.index, child.pid, reason)
+            done.append((job, self._failed(job, Terminated(reason))))
+        elif job is not None or not self._stopping:
             logger.error("Process 'ForkPoolWorker-%d' pid:%d exited with '%s'",
                          child.index, child.pid, reason)
-        if job is not None:
+        if job is not None and child.terminating is None:
             exc = WorkerLostError(f"Worker exited prematurely: {reason} Job: {job.id}.")
             done.append((job, self._lost_outcome(job, exc)))
         self._spawn_missing()
@@ -388,6 +440,27 @@ class PreforkPool(Pool):
             self._forget(child)
             self._wait_exit(child.pid, kill_after_s=10.0)
         self._reap_retired(block=True)
+
+    # -- terminate --------------------------------------------------------------------------------
+    def terminate(self, job_id: int, signum: int) -> bool:
+        """Send ``signum`` to the child running ``job_id``. If the child dies of it while still
+        on that job, the job's outcome is REVOKED and the child is replaced; if the job
+        finishes first, its own outcome stands. A signal a child survives (one its task
+        handles) leaves the job running. Returns False when no child runs ``job_id``."""
+        for child in self._by_conn.values():
+            job = child.job
+            if job is None or job.id != job_id:
+                continue
+            if child.terminating is not None:
+                return False
+            child.terminating = signum
+            _KILL_JOB.pack_into(child.kill_job, 0, job_id)
+            try:
+                os.kill(child.pid, signum)
+            except ProcessLookupError:  # already gone: its EOF reports the job
+                pass
+            return True
+        return False
 
     # -- introspection ----------------------------------------------------------------------------
     def free_slots(self) -> int:

@@ -1,11 +1,16 @@
 """The solo pool: runs each task in the worker's own thread, one at a time.
 
 Time limits: the soft limit raises SoftTimeLimitExceeded inside the task (SIGALRM); the hard
-limit raises TimeLimitExceeded the same way, since there is no child process to kill.
+limit raises TimeLimitExceeded the same way, since there is no child process to kill. An alarm
+that fires after the job ended is ignored. :meth:`SoloPool.terminate` raises
+:class:`~celeriac.exceptions.Terminated` into the thread running the task (asynchronously, at
+its next bytecode); since that thread is the worker's own, only another thread (or a signal
+handler) can call it while a task runs.
 """
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 from types import FrameType
@@ -13,11 +18,12 @@ from typing import Any
 
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celeriac.trace import Outcome
+from celeriac.worker.pools._running import Running, RunningJobs
 from celeriac.worker.pools.base import Job, Pool, run_job
 
 
 class _Alarm:
-    """Soft then hard limit via SIGALRM (main thread only)."""
+    """Soft then hard limit via SIGALRM (main thread only); raises only while a job runs."""
 
     def __init__(self) -> None:
         self.usable = threading.current_thread() is threading.main_thread() and hasattr(
@@ -25,20 +31,26 @@ class _Alarm:
         )
         self.hard_after_s: float | None = None
         self.soft_pending = False
+        #: cleared first thing when the job ends: a late alarm then raises nothing
+        self.live = False
 
     def _fire(self, signum: int, frame: FrameType | None) -> None:
+        if not self.live:
+            return
         if self.soft_pending:
             self.soft_pending = False
             if self.hard_after_s is not None:
                 remaining, self.hard_after_s = self.hard_after_s, None
                 signal.setitimer(signal.ITIMER_REAL, remaining)
             raise SoftTimeLimitExceeded()
+        self.live = False
         raise TimeLimitExceeded()
 
-    def arm(self, soft_s: float | None, hard_s: float | None) -> bool:
+    def arm(self, soft_s: float | None, hard_s: float | None) -> None:
         if not self.usable or (soft_s is None and hard_s is None):
-            return False
+            return
         signal.signal(signal.SIGALRM, self._fire)
+        self.live = True
         if soft_s is not None and (hard_s is None or soft_s < hard_s):
             self.hard_after_s = (hard_s - soft_s) if hard_s is not None else None
             self.soft_pending = True
@@ -47,10 +59,12 @@ class _Alarm:
             self.hard_after_s = None
             self.soft_pending = False
             signal.setitimer(signal.ITIMER_REAL, hard_s or 0.0)
-        return True
 
     def disarm(self) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        """Idempotent; safe to call when never armed."""
+        self.live = False
+        if self.usable:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         self.hard_after_s = None
         self.soft_pending = False
 
@@ -63,18 +77,27 @@ class SoloPool(Pool):
         super().__init__(app, 1, **kwargs)
         self._done: list[tuple[Job, Outcome]] = []
         self._alarm = _Alarm()
+        self._jobs = RunningJobs()
 
     def start(self) -> None:
         pass
 
     def apply(self, job: Job) -> None:
-        armed = self._alarm.arm(job.soft_time_limit_s, job.time_limit_s)
-        try:
-            outcome = run_job(self.app, job.task_name, job.request, job.args, job.kwargs)
-        finally:
-            if armed:
-                self._alarm.disarm()
+        ident = threading.get_ident()
+        outcome = run_job(
+            self.app, job.task_name, job.request, job.args, job.kwargs,
+            begin=functools.partial(self._begin, ident, job),
+            end=functools.partial(self._end, ident),
+        )
         self._done.append((job, outcome))
+
+    def _begin(self, ident: int, job: Job) -> None:
+        self._jobs.begin(ident, Running(job))
+        self._alarm.arm(job.soft_time_limit_s, job.time_limit_s)
+
+    def _end(self, ident: int) -> None:
+        self._alarm.disarm()
+        self._jobs.end(ident)
 
     def poll(self, timeout_s: float) -> list[tuple[Job, Outcome]]:
         done, self._done = self._done, []
@@ -85,3 +108,10 @@ class SoloPool(Pool):
 
     def free_slots(self) -> int:
         return 1
+
+    def terminate(self, job_id: int, signum: int) -> bool:
+        """Raise Terminated into the thread running ``job_id`` (``signum`` is not used)."""
+        return self._jobs.terminate(job_id)
+
+    def running(self) -> list[Job]:
+        return self._jobs.jobs()

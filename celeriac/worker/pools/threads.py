@@ -2,28 +2,30 @@
 
 Time limits: a watchdog raises SoftTimeLimitExceeded, then TimeLimitExceeded, inside the
 task's thread (an asynchronous exception; it lands at the next Python bytecode, so a task
-blocked in C code sees it when that call returns). Threads cannot be killed.
+blocked in C code sees it when that call returns). Threads cannot be killed, so
+:meth:`ThreadsPool.terminate` raises :class:`~celeriac.exceptions.Terminated` the same way:
+stopping is cooperative (a task that catches it goes on).
+
+A pool thread never dies: every job yields one outcome and frees its slot whatever the task
+did, and nothing raised into a job can land after it ended (see ``_running``).
 """
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import queue
 import threading
 import time
 from typing import Any
 
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from celeriac.trace import Outcome
+from celeriac.trace import Outcome, failure_outcome
+from celeriac.worker.pools._running import Running, RunningJobs
 from celeriac.worker.pools.base import Job, Pool, run_job
 
 _STOP = None
-
-
-def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
-    )
+#: how often the watchdog checks time limits
+_WATCH_INTERVAL_S = 0.05
 
 
 class ThreadsPool(Pool):
@@ -35,9 +37,8 @@ class ThreadsPool(Pool):
         self._outbox: queue.SimpleQueue[tuple[Job, Outcome]] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._busy = 0
-        self._lock = threading.Lock()
-        # thread ident -> (job, soft deadline, hard deadline, soft fired)
-        self._running: dict[int, list[Any]] = {}
+        self._jobs = RunningJobs()
+        self._lock = self._jobs.lock
         self._watchdog: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -53,34 +54,46 @@ class ThreadsPool(Pool):
 
     def _work(self) -> None:
         ident = threading.get_ident()
+        end = functools.partial(self._jobs.end, ident)
         while True:
-            job = self._inbox.get()
-            if job is None:
-                return
-            now = time.monotonic()
-            soft = now + job.soft_time_limit_s if job.soft_time_limit_s else None
-            hard = now + job.time_limit_s if job.time_limit_s else None
-            with self._lock:
-                self._running[ident] = [job, soft, hard, False]
+            job: Job | None = None
             try:
-                outcome = run_job(self.app, job.task_name, job.request, job.args, job.kwargs)
-            finally:
-                with self._lock:
-                    self._running.pop(ident, None)
-            self._outbox.put((job, outcome))
+                job = self._inbox.get()
+                if job is None:
+                    return
+                begin = functools.partial(self._begin, ident, job)
+                outcome = run_job(self.app, job.task_name, job.request, job.args, job.kwargs,
+                                  begin=begin, end=end)
+                self._outbox.put((job, outcome))
+            except BaseException as exc:
+                # What missed every net (an interruption landing in run_job's own handler, a
+                # ColdShutdown a task raised itself): the job still reports, the thread lives.
+                end()
+                if job is not None:
+                    self._outbox.put(
+                        (job, failure_outcome(self.app, job.task_name, job.request, exc, 0.0))
+                    )
+
+    def _begin(self, ident: int, job: Job) -> None:
+        now = time.monotonic()
+        self._jobs.begin(ident, Running(
+            job,
+            now + job.soft_time_limit_s if job.soft_time_limit_s else None,
+            now + job.time_limit_s if job.time_limit_s else None,
+        ))
 
     def _watch(self) -> None:
-        while not self._stopping.wait(0.05):
+        while not self._stopping.wait(_WATCH_INTERVAL_S):
             now = time.monotonic()
             with self._lock:
-                for ident, entry in self._running.items():
-                    _, soft, hard, soft_fired = entry
-                    if soft is not None and not soft_fired and now >= soft:
-                        entry[3] = True
-                        _raise_in_thread(ident, SoftTimeLimitExceeded)
+                for ident, entry in self._jobs.by_thread.items():
+                    soft, hard = entry.soft_deadline_s, entry.hard_deadline_s
+                    if soft is not None and now >= soft:
+                        entry.soft_deadline_s = None
+                        self._jobs.raise_into(ident, entry, SoftTimeLimitExceeded)
                     elif hard is not None and now >= hard:
-                        entry[2] = None
-                        _raise_in_thread(ident, TimeLimitExceeded)
+                        entry.hard_deadline_s = None
+                        self._jobs.raise_into(ident, entry, TimeLimitExceeded)
 
     def apply(self, job: Job) -> None:
         with self._lock:
@@ -115,6 +128,10 @@ class ThreadsPool(Pool):
     def free_slots(self) -> int:
         return self.limit - self._busy
 
+    def terminate(self, job_id: int, signum: int) -> bool:
+        """Raise Terminated into the thread running ``job_id`` (``signum`` is not used: a
+        thread cannot be signalled). Cooperative: lands at the task's next bytecode."""
+        return self._jobs.terminate(job_id)
+
     def running(self) -> list[Job]:
-        with self._lock:
-            return [entry[0] for entry in self._running.values()]
+        return self._jobs.jobs()
