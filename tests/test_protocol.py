@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kombu.utils.json import dumps as kombu_dumps
 
 from celeriac import serialization
@@ -19,7 +21,17 @@ from celeriac.exceptions import (
     SerializationError,
 )
 from celeriac.message import Envelope
-from celeriac.protocol import TaskMessage, build_task_message, decode_task_message, origin
+from celeriac.protocol import (
+    REJECTED_BODY_MAX_BYTES,
+    REJECTED_HEADERS_MAX_BYTES,
+    REJECTED_REASON_MAX_CHARS,
+    TaskMessage,
+    build_task_message,
+    dead_letter,
+    decode_task_message,
+    open_stored,
+    origin,
+)
 
 JSON_ONLY = serialization.accepted_types(["json"])
 
@@ -324,3 +336,288 @@ def test_message_built_by_celery_decodes() -> None:
     assert eta is not None and expires is not None
     assert expires - eta == pytest.approx(50, abs=1)
     assert set(V2_HEADER_KEYS) <= set(msg.headers)
+
+
+# -- hostile input: decode once, validate every header the worker uses -------------------------
+def _headers(**overrides: Any) -> dict[str, Any]:
+    headers: dict[str, Any] = {"task": "proj.add", "id": "tid"}
+    headers.update(overrides)
+    return headers
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"retries": "2"}, "retries"),
+        ({"retries": -1}, "retries"),
+        ({"retries": True}, "retries"),
+        ({"eta": "next tuesday"}, "eta"),
+        ({"eta": 1767225600}, "eta"),
+        ({"expires": "soon"}, "expires"),
+        ({"expires": ["2026-01-01"]}, "expires"),
+        ({"timelimit": 30}, "timelimit"),
+        ({"timelimit": [1, 2, 3]}, "timelimit"),
+        ({"timelimit": ["30", None]}, "timelimit"),
+        ({"timelimit": [-1, None]}, "timelimit"),
+        ({"group": 5}, "group"),
+        ({"root_id": ["r"]}, "root_id"),
+        ({"parent_id": {"p": 1}}, "parent_id"),
+        ({"group_index": "1"}, "group_index"),
+        ({"ignore_result": "no"}, "ignore_result"),
+        ({"task": ""}, "task"),
+        ({"task": ["proj.add"]}, "task"),
+        ({"id": 7}, "id"),
+    ],
+)
+def test_every_header_the_worker_uses_is_validated(
+    overrides: dict[str, Any], fragment: str
+) -> None:
+    env = json_envelope([[], {}, {}], headers=_headers(**overrides))
+    with pytest.raises(InvalidTaskError, match=fragment):
+        decode_task_message(env, JSON_ONLY)
+
+
+@pytest.mark.parametrize(
+    ("properties", "fragment"),
+    [({"priority": 256}, "priority"), ({"priority": "high"}, "priority"),
+     ({"priority": -1}, "priority")],
+)
+def test_priority_property_is_validated(properties: dict[str, Any], fragment: str) -> None:
+    env = json_envelope([[], {}, {}], headers=_headers(), **properties)
+    with pytest.raises(InvalidTaskError, match=fragment):
+        decode_task_message(env, JSON_ONLY)
+
+
+@pytest.mark.parametrize(
+    ("embed", "fragment"),
+    [
+        (5, "embed"),
+        ("x", "embed"),
+        ({"callbacks": "not a list"}, "callbacks"),
+        ({"errbacks": {"task": "x"}}, "errbacks"),
+        ({"chain": 1}, "chain"),
+        ({"chord": [1]}, "chord"),
+    ],
+)
+def test_embed_is_validated(embed: Any, fragment: str) -> None:
+    with pytest.raises(InvalidTaskError, match=fragment):
+        decode_task_message(json_envelope([[], {}, embed]), JSON_ONLY)
+
+
+def test_kwargs_keys_must_be_strings() -> None:
+    env = Envelope(
+        body=serialization.dumps([[], {1: 2}, {}], "msgpack")[2],
+        headers=_headers(),
+        content_type="application/x-msgpack",
+        content_encoding="binary",
+    )
+    with pytest.raises(InvalidTaskError, match="kwargs"):
+        decode_task_message(env, serialization.accepted_types(["msgpack"]))
+
+
+def test_headers_that_are_not_a_mapping_are_invalid() -> None:
+    env = Envelope(body=b"[[], {}, {}]", headers=["task", "id"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidTaskError, match="headers"):
+        decode_task_message(env, JSON_ONLY)
+
+
+def test_validated_headers_are_typed_fields() -> None:
+    env = build_task_message(
+        task_id="tid-20",
+        name="proj.add",
+        args=[1],
+        eta="2026-01-01T00:00:30",
+        expires=datetime(2026, 1, 2, tzinfo=UTC),
+        retries=4,
+        time_limit=30,
+        soft_time_limit=20.5,
+        root_id="root",
+        parent_id="parent",
+        group_id="grp",
+        group_index=2,
+        ignore_result=True,
+        priority=200,
+        callbacks=[{"task": "cb"}],
+        chain=[{"task": "next"}],
+        shadow="shown",
+        reply_to="replies",
+    )
+    m = decode_task_message(env, JSON_ONLY)
+    assert m.retries == 4
+    assert (m.eta, m.eta_s) == ("2026-01-01T00:00:30", 1767225630.0)
+    assert m.expires_s == 1767312000.0
+    assert (m.time_limit_s, m.soft_time_limit_s) == (30.0, 20.5)
+    assert (m.root_id, m.parent_id, m.group, m.group_index) == ("root", "parent", "grp", 2)
+    assert m.ignore_result is True
+    assert m.priority == 200
+    assert m.callbacks == [{"task": "cb"}] and m.errbacks is None
+    assert m.chain == [{"task": "next"}] and m.chord is None
+    assert (m.shadow, m.reply_to, m.correlation_id) == ("shown", "replies", "tid-20")
+
+
+def test_celery_shapes_are_accepted() -> None:
+    # Celery sends timelimit as a tuple in process (a list on the wire) and may leave it out.
+    for timelimit, expected in [((30, None), (30.0, None)), (None, (None, None)),
+                                ([None, 10.5], (None, 10.5))]:
+        env = json_envelope([[], {}, None], headers=_headers(timelimit=timelimit))
+        m = decode_task_message(env, JSON_ONLY)
+        assert (m.time_limit_s, m.soft_time_limit_s) == expected
+    m = decode_task_message(json_envelope([[], {}, {}], headers=_headers()), JSON_ONLY)
+    assert (m.retries, m.eta_s, m.expires_s, m.group_index, m.ignore_result) == (
+        0, None, None, None, False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("eta", "expires"),
+    [("not a date", "nor this"), (12, [1]), ({"a": 1}, b"\xff"), ("2026-02-30", "")],
+)
+def test_envelope_timestamps_never_raise(eta: Any, expires: Any) -> None:
+    env = Envelope(body=b"", headers={"eta": eta, "expires": expires}, properties={"priority": "x"})
+    assert env.eta_timestamp() is None
+    assert env.expires_timestamp() is None
+    assert env.priority == 0
+
+
+# -- raw stored parts -> envelope ------------------------------------------------------------
+GOOD_HEADERS = b'{"task": "proj.add", "id": "tid"}'
+
+
+def test_open_stored_reads_good_parts() -> None:
+    env, problem = open_stored(GOOD_HEADERS, b'{"priority": 3}', b"[[], {}, {}]",
+                               b"application/json", "utf-8")
+    assert problem is None
+    assert env.headers == {"task": "proj.add", "id": "tid"}
+    assert env.properties == {"priority": 3}
+    assert (env.body, env.content_type, env.content_encoding) == (
+        b"[[], {}, {}]", "application/json", "utf-8",
+    )
+
+
+@pytest.mark.parametrize(
+    ("parts", "fragment"),
+    [
+        ((b"[1, 2]", b"{}", b"x", "application/json", "utf-8"), "headers"),
+        ((b"\x00\xff{", b"{}", b"x", "application/json", "utf-8"), "headers"),
+        ((GOOD_HEADERS, b'"props"', b"x", "application/json", "utf-8"), "properties"),
+        ((GOOD_HEADERS, b"{", b"x", "application/json", "utf-8"), "properties"),
+        ((GOOD_HEADERS, b"{}", 12, "application/json", "utf-8"), "body"),
+        ((GOOD_HEADERS, b"{}", b"x", b"\xff\xfe", "utf-8"), "content type"),
+        ((GOOD_HEADERS, b"{}", b"x", "application/json", None), "content encoding"),
+        ((None, b"{}", b"x", "application/json", "utf-8"), "headers"),
+    ],
+)
+def test_open_stored_reports_what_is_wrong(parts: tuple[Any, ...], fragment: str) -> None:
+    env, problem = open_stored(*parts)
+    assert problem is not None and fragment in problem
+    assert isinstance(env.body, bytes)
+    # a message whose headers decoded keeps them (so its id gets a FAILURE record)
+    if parts[0] == GOOD_HEADERS:
+        assert env.task_id == "tid"
+    else:
+        assert env.headers == {}
+
+
+def test_dead_letter_copy_is_bounded() -> None:
+    body = b"x" * (REJECTED_BODY_MAX_BYTES * 4)
+    env = Envelope(
+        body=body,
+        headers={"task": "proj.add", "id": "tid", "argsrepr": "a" * 1_000_000, "x": [1, 2]},
+        properties={"correlation_id": "tid", "junk": "j" * 1_000_000},
+    )
+    record, reason = dead_letter(env, "bad " * 10_000)
+    assert len(record.body) == REJECTED_BODY_MAX_BYTES
+    assert "truncated" in reason
+    assert len(reason) <= REJECTED_REASON_MAX_CHARS + 200
+    assert len(serialization.json_dumps(dict(record.headers))) <= REJECTED_HEADERS_MAX_BYTES
+    assert len(serialization.json_dumps(dict(record.properties))) <= REJECTED_HEADERS_MAX_BYTES
+    assert record.headers["id"] == "tid" and record.headers["task"] == "proj.add"
+    small = Envelope(body=b"[[], {}, {}]", headers={"id": "t2", "task": "x"})
+    same, why = dead_letter(small, "bad")
+    assert (same.body, dict(same.headers), why) == (small.body, dict(small.headers), "bad")
+
+
+# -- property tests: nothing but the documented errors escape the decoder ----------------------
+_json_scalars = (
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+_HEADER_KEYS = [
+    "task", "id", "retries", "eta", "expires", "timelimit", "group", "group_index", "root_id",
+    "parent_id", "ignore_result", "shadow", "origin", "argsrepr", "kwargsrepr",
+]
+_plausible = {
+    "task": st.just("proj.add"),
+    "id": st.just("tid"),
+    "retries": st.integers(-2, 3),
+    "eta": st.sampled_from(["2026-01-01T00:00:00+00:00", "garbage", "2026-13-01"]),
+    "expires": st.sampled_from(["2026-01-01T00:00:00", "later", ""]),
+    "timelimit": st.lists(st.none() | st.floats(-1, 100) | st.integers(-1, 100), max_size=3),
+}
+_header_dicts = st.dictionaries(
+    st.sampled_from(_HEADER_KEYS),
+    _json_values,
+    max_size=8,
+).flatmap(
+    lambda base: st.fixed_dictionaries(
+        {}, optional={k: s | _json_values for k, s in _plausible.items()}
+    ).map(lambda extra: {**base, **extra})
+)
+_bodies = st.binary(max_size=40) | _json_values.map(serialization.json_dumps) | st.tuples(
+    _json_values, _json_values, _json_values
+).map(lambda t: serialization.json_dumps(list(t)))
+_raw_mappings = (
+    st.binary(max_size=40)
+    | _json_values.map(serialization.json_dumps)
+    | _header_dicts.map(serialization.json_dumps)
+)
+_content_types = st.sampled_from(
+    ["application/json", "application/x-msgpack", "application/x-python-serialize",
+     "application/x-yaml", "text/plain"]
+) | st.binary(max_size=8)
+_DOCUMENTED = (InvalidTaskError, SerializationError)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(headers=_raw_mappings, properties=_raw_mappings, body=_bodies, content_type=_content_types,
+       content_encoding=st.sampled_from(["utf-8", "binary"]) | st.binary(max_size=4))
+def test_decoder_lets_nothing_but_documented_errors_escape(
+    headers: bytes, properties: bytes, body: bytes, content_type: Any, content_encoding: Any
+) -> None:
+    env, problem = open_stored(headers, properties, body, content_type, content_encoding)
+    assert isinstance(env.headers, dict) and isinstance(env.properties, dict)
+    assert isinstance(env.body, bytes)
+    env.eta_timestamp(), env.expires_timestamp(), env.priority, env.task_id, env.task_name
+    if problem is not None:
+        return
+    accept = serialization.accepted_types(["json", "msgpack"])
+    try:
+        m = decode_task_message(env, accept)
+    except _DOCUMENTED:
+        return
+    assert isinstance(m.id, str) and m.id and isinstance(m.name, str) and m.name
+    assert isinstance(m.args, list) and isinstance(m.kwargs, dict)
+    assert isinstance(m.retries, int) and m.retries >= 0
+    assert m.time_limit_s is None or m.time_limit_s >= 0
+    assert m.soft_time_limit_s is None or m.soft_time_limit_s >= 0
+    assert m.group_index is None or isinstance(m.group_index, int)
+    assert m.priority is None or 0 <= m.priority <= 255
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(headers=_header_dicts, properties=st.dictionaries(st.text(max_size=12), _json_values),
+       body=_bodies)
+def test_decoder_on_arbitrary_header_values(
+    headers: dict[str, Any], properties: dict[str, Any], body: bytes
+) -> None:
+    env = Envelope(body=body, headers=headers, properties=properties)
+    try:
+        decode_task_message(env, JSON_ONLY)
+    except _DOCUMENTED:
+        pass

@@ -37,6 +37,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
+#: characters of a rejection reason written to the log (the rejected record keeps more)
+_LOGGED_REASON_MAX_CHARS = 500
+#: characters of a task id or name written to the log
+_LOGGED_NAME_MAX_CHARS = 200
+
+
+def _one_line(text: str, limit: int = _LOGGED_NAME_MAX_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, on one line (a hostile message must not forge or
+    flood log lines)."""
+    flat = text.replace("\r", "\\r").replace("\n", "\\n")
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
 
 class Executor:
     """Turns deliveries into pool jobs and pool outcomes into stored results and acks."""
@@ -71,16 +83,22 @@ class Executor:
         #: a finished acks_late task waits in _to_store/_to_ack (flush at once)
         self._late_pending = False
         self.processed = 0
+        #: messages rejected because they are malformed or name no registered task
+        self.rejected_messages = 0
         #: set on shutdown: start nothing new (reserved messages go back to the queue)
         self.stopping = False
         self.info_enabled = logger.isEnabledFor(logging.INFO)
 
     # -- intake ---------------------------------------------------------------------------------
     def receive(self, deliveries: Sequence[Delivery]) -> None:
-        """Decode a batch, settle the ones that must not run, reserve the rest."""
+        """Decode a batch, settle the ones that must not run, reserve the rest. A message that
+        cannot be read or validated is dead-lettered on its own; the batch goes on."""
         revoked = self.broker.revoked([d.task_id for d in deliveries]) if deliveries else set()
         now = time.time()
         for delivery in deliveries:
+            if delivery.malformed is not None:
+                self._bad_message(delivery, InvalidTaskError(delivery.malformed))
+                continue
             try:
                 message = decode_task_message(delivery.envelope, self.accept)
             except (InvalidTaskError, SerializationError) as exc:
@@ -89,67 +107,65 @@ class Executor:
             except Exception as exc:  # never let one message kill the worker
                 self._bad_message(delivery, InvalidTaskError(f"Cannot decode message: {exc!r}"))
                 continue
-            task = self.app._tasks.get(message.name)
-            if task is None:
-                self._unknown_task(delivery, message)
-                continue
-            if message.id in revoked:
-                self._revoked(delivery, message, "revoked")
-                continue
-            expires = (
-                delivery.envelope.expires_timestamp() if message.headers.get("expires") else None
-            )
-            if expires is not None and expires < now:
-                self._revoked(delivery, message, "expired")
-                continue
-            self.reserved.append(self._job(delivery, message, task))
-            if self.info_enabled:
-                logger.info("Task %s[%s] received", message.name, message.id)
+            try:
+                task = self.app._tasks.get(message.name)
+                if task is None:
+                    self._unknown_task(delivery, message)
+                elif message.id in revoked:
+                    self._revoked(delivery, message, "revoked")
+                elif message.expires_s is not None and message.expires_s < now:
+                    self._revoked(delivery, message, "expired")
+                else:
+                    self.reserved.append(self._job(delivery, message, task))
+                    if self.info_enabled:
+                        logger.info("Task %s[%s] received", message.name, message.id)
+            except Exception as exc:  # e.g. a signal receiver that raised
+                self._bad_message(delivery, InvalidTaskError(f"Cannot take message: {exc!r}"))
 
     def _job(self, delivery: Delivery, message: TaskMessage, task: Any) -> Job:
-        headers = message.headers
-        embed = message.embed
-        time_limit, soft_time_limit = (headers.get("timelimit") or (None, None))[:2]
+        """The pool job of a validated message; reads the message only through its typed
+        fields (protocol.decode_task_message validated them)."""
         acks_late = task.acks_late if task.acks_late is not None else self.default_acks_late
         reject_on_lost = (
             task.reject_on_worker_lost
             if task.reject_on_worker_lost is not None
             else self.default_reject_on_lost
         )
+        time_limit, soft_time_limit = message.time_limit_s, message.soft_time_limit_s
         request = {
             "id": message.id,
             "task": message.name,
             "args": message.args,
             "kwargs": message.kwargs,
-            "retries": headers.get("retries") or 0,
+            "retries": message.retries,
             "is_eager": False,
             "called_directly": False,
-            "eta": headers.get("eta"),
-            "expires": headers.get("expires"),
+            "eta": message.eta,
+            "expires": message.expires,
             "hostname": self.hostname,
             "delivery_info": {
                 "exchange": "",
                 "routing_key": delivery.queue,
-                "priority": delivery.envelope.properties.get("priority"),
+                "priority": message.priority,
                 "redelivered": delivery.redelivered,
             },
-            "root_id": headers.get("root_id"),
-            "parent_id": headers.get("parent_id"),
-            "group": headers.get("group"),
-            "group_index": headers.get("group_index"),
-            "callbacks": embed.get("callbacks"),
-            "errbacks": embed.get("errbacks"),
-            "chain": embed.get("chain"),
-            "chord": embed.get("chord"),
-            "correlation_id": message.properties.get("correlation_id"),
-            "reply_to": message.properties.get("reply_to"),
-            "origin": headers.get("origin"),
+            "root_id": message.root_id,
+            "parent_id": message.parent_id,
+            "group": message.group,
+            "group_index": message.group_index,
+            "callbacks": message.callbacks,
+            "errbacks": message.errbacks,
+            "chain": message.chain,
+            "chord": message.chord,
+            "correlation_id": message.correlation_id,
+            "reply_to": message.reply_to,
+            "origin": message.origin,
             "timelimit": [time_limit, soft_time_limit],
-            "ignore_result": bool(headers.get("ignore_result")),
-            "headers": dict(headers),
-            "argsrepr": headers.get("argsrepr"),
-            "kwargsrepr": headers.get("kwargsrepr"),
-            "shadow": headers.get("shadow"),
+            "ignore_result": message.ignore_result,
+            "headers": dict(message.headers),
+            "argsrepr": message.argsrepr,
+            "kwargsrepr": message.kwargsrepr,
+            "shadow": message.shadow,
         }
         return Job(
             id=next(self._ids),
@@ -170,19 +186,26 @@ class Executor:
     def _fail_record(self, task_id: str, exc: BaseException, state: str = states.FAILURE) -> None:
         if self.backend is None or not task_id:
             return
-        meta = build_meta(task_id, state, exc, worker=self.hostname)
-        self._to_store.append((task_id, state, self.app.encode_result(meta)))
+        try:
+            meta = build_meta(task_id, state, exc, worker=self.hostname)
+            self._to_store.append((task_id, state, self.app.encode_result(meta)))
+        except Exception as error:  # the message is settled anyway; only its record is lost
+            logger.error("Cannot record %s for task %s: %r", state, _one_line(task_id), error)
 
     def _bad_message(self, delivery: Delivery, exc: BaseException) -> None:
+        """Dead-letter a message that cannot run: stored FAILURE under its id (when it has
+        one), rejected with the reason, counted, and logged in one line (no traceback)."""
+        self.rejected_messages += 1
         task_id = delivery.task_id
+        reason = f"{type(exc).__name__}: {exc}"
         logger.error(
-            "Rejected malformed message %s (task %r): %s",
-            task_id or "<no id>",
-            delivery.envelope.task_name or "?",
-            exc,
+            "Rejected malformed message %s (task %s): %s",
+            _one_line(task_id or "<no id>"),
+            _one_line(delivery.envelope.task_name or "?"),
+            _one_line(reason, _LOGGED_REASON_MAX_CHARS),
         )
         self._fail_record(task_id, exc)
-        self._to_reject.append((delivery, f"{type(exc).__name__}: {exc}"))
+        self._to_reject.append((delivery, reason))
 
     def _unknown_task(self, delivery: Delivery, message: TaskMessage) -> None:
         logger.error(
@@ -193,6 +216,7 @@ class Executor:
         signals.task_unknown.send(
             sender=self, message=message, exc=None, name=message.name, id=message.id
         )
+        self.rejected_messages += 1
         self._fail_record(message.id, NotRegistered(message.name))
         self._to_reject.append((delivery, f"NotRegistered: {message.name}"))
 
