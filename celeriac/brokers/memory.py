@@ -16,6 +16,7 @@ from typing import Any
 
 from celeriac.brokers.base import Broker, WorkerRecord
 from celeriac.message import Delivery, Envelope
+from celeriac.protocol import check_envelope, dead_letter
 
 
 @dataclass
@@ -39,6 +40,8 @@ class _State:
 
 # Expired publish_once keys are dropped when this many are held.
 _DEDUPE_PRUNE_AT = 1024
+# Rejected-message records kept (each bounded by protocol.dead_letter); older ones are dropped.
+_MAX_REJECTED = 10_000
 
 _states: dict[str, _State] = {}
 _states_lock = threading.Lock()
@@ -135,7 +138,9 @@ class MemoryBroker(Broker):
                     _, tag, envelope = heapq.heappop(s.ready[best])
                     s.claimed[tag] = (best, envelope, now + self.lease_s)
                     earlier = s.redelivered.get(tag, 0)
-                    out.append(Delivery(envelope, best, tag, earlier > 0, earlier + 1))
+                    # An envelope of the wrong shape (put in by hand) is delivered as malformed.
+                    checked, problem = check_envelope(envelope)
+                    out.append(Delivery(checked, best, tag, earlier > 0, earlier + 1, problem))
                 if out:
                     return out
                 remaining = deadline - time.monotonic()
@@ -158,11 +163,15 @@ class MemoryBroker(Broker):
             s.lock.notify_all()
 
     def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
-        with self._s.lock:
+        records = [dead_letter(d.envelope, reason) for d in deliveries]
+        s = self._s
+        with s.lock:
             for d in deliveries:
-                self._s.claimed.pop(d.tag, None)
-                self._s.redelivered.pop(d.tag, None)
-                self._s.rejected.append((d.envelope, reason))
+                s.claimed.pop(d.tag, None)
+                s.redelivered.pop(d.tag, None)
+            s.rejected.extend(records)
+            if len(s.rejected) > _MAX_REJECTED:
+                del s.rejected[: len(s.rejected) - _MAX_REJECTED]
 
     def renew(self, deliveries: Sequence[Delivery]) -> None:
         s = self._s

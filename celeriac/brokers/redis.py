@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +29,7 @@ from celeriac.brokers.redis_client import RedisConnection, WriteBehind
 from celeriac.brokers.redis_direct import Direct
 from celeriac.exceptions import BrokerConnectionError, EncodeError, ImproperlyConfigured
 from celeriac.message import Delivery, Envelope
+from celeriac.protocol import REJECTED_BODY_MAX_BYTES, dead_letter, open_stored
 
 GROUP = "celeriac"
 # Rejected-message records kept; older ones are dropped so a poison stream cannot fill memory.
@@ -61,9 +63,11 @@ def _fields(env: Envelope) -> tuple[bytes, bytes, bytes, bytes, bytes]:
 class _Plan:
     """The keys one ``consume(queues)`` works on, computed once per queue list."""
 
-    __slots__ = ("block_args", "keys", "owners", "streams")
+    __slots__ = ("block_args", "keys", "owners", "queues", "streams")
 
     def __init__(self, broker: RedisBroker, queues: Sequence[str]) -> None:
+        self.queues = list(queues)
+        #: consume.lua's KEYS: per queue its eta zset and streams, then the rejected list
         self.keys: list[str] = []
         #: KEYS index (1-based, as Lua reports it) -> (queue, stream key as bytes)
         self.owners: dict[int, tuple[str, bytes]] = {}
@@ -73,6 +77,7 @@ class _Plan:
                 key = broker.stream_key(queue, step)
                 self.keys.append(key)
                 self.owners[len(self.keys)] = (queue, key.encode())
+        self.keys.append(broker.rejected_key())
         #: stream key -> queue, and the streams in claim order, for the blocking read
         self.streams = {
             key: queue
@@ -129,6 +134,9 @@ class RedisBroker(Broker):
 
     def eta_key(self, queue: str) -> str:
         return self._conn.key(f"celeriac:eta:{queue}")
+
+    def rejected_key(self) -> str:
+        return self._conn.key("celeriac:rejected")
 
     def _stream_for(self, queue: str, priority: int) -> str:
         step = self._step_of[min(max(priority, 0), 9)]
@@ -223,9 +231,10 @@ class RedisBroker(Broker):
         reclaim = now >= self._next_reclaim
         if reclaim:
             self._next_reclaim = now + self._reclaim_every_s
-        nqueues, nsteps = len(plan.keys) // (len(self.steps_desc) + 1), len(self.steps_desc)
+        nqueues, nsteps = len(plan.queues), len(self.steps_desc)
         args: list[Any] = [GROUP, self.consumer, count, repr(time.time()), int(reclaim)]
         args += (self._lease_ms, nqueues, nsteps, self._pmap, STALE_CONSUMER_MS)
+        args += (MAX_REJECTED, REJECTED_BODY_MAX_BYTES, *plan.queues)
         reply = self._conn.run("consume", plan.keys, args)
         next_eta = float(reply[0]) if reply[0] is not None else None
         deliveries: list[Delivery] = []
@@ -274,14 +283,19 @@ class RedisBroker(Broker):
             del deliveries[count:]
         return deliveries
 
+    def _settle_command(self, deliveries: Sequence[Delivery]) -> tuple[Any, ...]:
+        """The ack.lua call that acks and deletes ``deliveries`` if this consumer still owns
+        them (never a message requeued or reclaimed by another consumer meanwhile)."""
+        keys = [d.tag[0] for d in deliveries]
+        return (self._acks.script_sha("ack"), len(keys), *keys, GROUP, self.consumer,
+                *(d.tag[1] for d in deliveries))
+
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
-        commands: list[tuple[Any, ...]] = []
-        for key, ids in _ids_by_stream(deliveries).items():
-            commands += (("XACK", key, GROUP, *ids), ("XDEL", key, *ids))
+        command = self._settle_command(deliveries)
         with self._errors:
-            self._acks.send(commands)
+            self._acks.send([("EVALSHA", *command)])
 
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
@@ -305,19 +319,24 @@ class RedisBroker(Broker):
     def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
         if not deliveries:
             return
-        head = (reason.encode(), repr(time.time()).encode())
-        # Recorded from the envelope in hand, so the record exists even if the entry is gone.
-        records = [frame((d.queue.encode(), *head, *_fields(d.envelope))) for d in deliveries]
-        rejected_key = self._conn.key("celeriac:rejected")
+        at = repr(time.time()).encode()
+        # Recorded from the envelope in hand (a bounded copy), so the record exists even if the
+        # entry is gone.
+        records = []
+        for d in deliveries:
+            envelope, why = dead_letter(d.envelope, reason)
+            head = (d.queue.encode(), why.encode("utf-8", "replace"), at)
+            records.append(frame((*head, *_fields(envelope))))
+        rejected_key = self.rejected_key()
         with self._errors:
             self._acks.flush()
             pipe = self._conn.base.pipeline(transaction=False)
             pipe.execute_command("LPUSH", rejected_key, *records)
             pipe.execute_command("LTRIM", rejected_key, 0, MAX_REJECTED - 1)
-            for key, ids in _ids_by_stream(deliveries).items():
-                pipe.execute_command("XACK", key, GROUP, *ids)
-                pipe.execute_command("XDEL", key, *ids)
             pipe.execute()
+            # After the records: should we die in between, a message comes back, never vanishes.
+            self._acks.send([("EVALSHA", *self._settle_command(deliveries))])
+            self._acks.flush()
 
     # -- queues --------------------------------------------------------------------------------
     def _queue_keys(self, queue: str) -> list[str]:
@@ -341,13 +360,17 @@ class RedisBroker(Broker):
             return []
         with self._errors:
             raw: list[bytes] = self._conn.client.execute_command(
-                "LRANGE", self._conn.key("celeriac:rejected"), 0, limit - 1
+                "LRANGE", self.rejected_key(), 0, limit - 1
             )
         out = []
         for record in reversed(raw):
-            _queue, reason, _at, h, p, b, t, e = unframe(record)
-            envelope = Envelope(b, orjson.loads(h), orjson.loads(p), t.decode(), e.decode())
-            out.append((envelope, reason.decode()))
+            parts = _unframe_record(record)
+            if parts is None:  # not written by us: shown as it is, bounded
+                out.append(dead_letter(Envelope(record, {}), "unreadable rejected record"))
+                continue
+            _queue, reason, _at, h, p, b, t, e = parts
+            envelope, _ = open_stored(h, p, b, t, e)
+            out.append((envelope, reason.decode("utf-8", "replace")))
         return out
 
     # -- revokes -------------------------------------------------------------------------------
@@ -413,19 +436,46 @@ class RedisBroker(Broker):
         self._conn.close()
 
 
+_REQUIRED_FIELDS = (b"h", b"p", b"b", b"t", b"e")
+
+
 def _delivery(queue: str, stream: bytes, entry_id: bytes, delivered: int, fields: Any) -> Delivery:
-    # The flat field list in the order publish wrote it; requeue appends n (earlier deliveries).
-    if len(fields) > 11:
-        delivered += int(fields[11])
-    envelope = Envelope(
-        fields[5], orjson.loads(fields[1]), orjson.loads(fields[3]),
-        fields[7].decode(), fields[9].decode(),
-    )  # fmt: skip
-    return Delivery(envelope, queue, (stream, entry_id), delivered > 1, delivered)
+    """The delivery of one stream entry, whose flat field list is read by field NAME: h, p, b,
+    t, e (see consume.lua) and the optional n (earlier deliveries, added by requeue), in any
+    order. An entry lacking a field, or whose parts do not decode (protocol.open_stored), is
+    delivered as malformed, never raised."""
+    if (
+        type(fields) is list
+        and len(fields) in (10, 12)
+        and fields[0] == b"h" and fields[2] == b"p" and fields[4] == b"b"
+        and fields[6] == b"t" and fields[8] == b"e"
+        and (len(fields) == 10 or fields[10] == b"n")
+    ):  # fmt: skip
+        # The order publish writes: no dict needed.
+        parts = (fields[1], fields[3], fields[5], fields[7], fields[9])
+        earlier = fields[11] if len(fields) == 12 else None
+        missing: list[str] = []
+    else:
+        named = dict(zip(fields[::2], fields[1::2], strict=False)) if type(fields) is list else {}
+        parts = tuple(named.get(name, b"") for name in _REQUIRED_FIELDS)
+        earlier = named.get(b"n")
+        missing = [name.decode() for name in _REQUIRED_FIELDS if name not in named]
+    if earlier is not None:
+        try:
+            delivered += max(int(earlier), 0)
+        except (TypeError, ValueError):
+            pass  # only the redelivery count suffers
+    envelope, problem = open_stored(*parts)
+    if missing:
+        lacking = f"stream entry is missing field(s) {', '.join(missing)}"
+        problem = f"{lacking}; {problem}" if problem else lacking
+    return Delivery(envelope, queue, (stream, entry_id), delivered > 1, delivered, problem)
 
 
-def _ids_by_stream(deliveries: Sequence[Delivery]) -> dict[bytes, list[bytes]]:
-    by_stream: dict[bytes, list[bytes]] = {}
-    for d in deliveries:
-        by_stream.setdefault(d.tag[0], []).append(d.tag[1])
-    return by_stream
+def _unframe_record(record: bytes) -> list[bytes] | None:
+    """The 8 parts of a rejected-message record, or None when it is not one."""
+    try:
+        parts = unframe(record)
+    except struct.error:
+        return None
+    return parts if len(parts) == 8 and sum(map(len, parts)) + 32 == len(record) else None

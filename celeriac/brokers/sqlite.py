@@ -32,6 +32,7 @@ from celeriac.backends.base import ResultBackend
 from celeriac.brokers.base import Broker, Settler, WorkerRecord
 from celeriac.exceptions import EncodeError, ImproperlyConfigured, TransportError
 from celeriac.message import Delivery, Envelope
+from celeriac.protocol import dead_letter, open_stored
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -66,6 +67,9 @@ _EXPIRE_LEASES = (
     "UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL AND lease_until < ?"
 )
 _READY = "eta IS NULL AND lease_until IS NULL"
+# Settling (ack, reject) deletes only rows the caller still owns; ``{ids}`` marks the id list,
+# the owner is bound last.
+_DELETE_OWNED = "DELETE FROM messages WHERE id IN ({ids}) AND owner = ?"
 # Unclaimed rows in their three states (ready, scheduled, lease run out), one index each; only
 # the last takes a parameter (now).
 _UNCLAIMED = (_READY, "eta IS NOT NULL", "lease_until IS NOT NULL AND lease_until < ?")
@@ -252,26 +256,25 @@ class SQLiteBroker(Broker):
             return c.execute(sql, params).fetchall()
 
         rows = self._conns.transaction(claim)
-        # RETURNING gives no order guarantee: restore priority-then-FIFO here.
-        rows.sort(key=lambda r: (-r[2], r[0]))
-        loads = orjson.loads
-        return [
-            Delivery(
-                Envelope(bytes(body), loads(headers), loads(props), ctype, cenc),
-                queue,
-                tag,
-                count > 1,
-                count,
-            )
-            for tag, queue, _, headers, props, body, ctype, cenc, count in rows
-        ]
+        # RETURNING gives no order guarantee: restore priority-then-FIFO here (a priority that
+        # is not a number, written by hand, sorts as 0).
+        rows.sort(key=lambda r: (-r[2] if type(r[2]) is int else 0, r[0]))
+        deliveries = []
+        for tag, queue, _, headers, props, body, ctype, cenc, count in rows:
+            # Each row is read on its own: a bad one becomes a malformed delivery (the executor
+            # dead-letters it) and the rest of the batch is delivered as usual.
+            envelope, problem = open_stored(headers, props, body, ctype, cenc)
+            count = count if type(count) is int else 1
+            deliveries.append(Delivery(envelope, queue, tag, count > 1, count, problem))
+        return deliveries
 
     def _probe(self, queues: list[str]) -> tuple[bool, float | None]:
         """Whether a claim could succeed now, and when the next scheduled or leased row falls
         due. A read, so idle consumers never queue up for the write lock."""
         sql = _probe_sql(len(queues))
         ready, min_eta, min_lease = self._conns.run(lambda c: c.execute(sql, queues).fetchone())
-        dues = [t for t in (min_eta, min_lease) if t is not None]
+        # A time that is not a number (written by hand) never falls due: ignored here.
+        dues = [t for t in (min_eta, min_lease) if type(t) in (int, float)]
         return bool(ready), (min(dues) if dues else None)
 
     def _by_ids(
@@ -294,7 +297,9 @@ class SQLiteBroker(Broker):
         return self._conns.transaction(run)
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
-        self._by_ids("DELETE FROM messages WHERE id IN ({ids})", [d.tag for d in deliveries])
+        # Only rows this consumer still owns: a row it requeued (owner NULL) or that another
+        # consumer claimed after our lease ran out (owner changed) is not ours to delete.
+        self._by_ids(_DELETE_OWNED, [d.tag for d in deliveries], after=[self._owner()])
 
     def settle_with(self, backend: ResultBackend) -> Settler | None:
         from celeriac.backends.sqlite import SCHEMA as RESULTS_SCHEMA
@@ -311,14 +316,13 @@ class SQLiteBroker(Broker):
             deliveries: Sequence[Delivery],
         ) -> None:
             ids = [d.tag for d in deliveries]
+            owner = self._owner()
 
             def run(c: sqlite3.Connection) -> None:
                 if items:
                     backend.write_rows(c, items, expires_s)
                 for chunk in _chunks(ids):
-                    c.execute(
-                        f"DELETE FROM messages WHERE id IN ({placeholders(len(chunk))})", chunk
-                    )
+                    c.execute(_DELETE_OWNED.format(ids=placeholders(len(chunk))), [*chunk, owner])
 
             self._conns.transaction(run)
             if items:
@@ -350,9 +354,14 @@ class SQLiteBroker(Broker):
         if not deliveries:
             return
         now = time.time()
-        # Recorded from the envelope in hand, so the record exists even if the row is gone.
-        records = [(d.tag, d.queue, *_fields(d.envelope), reason, now) for d in deliveries]
+        # Recorded from the envelope in hand (a bounded copy), so the record exists even if the
+        # row is gone.
+        records = []
+        for d in deliveries:
+            envelope, why = dead_letter(d.envelope, reason)
+            records.append((d.tag, d.queue, *_fields(envelope), why, now))
         ids = [d.tag for d in deliveries]
+        owner = self._owner()
 
         def move(c: sqlite3.Connection) -> None:
             c.executemany(
@@ -361,7 +370,7 @@ class SQLiteBroker(Broker):
                 records,
             )
             for chunk in _chunks(ids):
-                c.execute(f"DELETE FROM messages WHERE id IN ({placeholders(len(chunk))})", chunk)
+                c.execute(_DELETE_OWNED.format(ids=placeholders(len(chunk))), [*chunk, owner])
             c.execute(
                 "DELETE FROM rejected WHERE id <= (SELECT max(id) FROM rejected) - ?",
                 (_MAX_REJECTED,),
@@ -401,10 +410,7 @@ class SQLiteBroker(Broker):
             ).fetchall()
         )
         rows.reverse()
-        return [
-            (Envelope(bytes(b), orjson.loads(h), orjson.loads(p), ct, ce), reason)
-            for h, p, b, ct, ce, reason in rows
-        ]
+        return [(open_stored(h, p, b, ct, ce)[0], reason) for h, p, b, ct, ce, reason in rows]
 
     # -- revokes -------------------------------------------------------------------------------
     def revoke(self, task_ids: Sequence[str], expires_s: float) -> None:

@@ -399,3 +399,100 @@ def test_unreachable_server_is_a_broker_connection_error() -> None:
             broker.publish("q", envelope("t1"))
     finally:
         broker.close()
+
+
+# -- hostile storage and ack ownership (issue 8) ------------------------------------------------
+def test_ack_after_another_consumer_reclaimed_does_not_delete(
+    make_broker: MakeBroker, raw: redis.Redis, prefix: str
+) -> None:
+    first, second = make_broker(visibility_timeout=0.2), make_broker(visibility_timeout=0.2)
+    first.publish("q", envelope("t1"))
+    [held] = first.consume(["q"], 10, 1)
+    [again] = second.consume(["q"], 10, 5)
+    assert again.task_id == "t1"
+    first.ack([held])
+    first.queue_size("q")  # settles the write-behind acks
+    stream = f"{prefix}celeriac:q:q:0"
+    assert raw.xlen(stream) == 1
+    [pending] = raw.xpending_range(stream, "celeriac", "-", "+", 10)
+    assert pending["consumer"].decode() == second.consumer
+    second.ack([again])
+    second.queue_size("q")
+    assert raw.xlen(stream) == 0
+    assert raw.xpending(stream, "celeriac")["pending"] == 0
+
+
+def test_acks_survive_a_script_flush(
+    make_broker: MakeBroker, raw: redis.Redis, prefix: str
+) -> None:
+    broker = make_broker()
+    broker.publish_many([("q", envelope(f"t{i}")) for i in range(3)])
+    broker.ack(broker.consume(["q"], 3, 1))
+    raw.script_flush()
+    broker.publish("q", envelope("t4"))
+    broker.ack(broker.consume(["q"], 3, 1))
+    assert broker.queue_size("q") == 0
+    assert raw.xlen(f"{prefix}celeriac:q:q:0") == 0
+
+
+def test_stream_fields_are_read_by_name(
+    make_broker: MakeBroker, raw: redis.Redis, prefix: str
+) -> None:
+    broker = make_broker()
+    stream = f"{prefix}celeriac:q:q:0"
+    raw.execute_command(
+        "XADD", stream, "*", "e", "utf-8", "b", "[[1], {}, {}]", "t", "application/json",
+        "p", "{}", "h", '{"id": "reordered", "task": "x"}', "n", "2",
+    )
+    raw.xadd(stream, {"h": '{"id": "partial", "task": "x"}', "p": "{}"})
+    raw.xadd(stream, {"h": "[1]", "p": "{}", "b": "x", "t": "a", "e": "b"})
+    broker.publish("q", envelope("good"))
+    deliveries = broker.consume(["q"], 10, 1)
+    assert len(deliveries) == 4
+    reordered, partial, not_object, good = deliveries
+    assert reordered.malformed is None and reordered.task_id == "reordered"
+    assert reordered.envelope.body == b"[[1], {}, {}]" and reordered.delivery_count == 3
+    assert partial.malformed is not None and "missing" in partial.malformed
+    assert partial.task_id == "partial"
+    assert not_object.malformed is not None and "headers" in not_object.malformed
+    assert good.malformed is None and good.task_id == "good"
+
+
+def test_blocking_read_parses_by_name_too(
+    make_broker: MakeBroker, raw: redis.Redis, prefix: str
+) -> None:
+    broker = make_broker(polling_interval=0.5)
+    assert broker.consume(["q"], 10, 0.01) == []  # creates the group
+    stream = f"{prefix}celeriac:q:q:0"
+
+    def later() -> None:
+        time.sleep(0.1)
+        raw.xadd(stream, {"h": '{"id": "late", "task": "x"}', "p": "[]"})
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    deliveries = broker.consume(["q"], 10, 2)
+    thread.join()
+    [late] = deliveries
+    assert late.malformed is not None and late.task_id == "late"
+
+
+def test_malformed_scheduled_members_are_dead_lettered(
+    make_broker: MakeBroker, raw: redis.Redis, prefix: str
+) -> None:
+    broker = make_broker()
+    broker.publish("q", envelope("scheduled", eta_in_s=0.05))
+    eta_key = f"{prefix}celeriac:eta:q"
+    due = time.time() - 1
+    big = b"9" + b"n" * 8 + b"\x00\x00\x00\x05" + b"y" * (200 * 1024)
+    raw.zadd(eta_key, {b"": due, b"7nnnnnnnn\xff\xff\xff\xff": due, b"-" * 40: due, big: due})
+    time.sleep(0.1)
+    deliveries = broker.consume(["q"], 10, 1)
+    assert [d.task_id for d in deliveries] == ["scheduled"]
+    assert raw.zcard(eta_key) == 0
+    rejected = broker.rejected()
+    assert len(rejected) == 4
+    for env, reason in rejected:
+        assert "scheduled" in reason
+        assert len(env.body) <= 64 * 1024
+    assert any("truncated" in reason for _, reason in rejected)
