@@ -1178,10 +1178,11 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
             ),
             _s(
                 "worker_lease_seconds",
-                30.0,
+                10.0,
                 "float",
                 "celeriac: seconds a claimed message stays invisible; if its worker stops "
-                "renewing the lease, another worker may take the message back.",
+                "renewing the lease (every third of it), another worker may take the message "
+                "back. The transport option `visibility_timeout`, when set, wins.",
             ),
             _s(
                 "worker_early_ack_batch",

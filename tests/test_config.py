@@ -144,7 +144,7 @@ def test_setting_is_frozen() -> None:
 
 
 def test_celeriac_additions_have_no_old_name() -> None:
-    assert SETTINGS["worker_lease_seconds"].default == 30.0
+    assert SETTINGS["worker_lease_seconds"].default == 10.0
     assert SETTINGS["worker_lease_seconds"].old_names == ()
     assert SETTINGS["worker_early_ack_batch"].default == 1
     assert SETTINGS["worker_early_ack_batch"].old_names == ()
@@ -258,7 +258,7 @@ def test_keys_are_new_names() -> None:
         ("result_cache_max", -1),
         ("redis_socket_timeout", 120.0),
         ("worker_pool", "prefork"),
-        ("worker_lease_seconds", 30.0),
+        ("worker_lease_seconds", 10.0),
         ("worker_early_ack_batch", 1),
         ("beat_schedule_filename", "celerybeat-schedule"),
         ("security_digest", "sha256"),

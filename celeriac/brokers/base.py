@@ -12,11 +12,21 @@ Ordering rules every broker follows:
 * revoked task ids are stored by the broker so every worker, and a restarted one, honours them.
 
 Client-library errors are translated into :class:`~celeriac.exceptions.TransportError` here.
+
+Consumers are named ``node|machine|pid|token`` (:func:`consumer_name`): the worker node
+(``-n``) the broker was bound to, the machine's host name, the consuming process and a token
+per broker object. A restarted worker with the same node name uses it to take back at once
+what a dead earlier incarnation held (:meth:`Broker.reclaim_node`); see
+docs/decisions/0008-publish-retry-and-node-reclaim.md.
 """
 
 from __future__ import annotations
 
 import abc
+import os
+import socket
+import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +36,96 @@ from celeriac.message import Delivery, Envelope
 
 #: stores ``(task_id, state, payload)`` records (with a lifetime) and acks deliveries, together
 Settler = Callable[[Sequence[tuple[str, str, bytes]], float | None, Sequence[Delivery]], None]
+
+#: seconds a claimed message stays with its consumer without renewal (``worker_lease_seconds``)
+DEFAULT_LEASE_S = 10.0
+_SEP = "|"
+_MACHINE = socket.gethostname()
+# Tokens of the broker objects alive in this process: an earlier incarnation that ran in this
+# very process (same pid, e.g. pid 1 of a restarted container) is dead when its token is not.
+_live_tokens: set[str] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """The parts of a consumer name (see :func:`consumer_name`)."""
+
+    node: str
+    machine: str
+    pid: int
+    token: str
+
+    @classmethod
+    def parse(cls, name: str) -> Holder | None:
+        """The holder a consumer name stands for; None for names of another format (from an
+        older release), which are left to lease expiry. Split from the right, so a node name
+        may contain the separator."""
+        parts = name.rsplit(_SEP, 3)
+        if len(parts) != 4 or not parts[2].isdigit():
+            return None
+        return cls(parts[0], parts[1], int(parts[2]), parts[3])
+
+    def is_dead(self, node_announced: Callable[[], bool]) -> bool:
+        """Whether this holder can no longer renew, ack or requeue anything.
+
+        Rules: on this machine, when its process is gone (or, in this process, when its broker
+        object is); on another machine, when ``node_announced()`` says no live presence record
+        of its node exists. Anything unsure counts as alive: its messages then come back when
+        their lease runs out, never from under a live consumer.
+        """
+        if self.machine != _MACHINE:
+            return not node_announced()
+        if self.pid == os.getpid():
+            return self.token not in _live_tokens
+        return _process_gone(self.pid)
+
+
+def consumer_name(node: str, token: str) -> str:
+    """``node|machine|pid|token``: who holds the messages a consumer claims."""
+    return f"{node}{_SEP}{_MACHINE}{_SEP}{os.getpid()}{_SEP}{token}"
+
+
+def node_prefix(node: str) -> str:
+    """What every consumer name of worker node ``node`` starts with."""
+    return node + _SEP
+
+
+def dead_holders(
+    names: Iterable[str], node: str, node_announced: Callable[[], bool]
+) -> list[str]:
+    """The consumer names among ``names`` that belong to worker node ``node`` and whose holder
+    is dead (:meth:`Holder.is_dead`); ``node_announced`` is asked at most once."""
+    answer: list[bool] = []
+
+    def announced() -> bool:
+        if not answer:
+            answer.append(node_announced())
+        return answer[0]
+
+    dead = []
+    for name in names:
+        holder = Holder.parse(name)
+        if holder is not None and holder.node == node and holder.is_dead(announced):
+            dead.append(name)
+    return dead
+
+
+def _process_gone(pid: int) -> bool:
+    if os.name == "nt":
+        return False  # os.kill(pid, 0) would terminate it there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by another user
+    # A killed process its parent has not reaped yet keeps its pid but runs nothing.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +149,13 @@ class Broker(abc.ABC):
         self.url = url
         self.transport_options: dict[str, Any] = dict(transport_options or {})
         #: seconds a claimed message stays owned without renewal; the worker renews every third
-        self.lease_s = float(self.transport_options.get("visibility_timeout", 30.0))
+        self.lease_s = float(self.transport_options.get("visibility_timeout", DEFAULT_LEASE_S))
+        #: the worker node this broker consumes for ("" until :meth:`bind_node`)
+        self.node = ""
+        #: tells this broker object's consumers from others of the same process and node
+        self.token = uuid.uuid4().hex[:12]
+        _live_tokens.add(self.token)
+        weakref.finalize(self, _live_tokens.discard, self.token)
 
     # -- producing -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -131,6 +237,30 @@ class Broker(abc.ABC):
 
     def withdraw(self, hostname: str) -> None:  # noqa: B027 - optional hook
         """Forget worker ``hostname`` (clean shutdown)."""
+
+    # -- crash recovery --------------------------------------------------------------------------
+    def consumer_name(self) -> str:
+        """The name this process's consumers of this broker hold messages under."""
+        return consumer_name(self.node, self.token)
+
+    def bind_node(self, hostname: str) -> None:
+        """Name this broker's consumers after worker node ``hostname`` (``-n``), so a later
+        incarnation of the node can tell its messages. Call it once, before consuming:
+        messages claimed under an earlier name come back only when their lease runs out."""
+        self.node = hostname
+
+    def reclaim_node(self, hostname: str, queues: Sequence[str]) -> int:
+        """Requeue now the messages held by dead earlier incarnations of worker node
+        ``hostname`` (:meth:`Holder.is_dead`; live holders, such as a duplicate worker with
+        the same name, keep theirs); returns how many. ``queues`` are where to look for
+        brokers that cannot find a node's messages otherwise (Redis); others look everywhere.
+        Call it at worker start, after :meth:`bind_node` and before the worker first
+        announces itself (a live presence record of the node counts as the node alive). The
+        messages' delivery counts are kept, so they arrive flagged as redelivered.
+
+        The default reclaims nothing (memory://: its messages live and die with the
+        worker's own process)."""
+        return 0
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:  # noqa: B027 - optional hook

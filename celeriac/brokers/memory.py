@@ -62,7 +62,6 @@ class MemoryBroker(Broker):
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, transport_options=transport_options)
         self._s = _state_for(url)
-        self.lease_s = float(self.transport_options.get("visibility_timeout", 30.0))
 
     def publish(self, queue: str, envelope: Envelope) -> None:
         self.publish_many([(queue, envelope)])

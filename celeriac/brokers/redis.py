@@ -13,10 +13,8 @@ longer than the lease is taken over by whichever consumer reclaims next.
 from __future__ import annotations
 
 import os
-import socket
 import struct
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,7 +22,7 @@ import orjson
 import redis
 
 from celeriac._utils.redis_wire import frame, priority_steps, unframe
-from celeriac.brokers.base import Broker, WorkerRecord
+from celeriac.brokers.base import Broker, WorkerRecord, dead_holders, node_prefix
 from celeriac.brokers.redis_client import RedisConnection, WriteBehind
 from celeriac.brokers.redis_direct import Direct
 from celeriac.exceptions import BrokerConnectionError, EncodeError, ImproperlyConfigured
@@ -109,7 +107,9 @@ class RedisBroker(Broker):
         if options.get("socket_timeout"):
             # A blocking read must end well before the socket gives up on the reply.
             self.polling_interval_s = min(self.polling_interval_s, options["socket_timeout"] / 2)
-        self._reclaim_every_s = max(self.lease_s / 2, 0.01)
+        # How often a claim also takes over lapsed leases: at most a second late, so a dead
+        # worker's messages are back about one lease after its last heartbeat.
+        self._reclaim_every_s = min(max(self.lease_s / 2, 0.01), 1.0)
         try:
             steps = priority_steps(options.get("priority_steps"))
         except (TypeError, ValueError) as exc:
@@ -121,7 +121,6 @@ class RedisBroker(Broker):
         self._plans: dict[tuple[str, ...], _Plan] = {}
         self._stream_keys: dict[tuple[str, int], str] = {}
         self._next_reclaim = 0.0
-        self._token = uuid.uuid4().hex[:8]
         self._consumer_pid = 0
         self._consumer_name = ""
         self._errors = self._conn.errors
@@ -147,11 +146,12 @@ class RedisBroker(Broker):
 
     @property
     def consumer(self) -> str:
-        # Unique per process: a forked child must not share (and renew) its parent's entries.
+        # node|machine|pid|token (brokers.base.consumer_name), unique per process: a forked
+        # child must not share (and renew) its parent's entries.
         pid = os.getpid()
         if pid != self._consumer_pid:
             self._consumer_pid = pid
-            self._consumer_name = f"{socket.gethostname()}:{pid}:{self._token}"
+            self._consumer_name = self.consumer_name()
         return self._consumer_name
 
     # -- producing -----------------------------------------------------------------------------
@@ -434,6 +434,53 @@ class RedisBroker(Broker):
         self._acks.close()
         self._direct.close()
         self._conn.close()
+
+    # -- crash recovery ------------------------------------------------------------------------
+    def bind_node(self, hostname: str) -> None:
+        super().bind_node(hostname)
+        self._consumer_pid = 0  # name the consumer again
+
+    def reclaim_node(self, hostname: str, queues: Sequence[str]) -> int:
+        # Consumers live per stream, so only the given queues' streams are searched. Listing
+        # the node's consumers, deciding which are dead (needs this machine's process table)
+        # and giving their entries back are separate steps; requeue.lua touches only entries
+        # the dead consumer still owns, so a lease taken over meanwhile stays with its new owner.
+        streams = [
+            self.stream_key(queue, step) for queue in dict.fromkeys(queues)
+            for step in self.steps_desc
+        ]
+        if not streams:
+            return 0
+        with self._errors:
+            self._acks.flush()
+            found = self._conn.run("node_consumers", streams, [GROUP, node_prefix(hostname)])
+            held = [(streams[int(i) - 1], name.decode()) for i, name in zip(
+                found[::2], found[1::2], strict=True
+            )]
+            dead = set(dead_holders({n for _, n in held}, hostname,
+                                    lambda: self._announced(hostname)))
+            return sum(self._give_back(key, name) for key, name in held if name in dead)
+
+    def _give_back(self, stream: str, consumer: str) -> int:
+        """Requeue every entry ``consumer`` holds on ``stream``, keeping delivery counts."""
+        given = 0
+        while True:
+            pending = self._conn.client.xpending_range(
+                stream, GROUP, min="-", max="+", count=MAX_BATCH, consumername=consumer
+            )
+            if not pending:
+                return given
+            args: list[Any] = [GROUP, consumer]
+            for entry in pending:
+                args += (entry["message_id"], f"+{int(entry['times_delivered'])}")
+            given += int(self._conn.run("requeue", [stream] * len(pending), args))
+
+    def _announced(self, hostname: str) -> bool:
+        """Whether worker ``hostname`` has a live presence record."""
+        score = self._conn.client.execute_command(
+            "ZSCORE", self._conn.key("celeriac:workers:exp"), hostname
+        )
+        return score is not None and float(score) > time.time()
 
 
 _REQUIRED_FIELDS = (b"h", b"p", b"b", b"t", b"e")

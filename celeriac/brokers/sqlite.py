@@ -18,10 +18,8 @@ publish in the same process wakes it at once.
 from __future__ import annotations
 
 import functools
-import os
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -29,7 +27,7 @@ import orjson
 
 from celeriac._utils.sqlite import Connections, parse_url, placeholders, signal_for
 from celeriac.backends.base import ResultBackend
-from celeriac.brokers.base import Broker, Settler, WorkerRecord
+from celeriac.brokers.base import Broker, Settler, WorkerRecord, dead_holders, node_prefix
 from celeriac.exceptions import EncodeError, ImproperlyConfigured, TransportError
 from celeriac.message import Delivery, Envelope
 from celeriac.protocol import dead_letter, open_stored
@@ -153,17 +151,16 @@ class SQLiteBroker(Broker):
             self.path = parse_url(url)
         except ValueError as exc:
             raise ImproperlyConfigured(str(exc)) from exc
-        self.lease_s = float(self.transport_options.get("visibility_timeout", 30.0))
         self.max_poll_s = max(
             float(self.transport_options.get("polling_interval", 0.05)), _MIN_POLL_S
         )
         self._conns = Connections(self.path, SCHEMA, TransportError)
-        self._token = uuid.uuid4().hex[:12]
         self._poll_s = _MIN_POLL_S
 
     def _owner(self) -> str:
-        # The pid keeps a forked child from sharing its parent's leases.
-        return f"{self._token}:{os.getpid()}"
+        # node|machine|pid|token (brokers.base.consumer_name): the pid keeps a forked child from
+        # sharing its parent's leases; the node lets a restarted worker reclaim them.
+        return self.consumer_name()
 
     def _notify(self) -> None:
         signal_for(self.path, "messages").notify()
@@ -480,3 +477,42 @@ class SQLiteBroker(Broker):
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
         self._conns.close()
+
+    # -- crash recovery ------------------------------------------------------------------------
+    def reclaim_node(self, hostname: str, queues: Sequence[str]) -> int:
+        # Every queue: the owner column tells the node's rows wherever they are. Deciding who is
+        # dead and releasing their rows is one transaction, so nobody claims in between.
+        prefix = node_prefix(hostname)
+        now = time.time()
+
+        def release(c: sqlite3.Connection) -> int:
+            owners = [
+                owner
+                for (owner,) in c.execute(
+                    "SELECT DISTINCT owner FROM messages WHERE lease_until IS NOT NULL"
+                    " AND substr(owner, 1, ?) = ?",
+                    (len(prefix), prefix),
+                )
+            ]
+            if not owners:
+                return 0
+
+            def announced() -> bool:
+                return c.execute(
+                    "SELECT 1 FROM workers WHERE hostname = ? AND expires_at > ?",
+                    (hostname, now),
+                ).fetchone() is not None
+
+            changed = 0
+            for chunk in _chunks(dead_holders(owners, hostname, announced)):
+                changed += c.execute(
+                    "UPDATE messages SET lease_until = NULL, owner = NULL"
+                    f" WHERE lease_until IS NOT NULL AND owner IN ({placeholders(len(chunk))})",
+                    chunk,
+                ).rowcount
+            return changed
+
+        changed = self._conns.transaction(release)
+        if changed:
+            self._notify()
+        return changed

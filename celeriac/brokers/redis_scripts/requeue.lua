@@ -6,6 +6,8 @@
 -- lease lapsed are left alone. Key layout: see consume.lua.
 --
 -- KEYS: the stream of each entry; ARGV: group, consumer, then (id, deliveries) per key.
+-- deliveries "+k" means the entry's own n plus k (reclaiming a dead consumer's entries, whose
+-- count only the pending list knows).
 -- Returns the number of entries requeued.
 
 local group, consumer = ARGV[1], ARGV[2]
@@ -16,12 +18,17 @@ for i, key in ipairs(KEYS) do
   if type(p) == 'table' and not p.err and p[1] and p[1][2] == consumer then
     local entry = redis.call('XRANGE', key, id, id)[1]
     if entry then
-      local fields = {}
+      local fields, earlier = {}, 0
       for f = 1, #entry[2], 2 do
-        if entry[2][f] ~= 'n' then
+        if entry[2][f] == 'n' then
+          earlier = tonumber(entry[2][f + 1]) or 0
+        else
           fields[#fields + 1] = entry[2][f]
           fields[#fields + 1] = entry[2][f + 1]
         end
+      end
+      if string.sub(count, 1, 1) == '+' then
+        count = earlier + tonumber(string.sub(count, 2))
       end
       fields[#fields + 1] = 'n'
       fields[#fields + 1] = count
