@@ -152,6 +152,7 @@ class Worker:
                 signal.signal(sig, self._on_signal)
             if hasattr(signal, "SIGQUIT"):
                 signal.signal(signal.SIGQUIT, self._on_signal)
+        self._reclaim_predecessor()
         self.pool.start()
         heartbeat = threading.Thread(target=self._heartbeat, name="celeriac-heartbeat", daemon=True)
         heartbeat.start()
@@ -170,6 +171,22 @@ class Worker:
             heartbeat.join(timeout=2)
             signals.worker_shutdown.send(sender=self)
         return self.exitcode
+
+    def _reclaim_predecessor(self) -> None:
+        """Hold messages under this node's name, and take back at once what a dead earlier
+        worker of the same name (``-n``) still held, instead of waiting for its leases to run
+        out. Before the first announce: a live presence record means the node is alive."""
+        broker = self.app.broker
+        broker.bind_node(self.hostname)
+        try:
+            reclaimed = broker.reclaim_node(self.hostname, self.queues)
+        except Exception as exc:  # the leases bring them back anyway
+            logger.warning("worker: could not reclaim messages of an earlier %s: %s",
+                           self.hostname, exc)
+            return
+        if reclaimed:
+            logger.warning("worker: %d message(s) held by an earlier %s that died are back "
+                           "in the queue", reclaimed, self.hostname)
 
     def _start_beat(self) -> threading.Thread | None:
         try:
