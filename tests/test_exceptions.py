@@ -181,3 +181,15 @@ def test_every_public_name_is_an_exception_or_warning(name: str) -> None:
     obj = getattr(exceptions, name)
     assert isinstance(obj, type)
     assert issubclass(obj, (BaseException, Warning))
+
+
+def test_cold_shutdown_is_not_an_exception() -> None:
+    from celeriac.worker.worker import ColdShutdown as WorkersName
+
+    assert WorkersName is exceptions.ColdShutdown
+    assert issubclass(exceptions.ColdShutdown, BaseException)
+    assert not issubclass(exceptions.ColdShutdown, Exception)
+
+
+def test_terminated_is_a_revoke() -> None:
+    assert issubclass(exceptions.Terminated, exceptions.TaskRevokedError)
