@@ -458,3 +458,22 @@ def test_solo_alarm_after_the_job_ended_is_ignored(tmp_path: Path, apps: list[Ce
         time.sleep(0.01)
     finally:
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_prefork_outcome_that_cannot_be_pickled_is_sent_as_a_failure(
+    tmp_path: Path, apps: list[Celery]
+) -> None:
+    import pickle
+
+    from celeriac.worker.pools.prefork import _dumps_outcome
+
+    app = _make("solo", tmp_path, apps)  # only its settings are used
+
+    class LocalText(str):  # defined in a function: pickle cannot find it
+        pass
+
+    outcome = Outcome("SUCCESS", None, LocalText("summary"), 0.1, b"{}")
+    job_id, sent = pickle.loads(_dumps_outcome(app, "t.task", {"id": "tid"}, 7, outcome))
+    assert job_id == 7
+    assert (sent.state, sent.exc_type) == ("FAILURE", "EncodeError")
+    assert app.decode_result(sent.payload)["status"] == "FAILURE"
