@@ -111,6 +111,8 @@ def dead_holders(
 
 
 def _process_gone(pid: int) -> bool:
+    """Whether process ``pid`` of this machine no longer runs: it does not exist, or it is a
+    zombie. False when unsure (another user's process, no /proc, Windows)."""
     if os.name == "nt":
         return False  # os.kill(pid, 0) would terminate it there
     try:
