@@ -34,15 +34,6 @@ TASKS = textwrap.dedent(
         app.conf.worker_lease_seconds = float(os.environ["RECLAIM_LEASE_S"])
     MARKERS = os.environ["RECLAIM_MARKERS"]
 
-    @signals.worker_init.connect
-    def _bind_node(sender, **kwargs):
-        # Stand-in for the worker's own start-up call (issue 8): bind, then reclaim, before the
-        # first heartbeat announces the node. Remove once Worker.start makes these calls.
-        broker = sender.app.broker
-        if not getattr(broker, "node", ""):
-            broker.bind_node(sender.hostname)
-            broker.reclaim_node(sender.hostname, sender.queues)
-
     @signals.worker_ready.connect
     def _ready(sender, **kwargs):
         open(os.path.join(MARKERS, f"ready-{os.getpid()}"), "w").close()
