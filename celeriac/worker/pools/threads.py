@@ -34,7 +34,10 @@ class ThreadsPool(Pool):
     def __init__(self, app: Any, limit: int, **kwargs: Any) -> None:
         super().__init__(app, limit, **kwargs)
         self._inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._outbox: queue.SimpleQueue[tuple[Job, Outcome]] = queue.SimpleQueue()
+        # Not a SimpleQueue: the worker's main thread waits on it, and CPython 3.11's
+        # SimpleQueue.get(timeout=...) can block forever when a signal (Ctrl-C, SIGTERM) lands
+        # during the wait; Queue waits on a lock whose timed acquire survives signals.
+        self._outbox: queue.Queue[tuple[Job, Outcome]] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._busy = 0
         self._jobs = RunningJobs()
