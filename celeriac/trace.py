@@ -67,6 +67,10 @@ class Outcome:
     reject_requeue: bool | None = None
     #: exception type name, for failure log lines
     exc_type: str | None = None
+    #: made by :func:`failure_outcome`: the job ended outside the tracer (a lost or killed
+    #: process, a hard time limit, a terminate, an escaped exception), so nothing has
+    #: continued its workflow (chain, chord, callbacks) yet
+    ended_outside: bool = False
 
     def portable(self) -> Outcome:
         """A copy safe to pickle across a process boundary."""
@@ -79,6 +83,7 @@ class Outcome:
             self.traceback,
             self.reject_requeue,
             self.exc_type,
+            self.ended_outside,
         )
 
 
@@ -351,7 +356,7 @@ def _ended(
         except BaseException:  # the exception or the request defeats the record: bare one
             payload = _bare_record(app, task_id, state, stored)
     return Outcome(state, stored, safe_repr(stored, 1024), runtime_s, payload, traceback, None,
-                   type(stored).__name__)
+                   type(stored).__name__, ended_outside=True)
 
 
 def _traceback_of(exc: BaseException) -> str:

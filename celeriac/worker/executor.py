@@ -28,6 +28,7 @@ from celeriac.exceptions import (
 from celeriac.message import Delivery, Envelope
 from celeriac.protocol import TaskMessage, decode_task_message
 from celeriac.result_meta import build_meta
+from celeriac.task import Context
 from celeriac.trace import Outcome
 from celeriac.worker.pools.base import Job, Pool
 from celeriac.worker.pools.prefork import failure_outcome
@@ -285,7 +286,9 @@ class Executor:
                 continue
             self.processed += 1
             self._log_outcome(job, outcome)
-            if outcome.payload is not None and self.backend is not None:
+            if outcome.ended_outside and outcome.payload is not None and _in_workflow(job):
+                self._continue_workflow(job, outcome)
+            elif outcome.payload is not None and self.backend is not None:
                 self._to_store.append((job.request["id"], outcome.state, outcome.payload))
             delivery = job.delivery
             if delivery is None or not job.acks_late:
@@ -307,6 +310,32 @@ class Executor:
                 self._to_requeue.append(delivery)
             else:
                 self._to_ack.append(delivery)
+
+    def _continue_workflow(self, job: Job, outcome: Outcome) -> None:
+        """A job of a chain, chord or linked call that ended outside the tracer (its process
+        was lost or killed, a hard time limit, a terminate): store its record now and go on
+        with the workflow as the tracer would have, so a chain fails its remaining steps and a
+        chord counts the member instead of waiting forever."""
+        request = Context(**job.request)
+        task_id = job.request["id"]
+        payload = outcome.payload
+        assert payload is not None
+        exc = outcome.retval if isinstance(outcome.retval, BaseException) else (
+            TaskRevokedError("terminated") if outcome.state == states.REVOKED
+            else WorkerLostError(outcome.summary)
+        )
+
+        def store() -> None:
+            if self.backend is not None:
+                self.backend.store(task_id, outcome.state, payload, self.result_expires_s)
+
+        try:
+            workflow.continue_after(self.app, request, outcome.state, exc, outcome.traceback,
+                                    store=store)
+        except Exception:
+            logger.exception("Task %s[%s]: cannot settle its workflow", job.task_name, task_id)
+            if self.backend is not None:
+                self._to_store.append((task_id, outcome.state, payload))
 
     def _log_outcome(self, job: Job, outcome: Outcome) -> None:
         name, task_id = job.task_name, job.request["id"]
@@ -448,3 +477,9 @@ class Executor:
             }
             for job in list(self.active.values())
         ]
+
+
+def _in_workflow(job: Job) -> bool:
+    request = job.request
+    return bool(request.get("chain") or request.get("chord") or request.get("callbacks")
+                or request.get("errbacks"))
