@@ -447,7 +447,7 @@ class Executor:
         (requeued, lost)."""
         give_back: list[Delivery] = []
         lost = 0
-        for job in self.active.values():
+        for job in list(self.active.values()):
             if job.delivery is not None and job.acks_late:
                 give_back.append(job.delivery)
                 continue
@@ -456,9 +456,8 @@ class Executor:
                 f"Worker exited prematurely: cold shutdown while {job.task_name}"
                 f"[{job.request['id']}] was running."
             )
-            outcome = self._lost(job, exc)
-            if outcome.payload is not None and self.backend is not None:
-                self._to_store.append((job.request["id"], outcome.state, outcome.payload))
+            # As any outcome: stored, logged, and its workflow (chain, chord) continued.
+            self.complete([(job, self._lost(job, exc))])
         self.active.clear()
         self._to_requeue.extend(give_back)
         return len(give_back), lost

@@ -33,6 +33,8 @@ class _Alarm:
         self.soft_pending = False
         #: cleared first thing when the job ends: a late alarm then raises nothing
         self.live = False
+        #: a timer was set for this job (disarm costs a system call only then)
+        self.armed = False
 
     def _fire(self, signum: int, frame: FrameType | None) -> None:
         if not self.live:
@@ -51,6 +53,7 @@ class _Alarm:
             return
         signal.signal(signal.SIGALRM, self._fire)
         self.live = True
+        self.armed = True
         if soft_s is not None and (hard_s is None or soft_s < hard_s):
             self.hard_after_s = (hard_s - soft_s) if hard_s is not None else None
             self.soft_pending = True
@@ -63,7 +66,8 @@ class _Alarm:
     def disarm(self) -> None:
         """Idempotent; safe to call when never armed."""
         self.live = False
-        if self.usable:
+        if self.armed:
+            self.armed = False
             signal.setitimer(signal.ITIMER_REAL, 0)
         self.hard_after_s = None
         self.soft_pending = False
