@@ -10,7 +10,6 @@ handler) can call it while a task runs.
 
 from __future__ import annotations
 
-import functools
 import signal
 import threading
 from types import FrameType
@@ -82,26 +81,32 @@ class SoloPool(Pool):
         self._done: list[tuple[Job, Outcome]] = []
         self._alarm = _Alarm()
         self._jobs = RunningJobs()
+        self._job: Job | None = None
+        self._ident = 0
+        self._begin_cb = self._begin
+        self._end_cb = self._end
 
     def start(self) -> None:
         pass
 
     def apply(self, job: Job) -> None:
-        ident = threading.get_ident()
-        outcome = run_job(
-            self.app, job.task_name, job.request, job.args, job.kwargs,
-            begin=functools.partial(self._begin, ident, job),
-            end=functools.partial(self._end, ident),
-        )
+        # One job at a time, in this thread: begin/end read it from here (bound methods made
+        # once, not a closure per task: this is the hot path of a solo worker).
+        self._job = job
+        self._ident = threading.get_ident()
+        outcome = run_job(self.app, job.task_name, job.request, job.args, job.kwargs,
+                          begin=self._begin_cb, end=self._end_cb)
         self._done.append((job, outcome))
 
-    def _begin(self, ident: int, job: Job) -> None:
-        self._jobs.begin(ident, Running(job))
+    def _begin(self) -> None:
+        job = self._job
+        assert job is not None
+        self._jobs.begin(self._ident, Running(job))
         self._alarm.arm(job.soft_time_limit_s, job.time_limit_s)
 
-    def _end(self, ident: int) -> None:
+    def _end(self) -> None:
         self._alarm.disarm()
-        self._jobs.end(ident)
+        self._jobs.end(self._ident)
 
     def poll(self, timeout_s: float) -> list[tuple[Job, Outcome]]:
         done, self._done = self._done, []
