@@ -4,16 +4,15 @@ worker goes on with the next task."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.worker.support import start_worker, task_module, wait_until, worker_code
 
 TASKS = textwrap.dedent(
     """
@@ -35,31 +34,10 @@ TASKS = textwrap.dedent(
     """
 )
 
-WORKER = (
-    "import sys; sys.path.insert(0, {root!r}); import stoppable; "
-    "from celeriac.worker import Worker; "
-    "sys.exit(Worker(stoppable.app, pool={pool!r}, concurrency=2).start())"
-)
-
-
 @pytest.fixture
-def stoppable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    (tmp_path / "stoppable.py").write_text(TASKS)
-    monkeypatch.setenv("STOPPABLE_URL", f"sqlite:///{tmp_path / 'broker.db'}")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("stoppable", None)
-    import stoppable as module  # type: ignore[import-not-found]
-
-    yield module
-    module.app.close()
-    sys.modules.pop("stoppable", None)
-
-
-def _wait(predicate: Callable[[], object], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.05)
+def stoppable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    yield from task_module("stoppable", TASKS, tmp_path, monkeypatch,
+                           {"STOPPABLE_URL": f"sqlite:///{tmp_path / 'broker.db'}"})
 
 
 @pytest.mark.slow
@@ -68,24 +46,19 @@ def _wait(predicate: Callable[[], object], timeout_s: float = 20) -> None:
     [("prefork", None), ("prefork", "SIGKILL"), ("threads", None), ("solo", None)],
 )
 def test_revoke_terminate_stops_the_running_task(
-    stoppable: object, tmp_path: Path, pool: str, signame: str | None
+    stoppable: Any, tmp_path: Path, pool: str, signame: str | None
 ) -> None:
     mod = stoppable
-    log_path = tmp_path / "worker.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER.format(root=str(tmp_path), pool=pool)],
-            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
-        )
+    proc = start_worker(tmp_path, worker_code("stoppable", pool=pool, concurrency=2))
     try:
-        running = mod.forever.delay(str(tmp_path))  # type: ignore[attr-defined]
-        _wait(lambda: (tmp_path / f"started-{running.id}").exists())
+        running = mod.forever.delay(str(tmp_path))
+        wait_until(lambda: (tmp_path / f"started-{running.id}").exists())
         running.revoke(terminate=True, signal=signame)
-        _wait(lambda: running.state == "REVOKED", timeout_s=10)
-        assert mod.quick.delay(21).get(timeout=20) == 42  # type: ignore[attr-defined]
+        wait_until(lambda: running.state == "REVOKED", timeout_s=10)
+        assert mod.quick.delay(21).get(timeout=20) == 42
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
-    log_text = log_path.read_text()
+    log_text = (tmp_path / "worker.log").read_text()
     assert code == 0, log_text
     assert "Terminating" in log_text, log_text

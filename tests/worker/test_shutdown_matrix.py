@@ -11,18 +11,18 @@ stopped cold (two SIGINTs, or one SIGQUIT) while they run. Then:
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.redis.support import BROKER_DB, drop_keys, redis_url
+from tests.worker.support import start_worker, task_module, wait_until, worker_code
 
 TASKS = textwrap.dedent(
     """
@@ -46,13 +46,6 @@ TASKS = textwrap.dedent(
     """
 )
 
-WORKER = (
-    "import sys; sys.path.insert(0, {root!r}); import coldstop; "
-    "from celeriac.worker import Worker; "
-    "sys.exit(Worker(coldstop.app, pool={pool!r}, concurrency={concurrency}).start())"
-)
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
@@ -64,33 +57,13 @@ def broker_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def coldstop(tmp_path: Path, broker_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    (tmp_path / "coldstop.py").write_text(TASKS)
-    monkeypatch.setenv("COLDSTOP_URL", broker_url)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("coldstop", None)
-    import coldstop as module  # type: ignore[import-not-found]
-
-    yield module
-    module.app.close()
-    sys.modules.pop("coldstop", None)
+def coldstop(tmp_path: Path, broker_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    yield from task_module("coldstop", TASKS, tmp_path, monkeypatch, {"COLDSTOP_URL": broker_url})
 
 
 def _worker(root: Path, pool: str, concurrency: int, nap_s: float) -> subprocess.Popen[bytes]:
-    log = open(root / "worker.log", "ab")  # noqa: SIM115 - closed after the process ends
-    env = dict(os.environ, NAP_S=str(nap_s))
-    code = WORKER.format(root=str(root), pool=pool, concurrency=concurrency)
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
-    log.close()
-    return proc
-
-
-def _wait(predicate: Callable[[], object], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.05)
+    code = worker_code("coldstop", pool=pool, concurrency=concurrency)
+    return start_worker(root, code, {"NAP_S": str(nap_s)})
 
 
 COLD_WAYS = {
@@ -111,14 +84,14 @@ COLD_WAYS = {
     ],
 )
 def test_cold_shutdown_requeues_acks_late_and_records_early_acked_as_lost(
-    coldstop: object, tmp_path: Path, pool: str, kinds: tuple[str, ...], how: str
+    coldstop: Any, tmp_path: Path, pool: str, kinds: tuple[str, ...], how: str
 ) -> None:
     mod = coldstop
     results = {kind: getattr(mod, kind).delay(str(tmp_path)) for kind in kinds}
     proc = _worker(tmp_path, pool, len(kinds), nap_s=30)
     try:
         for result in results.values():
-            _wait(lambda r=result: (tmp_path / f"started-{r.id}").exists())
+            wait_until(lambda r=result: (tmp_path / f"started-{r.id}").exists())
         time.sleep(0.2)  # every task is inside its sleep
         started = time.monotonic()
         for signum in COLD_WAYS[how]:
@@ -139,7 +112,7 @@ def test_cold_shutdown_requeues_acks_late_and_records_early_acked_as_lost(
     if "late_nap" in results:
         late = results["late_nap"]
         assert late.state == "PENDING", (late.state, log)
-        assert mod.app.broker.queue_size("celery") == 1  # type: ignore[attr-defined]
+        assert mod.app.broker.queue_size("celery") == 1
         # not lost: another worker runs it to the end
         again = _worker(tmp_path, "solo", 1, nap_s=0)
         try:
