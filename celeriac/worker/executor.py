@@ -286,6 +286,11 @@ class Executor:
                 continue
             self.processed += 1
             self._log_outcome(job, outcome)
+            if outcome.state == states.REVOKED and signals.task_revoked._receivers:
+                signals.task_revoked.send(
+                    sender=self, request=Context(**job.request), terminated=True,
+                    signum=job.terminate_signum, expired=False,
+                )
             if outcome.ended_outside and outcome.payload is not None and _in_workflow(job):
                 self._continue_workflow(job, outcome)
             elif outcome.payload is not None and self.backend is not None:

@@ -366,6 +366,7 @@ class Worker:
         for task_id, signum in termination_requests(self.app, list(running)).items():
             self._terminating.add(task_id)
             job = running[task_id]
+            job.terminate_signum = signum
             if self.pool is not None and self.pool.runs_inline:
                 self._terminate(job.id, task_id, job.task_name, signum)
             else:

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import signal
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from celeriac import Celery, signals
+from celeriac.worker import Worker
 from tests.worker.support import start_worker, task_module, wait_until, worker_code
 
 TASKS = textwrap.dedent(
@@ -62,3 +66,38 @@ def test_revoke_terminate_stops_the_running_task(
     log_text = (tmp_path / "worker.log").read_text()
     assert code == 0, log_text
     assert "Terminating" in log_text, log_text
+
+
+def test_terminate_sends_task_revoked_with_the_signal(app: Celery) -> None:
+    started = threading.Event()
+
+    @app.task
+    def spin() -> str:
+        started.set()
+        for _ in range(600):
+            time.sleep(0.05)
+        return "finished"
+
+    seen: list[dict[str, Any]] = []
+
+    def on_revoked(sender: Any = None, **kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    signals.task_revoked.connect(on_revoked)
+    try:
+        result = spin.delay()
+
+        def revoke_when_running() -> None:
+            started.wait(10)
+            result.revoke(terminate=True, signal="SIGUSR1")
+
+        threading.Thread(target=revoke_when_running, daemon=True).start()
+        Worker(app, pool="threads", concurrency=1, burst=True,
+               install_signal_handlers=False).start()
+    finally:
+        signals.task_revoked.disconnect(on_revoked)
+    assert result.state == "REVOKED"
+    assert [(s["terminated"], s["signum"], s["request"].id) for s in seen] == [
+        (True, signal.SIGUSR1, result.id)
+    ]
+

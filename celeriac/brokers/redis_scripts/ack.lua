@@ -2,8 +2,8 @@
 --
 -- An ack never deletes a message someone else holds: an entry another consumer took over after
 -- our lease lapsed (XCLAIM in consume.lua moved it to that consumer's pending list) is left to
--- it, and an entry we requeued (requeue.lua) or that was given back for us (reclaim.lua) lives
--- on under a new id, so its old id is gone. An entry no longer pending at all is left alone
+-- it, and an entry we requeued, or that a restarted worker of our node gave back for us
+-- (both requeue.lua), lives on under a new id, so its old id is gone. An entry no longer pending at all is left alone
 -- too (at-least-once: it is delivered again rather than lost). Key layout: see consume.lua.
 --
 -- KEYS: the stream of each entry (repeated as needed); ARGV: group, consumer, then one id per key.

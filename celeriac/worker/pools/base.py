@@ -47,6 +47,8 @@ class Job:
     started_s: float = field(default=0.0)
     #: acked ahead of its start (early ack in batches): nothing to settle at start
     acked: bool = False
+    #: the signal a revoke(terminate=True) asked for, once the worker passed it to the pool
+    terminate_signum: int | None = None
 
     def wire(self) -> tuple[Any, ...]:
         """What crosses to a child process (no delivery, no envelope)."""
