@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 import orjson
@@ -60,7 +61,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def _insert(path: Path, *rows: tuple[object, ...]) -> None:
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.executemany(
             "INSERT INTO messages (queue, priority, headers, properties, body, content_type,"
             " content_encoding) VALUES ('q', ?, ?, ?, ?, ?, ?)",
@@ -95,7 +96,7 @@ def test_sqlite_scheduled_row_with_text_eta_does_not_break_consume(
 ) -> None:
     broker = SQLiteBroker(sqlite_url)
     broker.queue_size("q")
-    with sqlite3.connect(tmp_path / "broker.db") as db:
+    with closing(sqlite3.connect(tmp_path / "broker.db")) as db, db:
         db.execute(
             "INSERT INTO messages (queue, eta, headers, properties, body, content_type,"
             " content_encoding) VALUES ('q', 'soon', '{}', '{}', x'', 'a', 'b')"
@@ -156,7 +157,7 @@ def test_sqlite_settle_after_requeue_does_not_delete(tmp_path: Path, sqlite_url:
     [again] = broker.consume(["q"], 10, 1)
     settle([], None, [again])
     assert broker.queue_size("q") == 0
-    with sqlite3.connect(tmp_path / "broker.db") as db:
+    with closing(sqlite3.connect(tmp_path / "broker.db")) as db, db:
         assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
     broker.close()
     backend.close()

@@ -4,6 +4,7 @@ publish path (what a buggy or hostile producer, or a corrupted store, leaves the
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from typing import Any
 
 import orjson
@@ -27,7 +28,7 @@ BAD_PARTS: list[tuple[bytes, bytes, bytes]] = [
 
 def into_sqlite(app: Any, queue: str = "celery") -> int:
     path = app.broker.path
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.executemany(
             "INSERT INTO messages (queue, priority, task_id, headers, properties, body,"
             " content_type, content_encoding) VALUES (?, 0, NULL, ?, ?, ?, ?, 'utf-8')",

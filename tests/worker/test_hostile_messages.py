@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,7 @@ def _target(kind: str, workdir: Path) -> Iterator[Target]:
         app.broker.queue_size("celery")  # creates the schema
 
         def inject(raws: list[Raw]) -> None:
-            with sqlite3.connect(path) as db:
+            with closing(sqlite3.connect(path)) as db, db:
                 db.executemany(
                     "INSERT INTO messages (queue, headers, properties, body, content_type,"
                     " content_encoding) VALUES ('celery', ?, ?, ?, ?, ?)",
@@ -160,7 +160,7 @@ def _target(kind: str, workdir: Path) -> Iterator[Target]:
                 )
 
         def extra() -> list[str]:
-            with sqlite3.connect(path) as db:
+            with closing(sqlite3.connect(path)) as db, db:
                 # text and numbers where blobs belong, and a priority that is not a number
                 db.execute(
                     "INSERT INTO messages (queue, priority, headers, properties, body,"
@@ -170,7 +170,7 @@ def _target(kind: str, workdir: Path) -> Iterator[Target]:
             return ["properties"]
 
         def stored() -> int:
-            with sqlite3.connect(path) as db:
+            with closing(sqlite3.connect(path)) as db, db:
                 return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
 
         try:
