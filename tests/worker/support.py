@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 def task_module(name: str, source: str, root: Path, monkeypatch: pytest.MonkeyPatch,
                 env: dict[str, str]) -> Iterator[Any]:
@@ -44,8 +46,9 @@ def start_worker(root: Path, code: str, env: dict[str, str] | None = None,
                  log_name: str = "worker.log") -> subprocess.Popen[bytes]:
     """Run ``code`` in ``root`` (importable from there), output appended to ``log_name``."""
     full_env = dict(os.environ, **(env or {}))
+    # The checkout under test first, whatever celeriac is installed elsewhere.
     full_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(root), full_env.get("PYTHONPATH", "")) if p)
+        p for p in (str(root), str(REPO_ROOT), full_env.get("PYTHONPATH", "")) if p)
     with open(root / log_name, "ab") as log:
         return subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=log,
                                 stderr=subprocess.STDOUT, env=full_env)
