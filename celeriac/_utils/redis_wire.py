@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 DEFAULT_PORT = 6379
 DEFAULT_SENTINEL_PORT = 26379
+#: the URL schemes parse_url accepts: the `schemes` of the Redis broker and backend
 SCHEMES = ("redis", "rediss", "redis+socket", "unix", "sentinel")
 
 

@@ -1,49 +1,36 @@
-"""Result backends by URL scheme. Implementations are imported only when a URL asks for them."""
+"""Result backends by URL scheme. Implementations are imported only when a URL asks for them.
+
+The built-in backends are listed here; other packages add theirs through the
+``celeriac.backends`` entry-point group (docs/brokers.md; docs/decisions/0010).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from celeriac._utils.imports import symbol_by_name
+from celeriac._utils.plugins import Plugin, PluginRegistry, scheme_of
 from celeriac.backends.base import ResultBackend
-from celeriac.exceptions import ImproperlyConfigured
 
-BACKENDS: dict[str, str] = {
-    "memory": "celeriac.backends.memory:MemoryBackend",
-    "cache+memory": "celeriac.backends.memory:MemoryBackend",
-    "sqlite": "celeriac.backends.sqlite:SQLiteBackend",
-    "db+sqlite": "celeriac.backends.sqlite:SQLiteBackend",
-    "redis": "celeriac.backends.redis:RedisBackend",
-    "rediss": "celeriac.backends.redis:RedisBackend",
-    "redis+socket": "celeriac.backends.redis:RedisBackend",
-    "unix": "celeriac.backends.redis:RedisBackend",
-    "sentinel": "celeriac.backends.redis:RedisBackend",
-    "db+postgresql": "celeriac.backends.sql:SQLBackend",
-    "db+postgres": "celeriac.backends.sql:SQLBackend",
-    "db+mysql": "celeriac.backends.sql:SQLBackend",
-    "django-db": "celeriac.contrib.django.backend:DjangoBackend",
-}
-
-
-def scheme_of(url: str) -> str:
-    scheme, sep, _ = url.partition("://")
-    return scheme.lower() if sep else url.lower()
+#: Each entry's schemes are the class's own ``schemes`` (a test holds them equal).
+BACKENDS = PluginRegistry(
+    "result backend",
+    "celeriac.backends",
+    [
+        Plugin("celeriac.backends.memory:MemoryBackend", ("memory", "cache+memory")),
+        Plugin("celeriac.backends.sqlite:SQLiteBackend", ("sqlite", "db+sqlite")),
+        Plugin(
+            "celeriac.backends.redis:RedisBackend",
+            ("redis", "rediss", "redis+socket", "unix", "sentinel"),
+            extras=("redis",),
+        ),
+    ],
+)
 
 
 def backend_class(url: str) -> type[ResultBackend]:
-    scheme = scheme_of(url)
-    path = BACKENDS.get(scheme)
-    if path is None:
-        raise ImproperlyConfigured(
-            f"No result backend for URL scheme {scheme!r} (known: {', '.join(sorted(BACKENDS))})"
-        )
-    try:
-        cls: type[ResultBackend] = symbol_by_name(path)
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"The {scheme!r} result backend needs an optional dependency: {exc}"
-        ) from exc
+    """The result backend class serving ``url``; ImproperlyConfigured says why there is none."""
+    cls: type[ResultBackend] = BACKENDS.load(url, ResultBackend)
     return cls
 
 

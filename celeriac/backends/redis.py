@@ -22,6 +22,7 @@ import orjson
 import redis
 
 from celeriac import states
+from celeriac._utils.redis_wire import SCHEMES
 from celeriac.backends.base import ResultBackend
 from celeriac.brokers.redis_client import RedisConnection, readable
 from celeriac.exceptions import TransportError
@@ -56,7 +57,7 @@ def _expiry_ms(expires_s: float | None) -> int:
 
 
 class RedisBackend(ResultBackend):
-    schemes = ("redis", "rediss", "redis+socket", "unix", "sentinel")
+    schemes = SCHEMES
 
     def __init__(self, url: str, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options=options)

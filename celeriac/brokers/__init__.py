@@ -1,50 +1,36 @@
-"""Brokers by URL scheme. Implementations are imported only when a URL asks for them."""
+"""Brokers by URL scheme. Implementations are imported only when a URL asks for them.
+
+The built-in brokers are listed here; other packages add theirs through the ``celeriac.brokers``
+entry-point group (docs/brokers.md, "Writing a transport"; docs/decisions/0010).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from celeriac._utils.imports import symbol_by_name
+from celeriac._utils.plugins import Plugin, PluginRegistry, scheme_of
 from celeriac.brokers.base import Broker, WorkerRecord
-from celeriac.exceptions import ImproperlyConfigured
 
-BROKERS: dict[str, str] = {
-    "memory": "celeriac.brokers.memory:MemoryBroker",
-    "sqlite": "celeriac.brokers.sqlite:SQLiteBroker",
-    "sqla+sqlite": "celeriac.brokers.sqlite:SQLiteBroker",
-    "redis": "celeriac.brokers.redis:RedisBroker",
-    "rediss": "celeriac.brokers.redis:RedisBroker",
-    "redis+socket": "celeriac.brokers.redis:RedisBroker",
-    "unix": "celeriac.brokers.redis:RedisBroker",
-    "sentinel": "celeriac.brokers.redis:RedisBroker",
-    "amqp": "celeriac.brokers.amqp:AMQPBroker",
-    "amqps": "celeriac.brokers.amqp:AMQPBroker",
-    "pyamqp": "celeriac.brokers.amqp:AMQPBroker",
-    "postgres": "celeriac.brokers.postgres:PostgresBroker",
-    "postgresql": "celeriac.brokers.postgres:PostgresBroker",
-}
-
-
-def scheme_of(url: str) -> str:
-    scheme, sep, _ = url.partition("://")
-    return scheme.lower() if sep else url.lower()
+#: Each entry's schemes are the class's own ``schemes`` (a test holds them equal).
+BROKERS = PluginRegistry(
+    "broker",
+    "celeriac.brokers",
+    [
+        Plugin("celeriac.brokers.memory:MemoryBroker", ("memory",)),
+        Plugin("celeriac.brokers.sqlite:SQLiteBroker", ("sqlite", "sqla+sqlite")),
+        Plugin(
+            "celeriac.brokers.redis:RedisBroker",
+            ("redis", "rediss", "redis+socket", "unix", "sentinel"),
+            extras=("redis",),
+        ),
+    ],
+)
 
 
 def broker_class(url: str) -> type[Broker]:
-    scheme = scheme_of(url)
-    path = BROKERS.get(scheme)
-    if path is None:
-        raise ImproperlyConfigured(
-            f"No broker for URL scheme {scheme!r} (known: {', '.join(sorted(BROKERS))})"
-        )
-    try:
-        cls: type[Broker] = symbol_by_name(path)
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"The {scheme!r} broker needs an optional dependency: {exc}. "
-            f"Install it with: pip install 'celeriac[{scheme.split('+')[0]}]'"
-        ) from exc
+    """The broker class serving ``url``; ImproperlyConfigured says why there is none."""
+    cls: type[Broker] = BROKERS.load(url, Broker)
     return cls
 
 

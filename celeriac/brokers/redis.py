@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import redis
 
-from celeriac._utils.redis_wire import frame, priority_steps, unframe
+from celeriac._utils.redis_wire import SCHEMES, frame, priority_steps, unframe
 from celeriac.brokers.base import Broker, WorkerRecord, dead_holders, node_prefix
 from celeriac.brokers.redis_client import RedisConnection, WriteBehind
 from celeriac.brokers.redis_direct import Direct
@@ -87,7 +87,7 @@ class _Plan:
 
 
 class RedisBroker(Broker):
-    schemes = ("redis", "rediss", "redis+socket", "unix", "sentinel")
+    schemes = SCHEMES
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, transport_options=transport_options)
