@@ -27,7 +27,6 @@ import difflib
 import functools
 import importlib
 import json
-import linecache
 import os
 import re
 import sys
@@ -35,23 +34,17 @@ import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from celeriac._utils.text import closest
-from celeriac.exceptions import (
-    ImproperlyConfigured,
-    SettingNotImplementedWarning,
-    UnknownSettingWarning,
-)
+from celeriac.exceptions import ImproperlyConfigured, UnknownSettingWarning
 
 __all__ = [
     "OLD_TO_NEW",
     "SECTIONS",
     "SETTINGS",
-    "STATUSES",
     "Setting",
     "Settings",
-    "Status",
     "canonical_name",
     "closest_setting",
     "coerce",
@@ -63,30 +56,15 @@ __all__ = [
 TYPES = frozenset({"str", "int", "float", "bool", "list", "dict", "bytes", "any"})
 
 
-#: What celeriac does with a setting (:attr:`Setting.status`).
-Status = Literal["implemented", "compat", "unsupported"]
-STATUSES: tuple[Status, ...] = ("implemented", "compat", "unsupported")
-
-
 @dataclass(frozen=True)
 class Setting:
-    """One supported setting.
-
-    ``status`` says what celeriac does with it: ``implemented`` (some code reads it),
-    ``compat`` (accepted so Celery configurations load; ``note`` says why no value changes
-    anything here) or ``unsupported`` (a value other than the default would change what
-    Celery does, and celeriac does not do it yet; ``note`` says so, with the way round if
-    there is one).  Giving an unsupported setting a value other than its default warns
-    (:class:`~celeriac.exceptions.SettingNotImplementedWarning`).
-    """
+    """One supported setting."""
 
     name: str
     default: Any
     old_names: tuple[str, ...]
     type: str
     doc: str
-    status: Status
-    note: str = ""
 
     def fresh_default(self) -> Any:
         """The default value; mutable defaults are copied so no two users share one."""
@@ -94,41 +72,9 @@ class Setting:
             return copy.deepcopy(self.default)
         return self.default
 
-    def ignores(self, value: Any) -> bool:
-        """Whether setting ``value`` asks for something celeriac does not do."""
-        if self.status != "unsupported":
-            return False
-        try:
-            return bool(value != self.default)
-        except Exception:  # a value that cannot be compared is no default
-            return True
 
-
-def _s(
-    name: str, default: Any, type_: str, doc: str, *old_names: str, status: Status, note: str = ""
-) -> Setting:
-    return Setting(
-        name=name,
-        default=default,
-        old_names=old_names,
-        type=type_,
-        doc=doc,
-        status=status,
-        note=note,
-    )
-
-
-# Shared notes of settings that have no effect.
-_AMQP_ONLY = "AMQP only; celeriac has no AMQP transport yet and its transports need no such option."
-_NO_EVENTS = "Task events are not sent yet."
-
-
-def _backend_option(key: str) -> str:
-    return f"Not read yet: put `{key}` in `result_backend_transport_options`."
-
-
-def _no_backend(kind: str) -> str:
-    return f"celeriac has no {kind} result backend yet."
+def _s(name: str, default: Any, type_: str, doc: str, *old_names: str) -> Setting:
+    return Setting(name=name, default=default, old_names=old_names, type=type_, doc=doc)
 
 
 _LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
@@ -139,63 +85,17 @@ _TASK_LOG_FORMAT = (
 
 def _daemon_options(program: str) -> tuple[Setting, ...]:
     """``<program>_logfile`` ... : defaults for the daemon options of ``celeriac <program>``."""
-    if program == "events":
-        no_command = "There is no `celeriac events` command yet."
-        file_status: Status = "compat"
-        logfile_note = pidfile_note = no_command
-    else:
-        file_status = "unsupported"
-        logfile_note = f"Not read: use `celeriac {program} --logfile`."
-        pidfile_note = f"Not read: use `celeriac {program} --pidfile`."
-    no_daemon = f"`celeriac {program}` does not daemonize or drop privileges."
     return (
-        _s(
-            f"{program}_logfile",
-            None,
-            "str",
-            f"Log file of `{program}` (default: stderr).",
-            status=file_status,
-            note=logfile_note,
-        ),
-        _s(
-            f"{program}_pidfile",
-            None,
-            "str",
-            f"PID file `{program}` writes (default: none).",
-            status=file_status,
-            note=pidfile_note,
-        ),
-        _s(
-            f"{program}_uid",
-            None,
-            "str",
-            f"User `{program}` drops privileges to.",
-            status="unsupported",
-            note=no_daemon,
-        ),
-        _s(
-            f"{program}_gid",
-            None,
-            "str",
-            f"Group `{program}` drops privileges to.",
-            status="unsupported",
-            note=no_daemon,
-        ),
-        _s(
-            f"{program}_umask",
-            None,
-            "str",
-            f"umask `{program}` uses when it creates files.",
-            status="unsupported",
-            note=no_daemon,
-        ),
+        _s(f"{program}_logfile", None, "str", f"Log file of `{program}` (default: stderr)."),
+        _s(f"{program}_pidfile", None, "str", f"PID file `{program}` writes (default: none)."),
+        _s(f"{program}_uid", None, "str", f"User `{program}` drops privileges to."),
+        _s(f"{program}_gid", None, "str", f"Group `{program}` drops privileges to."),
+        _s(f"{program}_umask", None, "str", f"umask `{program}` uses when it creates files."),
         _s(
             f"{program}_executable",
             None,
             "str",
             f"Python executable `{program}` uses when it daemonizes.",
-            status="unsupported",
-            note=no_daemon,
         ),
     )
 
@@ -210,7 +110,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "list",
                 "Serializer names or content types a worker accepts; other messages are rejected.",
                 "CELERY_ACCEPT_CONTENT",
-                status="implemented",
             ),
             _s(
                 "result_accept_content",
@@ -218,7 +117,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "list",
                 "Content types accepted from the result backend (None: same as `accept_content`).",
                 "RESULT_ACCEPT_CONTENT",
-                status="implemented",
             ),
             _s(
                 "enable_utc",
@@ -227,7 +125,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Dates and times in messages are in UTC.",
                 "CELERY_ENABLE_UTC",
                 "ENABLE_UTC",
-                status="implemented",
             ),
             _s(
                 "timezone",
@@ -235,7 +132,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Time zone name (zoneinfo) used for schedules and dates (None: UTC).",
                 "CELERY_TIMEZONE",
-                status="implemented",
             ),
             _s(
                 "imports",
@@ -243,7 +139,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "list",
                 "Modules a worker imports at start-up (task modules, signal handlers).",
                 "CELERY_IMPORTS",
-                status="implemented",
             ),
             _s(
                 "include",
@@ -251,7 +146,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "list",
                 "Like `imports`; imported after them.",
                 "CELERY_INCLUDE",
-                status="implemented",
             ),
         ),
     ),
@@ -264,7 +158,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Acknowledge a task message after the task ran, not just before.",
                 "CELERY_ACKS_LATE",
-                status="implemented",
             ),
             _s(
                 "task_acks_on_failure_or_timeout",
@@ -272,7 +165,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "With late acks, acknowledge messages of tasks that failed or timed out too.",
                 "CELERY_ACKS_ON_FAILURE_OR_TIMEOUT",
-                status="implemented",
             ),
             _s(
                 "task_acks_on_failure",
@@ -281,8 +173,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "With late acks, acknowledge failed tasks (None: follow "
                 "`task_acks_on_failure_or_timeout`).",
                 "CELERY_ACKS_ON_FAILURE",
-                status="unsupported",
-                note="Only `task_acks_on_failure_or_timeout` is read.",
             ),
             _s(
                 "task_acks_on_timeout",
@@ -291,8 +181,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "With late acks, acknowledge timed-out tasks (None: follow "
                 "`task_acks_on_failure_or_timeout`).",
                 "CELERY_ACKS_ON_TIMEOUT",
-                status="unsupported",
-                note="Only `task_acks_on_failure_or_timeout` is read.",
             ),
             _s(
                 "task_always_eager",
@@ -301,7 +189,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Run tasks locally and synchronously instead of sending them.",
                 "CELERY_ALWAYS_EAGER",
                 "CELERY_TASK_ALWAYS_EAGER",
-                status="implemented",
             ),
             _s(
                 "task_eager_propagates",
@@ -310,7 +197,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Eagerly run tasks re-raise their exceptions (like `apply(throw=True)`).",
                 "CELERY_EAGER_PROPAGATES_EXCEPTIONS",
                 "CELERY_EAGER_PROPAGATES",
-                status="implemented",
             ),
             _s(
                 "task_store_eager_result",
@@ -318,7 +204,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Store the results of eagerly run tasks in the result backend.",
                 "CELERY_STORE_EAGER_RESULT",
-                status="implemented",
             ),
             _s(
                 "task_annotations",
@@ -326,8 +211,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Task attributes to override, by task name (`'*'` for all) or annotation objects.",
                 "CELERY_ANNOTATIONS",
-                status="unsupported",
-                note="Task attributes are not overridden from the configuration yet.",
             ),
             _s(
                 "task_compression",
@@ -336,8 +219,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Compression for task messages (`gzip`, `bzip2`, ...; None: none).",
                 "CELERY_MESSAGE_COMPRESSION",
                 "CELERY_COMPRESSION",
-                status="unsupported",
-                note="Messages are not compressed.",
             ),
             _s(
                 "task_create_missing_queues",
@@ -345,8 +226,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Queues named in routes but not in `task_queues` are created automatically.",
                 "CELERY_CREATE_MISSING_QUEUES",
-                status="unsupported",
-                note="Queues are created on first use; refusing unknown queues is not implemented.",
             ),
             _s(
                 "task_create_missing_queue_type",
@@ -354,8 +233,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Type of automatically created queues (`classic` or `quorum`; RabbitMQ).",
                 "CELERY_CREATE_MISSING_QUEUE_TYPE",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "task_create_missing_queue_exchange_type",
@@ -363,8 +240,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Exchange type of automatically created queues (None: the default exchange).",
                 "CELERY_CREATE_MISSING_QUEUE_EXCHANGE_TYPE",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "task_default_delivery_mode",
@@ -372,9 +247,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Delivery mode of task messages: 2/`persistent` or 1/`transient`.",
                 "CELERY_DEFAULT_DELIVERY_MODE",
-                status="compat",
-                note="Messages are always persistent where the transport stores them; "
-                + _AMQP_ONLY,
             ),
             _s(
                 "task_default_exchange",
@@ -382,8 +254,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Default exchange name (None: same as `task_default_queue`).",
                 "CELERY_DEFAULT_EXCHANGE",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "task_default_exchange_type",
@@ -391,8 +261,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Type of the default exchange.",
                 "CELERY_DEFAULT_EXCHANGE_TYPE",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "task_default_priority",
@@ -400,7 +268,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Priority of task messages that set none.",
                 "CELERY_DEFAULT_PRIORITY",
-                status="implemented",
             ),
             _s(
                 "task_default_queue",
@@ -408,7 +275,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Queue of task messages no route sends elsewhere.",
                 "CELERY_DEFAULT_QUEUE",
-                status="implemented",
             ),
             _s(
                 "task_default_queue_type",
@@ -416,8 +282,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Type of the default queue (`classic` or `quorum`; RabbitMQ).",
                 "CELERY_DEFAULT_QUEUE_TYPE",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "task_default_rate_limit",
@@ -425,8 +289,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Rate limit of tasks that set none (e.g. `'10/s'`; None: no limit).",
                 "CELERY_DEFAULT_RATE_LIMIT",
-                status="unsupported",
-                note="Rate limits are not enforced yet.",
             ),
             _s(
                 "task_default_routing_key",
@@ -434,8 +296,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Default routing key (None: same as `task_default_queue`).",
                 "CELERY_DEFAULT_ROUTING_KEY",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "task_default_expires",
@@ -443,8 +303,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Expiry (seconds or timedelta) of task messages sent without one. Not a "
                 "Celery setting (Celery ignores it); accepted because many configs set it.",
-                status="compat",
-                note="Celery ignores it too; set `expires` per call or on the task.",
             ),
             _s(
                 "task_ignore_result",
@@ -452,7 +310,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Do not store task return values.",
                 "CELERY_IGNORE_RESULT",
-                status="implemented",
             ),
             _s(
                 "task_store_errors_even_if_ignored",
@@ -460,8 +317,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Store task errors even when results are ignored.",
                 "CELERY_STORE_ERRORS_EVEN_IF_IGNORED",
-                status="unsupported",
-                note="Ignored results are never stored, errors included.",
             ),
             _s(
                 "task_inherit_parent_priority",
@@ -469,8 +324,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Tasks sent by a task inherit its priority.",
                 "CELERY_INHERIT_PARENT_PRIORITY",
-                status="unsupported",
-                note="Subtasks do not inherit their parent's priority.",
             ),
             _s(
                 "task_protocol",
@@ -478,8 +331,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Task message protocol version (1 or 2).",
                 "CELERY_TASK_PROTOCOL",
-                status="unsupported",
-                note="Only message protocol 2 is spoken.",
             ),
             _s(
                 "task_publish_retry",
@@ -488,7 +339,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Retry sending a task message when the broker connection fails.",
                 "CELERY_TASK_PUBLISH_RETRY",
                 "CELERY_PUBLISH_RETRY",
-                status="implemented",
             ),
             _s(
                 "task_publish_retry_policy",
@@ -505,7 +355,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "after the first failure past which the error is raised.",
                 "CELERY_TASK_PUBLISH_RETRY_POLICY",
                 "CELERY_PUBLISH_RETRY_POLICY",
-                status="implemented",
             ),
             _s(
                 "task_queues",
@@ -513,7 +362,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Queues workers consume from (None: just `task_default_queue`).",
                 "CELERY_QUEUES",
-                status="implemented",
             ),
             _s(
                 "task_queue_max_priority",
@@ -521,9 +369,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Highest priority queues support (`x-max-priority`).",
                 "CELERY_QUEUE_MAX_PRIORITY",
-                status="compat",
-                note="Redis, SQLite and memory queues order by priority without a limit; "
-                + _AMQP_ONLY,
             ),
             _s(
                 "task_reject_on_worker_lost",
@@ -532,7 +377,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "With late acks, requeue the message when the process running the task dies.",
                 "CELERY_REJECT_ON_WORKER_LOST",
                 "CELERY_TASK_REJECT_ON_WORKER_LOST",
-                status="implemented",
             ),
             _s(
                 "task_retry_on_worker_lost",
@@ -540,8 +384,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Retry a task whose worker process died instead of failing it.",
                 "CELERY_RETRY_ON_WORKER_LOST",
-                status="unsupported",
-                note="A task whose pool process died is not retried automatically.",
             ),
             _s(
                 "task_remote_tracebacks",
@@ -549,8 +391,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Re-raised task errors include the worker's traceback.",
                 "CELERY_REMOTE_TRACEBACKS",
-                status="unsupported",
-                note="Remote tracebacks (tblib) are not kept.",
             ),
             _s(
                 "task_repr_maxlevels",
@@ -558,8 +398,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Nesting depth shown in the argument reprs of task messages.",
                 "CELERY_REPR_MAXLEVELS",
-                status="unsupported",
-                note="Argument reprs are not truncated by depth.",
             ),
             _s(
                 "task_routes",
@@ -568,7 +406,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Routers: a mapping of task name or glob to queue/options, functions, or a "
                 "list of them.",
                 "CELERY_ROUTES",
-                status="implemented",
             ),
             _s(
                 "task_send_sent_event",
@@ -577,8 +414,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Send a `task-sent` event for every task sent.",
                 "CELERY_SEND_TASK_SENT_EVENT",
                 "CELERY_SEND_SENT_EVENT",
-                status="unsupported",
-                note=_NO_EVENTS,
             ),
             _s(
                 "task_serializer",
@@ -586,7 +421,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Serializer of task messages.",
                 "CELERY_TASK_SERIALIZER",
-                status="implemented",
             ),
             _s(
                 "task_soft_time_limit",
@@ -595,7 +429,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Seconds after which `SoftTimeLimitExceeded` is raised in a task.",
                 "CELERYD_TASK_SOFT_TIME_LIMIT",
                 "CELERYD_SOFT_TIME_LIMIT",
-                status="implemented",
             ),
             _s(
                 "task_time_limit",
@@ -604,7 +437,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Seconds after which the process running a task is killed.",
                 "CELERYD_TASK_TIME_LIMIT",
                 "CELERYD_TIME_LIMIT",
-                status="implemented",
             ),
             _s(
                 "task_track_started",
@@ -613,7 +445,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Tasks report a STARTED state when a worker begins running them.",
                 "CELERY_TRACK_STARTED",
                 "CELERY_TASK_TRACK_STARTED",
-                status="implemented",
             ),
             _s(
                 "task_allow_error_cb_on_chord_header",
@@ -621,8 +452,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Error callbacks of a chord are linked to its header tasks too.",
                 "CELERY_ALLOW_ERROR_CB_ON_CHORD_HEADER",
-                status="unsupported",
-                note="Errbacks on a chord header are not called.",
             ),
         ),
     ),
@@ -635,7 +464,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "URL of the result backend (None: results are not stored).",
                 "CELERY_RESULT_BACKEND",
-                status="implemented",
             ),
             _s(
                 "result_backend_always_retry",
@@ -643,8 +471,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Retry backend operations that fail with recoverable errors.",
                 "CELERY_RESULT_BACKEND_ALWAYS_RETRY",
-                status="unsupported",
-                note="Result backend calls are not retried.",
             ),
             _s(
                 "result_backend_max_retries",
@@ -652,8 +478,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Most retries of a failing backend operation.",
                 "CELERY_RESULT_BACKEND_MAX_RETRIES",
-                status="unsupported",
-                note="Result backend calls are not retried.",
             ),
             _s(
                 "result_backend_base_sleep_between_retries_ms",
@@ -661,8 +485,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Base of the exponential back-off between backend retries, in milliseconds.",
                 "CELERY_RESULT_BACKEND_BASE_SLEEP_BETWEEN_RETRIES_MS",
-                status="unsupported",
-                note="Result backend calls are not retried.",
             ),
             _s(
                 "result_backend_max_sleep_between_retries_ms",
@@ -670,16 +492,12 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Longest sleep between backend retries, in milliseconds.",
                 "CELERY_RESULT_BACKEND_MAX_SLEEP_BETWEEN_RETRIES_MS",
-                status="unsupported",
-                note="Result backend calls are not retried.",
             ),
             _s(
                 "result_backend_thread_safe",
                 False,
                 "bool",
                 "Share one backend object (and its connection pool) between threads.",
-                status="compat",
-                note="Every backend is safe to share between threads.",
             ),
             _s(
                 "result_backend_transport_options",
@@ -687,7 +505,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Extra options for the result backend's transport.",
                 "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS",
-                status="implemented",
             ),
             _s(
                 "result_cache_max",
@@ -695,8 +512,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Results cached client-side (-1: caching disabled; 0 or None: no limit).",
                 "CELERY_MAX_CACHED_RESULTS",
-                status="unsupported",
-                note="Results are not cached in the client.",
             ),
             _s(
                 "result_compression",
@@ -704,8 +519,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Compression for stored results (None: none).",
                 "CELERY_RESULT_COMPRESSION",
-                status="unsupported",
-                note="Results are not compressed.",
             ),
             _s(
                 "result_exchange",
@@ -713,8 +526,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Exchange results are sent to (AMQP/RPC backends).",
                 "CELERY_RESULT_EXCHANGE",
-                status="compat",
-                note="For the `rpc://` backend, which celeriac does not have; " + _AMQP_ONLY,
             ),
             _s(
                 "result_exchange_type",
@@ -722,8 +533,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Type of `result_exchange`.",
                 "CELERY_RESULT_EXCHANGE_TYPE",
-                status="compat",
-                note="For the `rpc://` backend, which celeriac does not have; " + _AMQP_ONLY,
             ),
             _s(
                 "result_expires",
@@ -732,7 +541,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Seconds (or a timedelta) before stored results are deleted (None or 0: never).",
                 "CELERY_TASK_RESULT_EXPIRES",
                 "CELERY_RESULT_EXPIRES",
-                status="implemented",
             ),
             _s(
                 "result_chord_expires",
@@ -740,8 +548,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before chord bookkeeping keys expire (None: `result_expires`).",
                 "CELERY_RESULT_CHORD_EXPIRES",
-                status="unsupported",
-                note="Chord counters expire with `result_expires`.",
             ),
             _s(
                 "result_failure_expires",
@@ -749,8 +555,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before stored failures are deleted (None: `result_expires`).",
                 "CELERY_RESULT_FAILURE_EXPIRES",
-                status="unsupported",
-                note="Failures expire with `result_expires`.",
             ),
             _s(
                 "result_persistent",
@@ -758,8 +562,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Result messages survive a broker restart (RPC backend).",
                 "CELERY_RESULT_PERSISTENT",
-                status="compat",
-                note="For the `rpc://` backend, which celeriac does not have; " + _AMQP_ONLY,
             ),
             _s(
                 "result_serializer",
@@ -767,7 +569,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Serializer of stored results.",
                 "CELERY_RESULT_SERIALIZER",
-                status="implemented",
             ),
             _s(
                 "result_extended",
@@ -775,7 +576,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Store task name, args, kwargs, worker, retries and queue with the result.",
                 "CELERY_RESULT_EXTENDED",
-                status="implemented",
             ),
             _s(
                 "result_chord_join_timeout",
@@ -783,8 +583,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds to wait when joining a chord header's results.",
                 "CELERY_RESULT_CHORD_JOIN_TIMEOUT",
-                status="compat",
-                note="Chords are counted atomically by the backend; there is no join to time out.",
             ),
             _s(
                 "result_chord_retry_interval",
@@ -792,16 +590,12 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds between retries of a chord body waiting for its header.",
                 "CELERY_RESULT_CHORD_RETRY_INTERVAL",
-                status="compat",
-                note="Chords are counted atomically by the backend; there is no polling to space.",
             ),
             _s(
                 "override_backends",
                 None,
                 "dict",
                 "Result backend aliases to replace: alias -> `'module:Class'` path.",
-                status="unsupported",
-                note="Backends are chosen by URL scheme only.",
             ),
         ),
     ),
@@ -815,8 +609,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "SQLAlchemy URL of the database backend (normally given as "
                 "`result_backend='db+...'`).",
                 "CELERY_RESULT_DBURI",
-                status="unsupported",
-                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_engine_options",
@@ -824,8 +616,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Keyword arguments for SQLAlchemy's `create_engine`.",
                 "CELERY_RESULT_ENGINE_OPTIONS",
-                status="unsupported",
-                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_engine_callback",
@@ -833,8 +623,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Function called with each new SQLAlchemy engine.",
                 "DATABASE_ENGINE_CALLBACK",
-                status="unsupported",
-                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_short_lived_sessions",
@@ -842,8 +630,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Open a new database session for every operation.",
                 "CELERY_RESULT_DB_SHORT_LIVED_SESSIONS",
-                status="unsupported",
-                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_table_schemas",
@@ -851,8 +637,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Schema of the result tables: `{'task': ..., 'group': ...}`.",
                 "DATABASE_TABLE_SCHEMAS",
-                status="unsupported",
-                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_table_names",
@@ -861,8 +645,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Names of the result tables: `{'task': ..., 'group': ...}`.",
                 "CELERY_RESULT_DB_TABLENAMES",
                 "CELERY_RESULT_DB_TABLE_NAMES",
-                status="unsupported",
-                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_create_tables_at_setup",
@@ -870,8 +652,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Create the result tables when the backend starts (False: on first use).",
                 "DATABASE_CREATE_TABLES_AT_SETUP",
-                status="unsupported",
-                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
         ),
     ),
@@ -884,8 +664,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Cache backend name (now normally given in `result_backend`).",
                 "CELERY_CACHE_BACKEND",
-                status="unsupported",
-                note=_no_backend("cache (memcached)"),
             ),
             _s(
                 "cache_backend_options",
@@ -893,8 +671,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Options for the cache client (e.g. pylibmc behaviours).",
                 "CELERY_CACHE_BACKEND_OPTIONS",
-                status="unsupported",
-                note=_no_backend("cache (memcached)"),
             ),
         ),
     ),
@@ -906,8 +682,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 None,
                 "int",
                 "Seconds between health checks of Redis backend connections.",
-                status="unsupported",
-                note=_backend_option("health_check_interval"),
             ),
             _s(
                 "redis_backend_use_ssl",
@@ -915,71 +689,25 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "SSL options of the Redis backend connection (same keys as `broker_use_ssl`).",
                 "CELERY_REDIS_BACKEND_USE_SSL",
-                status="unsupported",
-                note=_backend_option("redis_backend_use_ssl"),
             ),
-            _s(
-                "redis_db",
-                None,
-                "int",
-                "Redis database number.",
-                "CELERY_REDIS_DB",
-                status="unsupported",
-                note="Legacy; give it in the `result_backend` URL.",
-            ),
-            _s(
-                "redis_host",
-                None,
-                "str",
-                "Redis host name.",
-                "CELERY_REDIS_HOST",
-                status="unsupported",
-                note="Legacy; give it in the `result_backend` URL.",
-            ),
+            _s("redis_db", None, "int", "Redis database number.", "CELERY_REDIS_DB"),
+            _s("redis_host", None, "str", "Redis host name.", "CELERY_REDIS_HOST"),
             _s(
                 "redis_max_connections",
                 None,
                 "int",
                 "Size of the Redis backend connection pool (None: unlimited).",
                 "CELERY_REDIS_MAX_CONNECTIONS",
-                status="unsupported",
-                note=_backend_option("max_connections"),
             ),
-            _s(
-                "redis_username",
-                None,
-                "str",
-                "Redis user name.",
-                "CELERY_REDIS_USERNAME",
-                status="unsupported",
-                note="Legacy; give it in the `result_backend` URL.",
-            ),
-            _s(
-                "redis_password",
-                None,
-                "str",
-                "Redis password.",
-                "CELERY_REDIS_PASSWORD",
-                status="unsupported",
-                note="Legacy; give it in the `result_backend` URL.",
-            ),
-            _s(
-                "redis_port",
-                None,
-                "int",
-                "Redis port.",
-                "CELERY_REDIS_PORT",
-                status="unsupported",
-                note="Legacy; give it in the `result_backend` URL.",
-            ),
+            _s("redis_username", None, "str", "Redis user name.", "CELERY_REDIS_USERNAME"),
+            _s("redis_password", None, "str", "Redis password.", "CELERY_REDIS_PASSWORD"),
+            _s("redis_port", None, "int", "Redis port.", "CELERY_REDIS_PORT"),
             _s(
                 "redis_socket_timeout",
                 120.0,
                 "float",
                 "Seconds a Redis read or write may take.",
                 "CELERY_REDIS_SOCKET_TIMEOUT",
-                status="unsupported",
-                note=_backend_option("socket_timeout"),
             ),
             _s(
                 "redis_socket_connect_timeout",
@@ -987,8 +715,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds connecting to Redis may take.",
                 "CELERY_REDIS_SOCKET_CONNECT_TIMEOUT",
-                status="unsupported",
-                note=_backend_option("socket_connect_timeout"),
             ),
             _s(
                 "redis_retry_on_timeout",
@@ -996,8 +722,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Retry Redis operations that time out.",
                 "CELERY_REDIS_RETRY_ON_TIMEOUT",
-                status="unsupported",
-                note="Not read: Redis timeouts are not retried.",
             ),
             _s(
                 "redis_socket_keepalive",
@@ -1005,8 +729,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Enable TCP keepalive on Redis backend connections.",
                 "CELERY_REDIS_SOCKET_KEEPALIVE",
-                status="unsupported",
-                note=_backend_option("socket_keepalive"),
             ),
         ),
     ),
@@ -1019,16 +741,12 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "list",
                 "Cassandra hosts.",
                 "CASSANDRA_SERVERS",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_secure_bundle_path",
                 None,
                 "str",
                 "Astra DB secure-connect bundle (instead of `cassandra_servers`).",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_bundle_path",
@@ -1036,27 +754,9 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Older name of the Astra DB secure-connect bundle path.",
                 "CASSANDRA_BUNDLE_PATH",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
             ),
-            _s(
-                "cassandra_port",
-                None,
-                "int",
-                "Cassandra port.",
-                "CASSANDRA_PORT",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
-            ),
-            _s(
-                "cassandra_keyspace",
-                None,
-                "str",
-                "Cassandra keyspace.",
-                "CASSANDRA_KEYSPACE",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
-            ),
+            _s("cassandra_port", None, "int", "Cassandra port.", "CASSANDRA_PORT"),
+            _s("cassandra_keyspace", None, "str", "Cassandra keyspace.", "CASSANDRA_KEYSPACE"),
             _s(
                 "cassandra_table",
                 None,
@@ -1064,8 +764,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Cassandra table (column family) for results.",
                 "CASSANDRA_TABLE",
                 "CASSANDRA_COLUMN_FAMILY",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_read_consistency",
@@ -1073,8 +771,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Cassandra read consistency level.",
                 "CASSANDRA_READ_CONSISTENCY",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_write_consistency",
@@ -1082,8 +778,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Cassandra write consistency level.",
                 "CASSANDRA_WRITE_CONSISTENCY",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_entry_ttl",
@@ -1091,8 +785,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before Cassandra result rows expire.",
                 "CASSANDRA_ENTRY_TTL",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_auth_provider",
@@ -1100,8 +792,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Name of the `cassandra.auth` provider class.",
                 "CASSANDRA_AUTH_PROVIDER",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_auth_kwargs",
@@ -1109,8 +799,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Keyword arguments of the Cassandra auth provider.",
                 "CASSANDRA_AUTH_KWARGS",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_options",
@@ -1118,71 +806,31 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Keyword arguments of `cassandra.cluster.Cluster`.",
                 "CASSANDRA_OPTIONS",
-                status="unsupported",
-                note=_no_backend("Cassandra"),
             ),
-            _s(
-                "s3_access_key_id",
-                None,
-                "str",
-                "S3 access key id.",
-                "S3_ACCESS_KEY_ID",
-                status="unsupported",
-                note=_no_backend("S3"),
-            ),
+            _s("s3_access_key_id", None, "str", "S3 access key id.", "S3_ACCESS_KEY_ID"),
             _s(
                 "s3_secret_access_key",
                 None,
                 "str",
                 "S3 secret access key.",
                 "S3_SECRET_ACCESS_KEY",
-                status="unsupported",
-                note=_no_backend("S3"),
             ),
-            _s(
-                "s3_bucket",
-                None,
-                "str",
-                "S3 bucket.",
-                "S3_BUCKET",
-                status="unsupported",
-                note=_no_backend("S3"),
-            ),
-            _s(
-                "s3_base_path",
-                None,
-                "str",
-                "Key prefix inside the S3 bucket.",
-                "S3_BASE_PATH",
-                status="unsupported",
-                note=_no_backend("S3"),
-            ),
+            _s("s3_bucket", None, "str", "S3 bucket.", "S3_BUCKET"),
+            _s("s3_base_path", None, "str", "Key prefix inside the S3 bucket.", "S3_BASE_PATH"),
             _s(
                 "s3_endpoint_url",
                 None,
                 "str",
                 "Custom S3-compatible endpoint URL.",
                 "S3_ENDPOINT_URL",
-                status="unsupported",
-                note=_no_backend("S3"),
             ),
-            _s(
-                "s3_region",
-                None,
-                "str",
-                "S3 region.",
-                "S3_REGION",
-                status="unsupported",
-                note=_no_backend("S3"),
-            ),
+            _s("s3_region", None, "str", "S3 region.", "S3_REGION"),
             _s(
                 "azureblockblob_container_name",
                 "celery",
                 "str",
                 "Azure Block Blob container for results.",
                 "AZUREBLOCKBLOB_CONTAINER_NAME",
-                status="unsupported",
-                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_base_path",
@@ -1190,8 +838,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Key prefix inside the Azure container.",
                 "AZUREBLOCKBLOB_BASE_PATH",
-                status="unsupported",
-                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_retry_initial_backoff_sec",
@@ -1199,8 +845,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "First Azure retry back-off, in seconds.",
                 "AZUREBLOCKBLOB_RETRY_INITIAL_BACKOFF_SEC",
-                status="unsupported",
-                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_retry_increment_base",
@@ -1208,8 +852,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Base of the exponential Azure retry back-off.",
                 "AZUREBLOCKBLOB_RETRY_INCREMENT_BASE",
-                status="unsupported",
-                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_retry_max_attempts",
@@ -1217,8 +859,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most Azure retry attempts.",
                 "AZUREBLOCKBLOB_RETRY_MAX_ATTEMPTS",
-                status="unsupported",
-                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_connection_timeout",
@@ -1226,8 +866,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Seconds connecting to Azure may take.",
                 "AZUREBLOCKBLOB_CONNECTION_TIMEOUT",
-                status="unsupported",
-                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_read_timeout",
@@ -1235,60 +873,28 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Seconds reading an Azure blob may take.",
                 "AZUREBLOCKBLOB_READ_TIMEOUT",
-                status="unsupported",
-                note=_no_backend("Azure Block Blob"),
             ),
-            _s(
-                "gcs_bucket",
-                None,
-                "str",
-                "Google Cloud Storage bucket.",
-                "GCS_BUCKET",
-                status="unsupported",
-                note=_no_backend("Google Cloud Storage"),
-            ),
-            _s(
-                "gcs_project",
-                None,
-                "str",
-                "Google Cloud project.",
-                "GCS_PROJECT",
-                status="unsupported",
-                note=_no_backend("Google Cloud Storage"),
-            ),
-            _s(
-                "gcs_base_path",
-                "",
-                "str",
-                "Key prefix inside the GCS bucket.",
-                "GCS_BASE_PATH",
-                status="unsupported",
-                note=_no_backend("Google Cloud Storage"),
-            ),
+            _s("gcs_bucket", None, "str", "Google Cloud Storage bucket.", "GCS_BUCKET"),
+            _s("gcs_project", None, "str", "Google Cloud project.", "GCS_PROJECT"),
+            _s("gcs_base_path", "", "str", "Key prefix inside the GCS bucket.", "GCS_BASE_PATH"),
             _s(
                 "gcs_ttl",
                 0,
                 "float",
                 "Seconds before GCS result blobs expire (0: never).",
                 "GCS_TTL",
-                status="unsupported",
-                note=_no_backend("Google Cloud Storage"),
             ),
             _s(
                 "gcs_threadpool_maxsize",
                 10,
                 "int",
                 "Threads (and connections) for GCS operations.",
-                status="unsupported",
-                note=_no_backend("Google Cloud Storage"),
             ),
             _s(
                 "firestore_project",
                 None,
                 "str",
                 "Firestore project for chord counting (None: `gcs_project`).",
-                status="unsupported",
-                note=_no_backend("Firestore"),
             ),
             _s(
                 "cosmosdbsql_database_name",
@@ -1296,8 +902,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "CosmosDB database for results.",
                 "COSMOSDBSQL_DATABASE_NAME",
-                status="unsupported",
-                note=_no_backend("Cosmos DB"),
             ),
             _s(
                 "cosmosdbsql_collection_name",
@@ -1305,8 +909,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "CosmosDB collection for results.",
                 "COSMOSDBSQL_COLLECTION_NAME",
-                status="unsupported",
-                note=_no_backend("Cosmos DB"),
             ),
             _s(
                 "cosmosdbsql_consistency_level",
@@ -1314,8 +916,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "CosmosDB consistency level.",
                 "COSMOSDBSQL_CONSISTENCY_LEVEL",
-                status="unsupported",
-                note=_no_backend("Cosmos DB"),
             ),
             _s(
                 "cosmosdbsql_max_retry_attempts",
@@ -1323,8 +923,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most CosmosDB retries of a request.",
                 "COSMOSDBSQL_MAX_RETRY_ATTEMPTS",
-                status="unsupported",
-                note=_no_backend("Cosmos DB"),
             ),
             _s(
                 "cosmosdbsql_max_retry_wait_time",
@@ -1332,8 +930,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Seconds CosmosDB retries of a request may take.",
                 "COSMOSDBSQL_MAX_RETRY_WAIT_TIME",
-                status="unsupported",
-                note=_no_backend("Cosmos DB"),
             ),
             _s(
                 "elasticsearch_retry_on_timeout",
@@ -1341,8 +937,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Retry Elasticsearch requests that time out on another node.",
                 "CELERY_ELASTICSEARCH_RETRY_ON_TIMEOUT",
-                status="unsupported",
-                note=_no_backend("Elasticsearch"),
             ),
             _s(
                 "elasticsearch_max_retries",
@@ -1350,8 +944,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most Elasticsearch retries before an error is raised.",
                 "CELERY_ELASTICSEARCH_MAX_RETRIES",
-                status="unsupported",
-                note=_no_backend("Elasticsearch"),
             ),
             _s(
                 "elasticsearch_timeout",
@@ -1359,8 +951,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds an Elasticsearch request may take.",
                 "CELERY_ELASTICSEARCH_TIMEOUT",
-                status="unsupported",
-                note=_no_backend("Elasticsearch"),
             ),
             _s(
                 "elasticsearch_save_meta_as_text",
@@ -1368,8 +958,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Store Elasticsearch result metadata as text instead of native JSON.",
                 "CELERY_ELASTICSEARCH_SAVE_META_AS_TEXT",
-                status="unsupported",
-                note=_no_backend("Elasticsearch"),
             ),
             _s(
                 "couchbase_backend_settings",
@@ -1377,8 +965,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Couchbase connection settings (host, port, bucket, username, password).",
                 "CELERY_COUCHBASE_BACKEND_SETTINGS",
-                status="unsupported",
-                note=_no_backend("Couchbase"),
             ),
             _s(
                 "arangodb_backend_settings",
@@ -1386,8 +972,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "ArangoDB connection settings (host, port, database, collection, ...).",
                 "CELERY_ARANGODB_BACKEND_SETTINGS",
-                status="unsupported",
-                note=_no_backend("ArangoDB"),
             ),
             _s(
                 "mongodb_backend_settings",
@@ -1395,8 +979,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "MongoDB settings (database, taskmeta_collection, max_pool_size, options).",
                 "CELERY_MONGODB_BACKEND_SETTINGS",
-                status="unsupported",
-                note=_no_backend("MongoDB"),
             ),
         ),
     ),
@@ -1409,7 +991,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Broker URL, or several (`;`-separated or a list) for failover.",
                 "BROKER_URL",
-                status="implemented",
             ),
             _s(
                 "broker_read_url",
@@ -1417,8 +998,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Broker URL for consuming (None: `broker_url`).",
                 "BROKER_READ_URL",
-                status="unsupported",
-                note="Consumers use `broker_url` too.",
             ),
             _s(
                 "broker_write_url",
@@ -1426,7 +1005,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Broker URL for publishing (None: `broker_url`).",
                 "BROKER_WRITE_URL",
-                status="implemented",
             ),
             _s(
                 "broker_transport",
@@ -1434,8 +1012,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Broker transport name, when `broker_url` gives none.",
                 "BROKER_TRANSPORT",
-                status="unsupported",
-                note="The transport is chosen by the scheme of `broker_url`.",
             ),
             _s(
                 "broker_transport_options",
@@ -1443,7 +1019,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Extra options for the broker transport (e.g. `visibility_timeout`).",
                 "BROKER_TRANSPORT_OPTIONS",
-                status="implemented",
             ),
             _s(
                 "broker_connection_timeout",
@@ -1451,8 +1026,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds a worker waits while connecting to the broker.",
                 "BROKER_CONNECTION_TIMEOUT",
-                status="unsupported",
-                note="Use the transport option `socket_connect_timeout`.",
             ),
             _s(
                 "broker_connection_retry",
@@ -1460,8 +1033,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Re-establish a lost broker connection automatically.",
                 "BROKER_CONNECTION_RETRY",
-                status="unsupported",
-                note="The worker always reconnects.",
             ),
             _s(
                 "broker_connection_retry_on_startup",
@@ -1470,8 +1041,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Retry connecting to the broker at start-up (None: follow "
                 "`broker_connection_retry`).",
                 "BROKER_CONNECTION_RETRY_ON_STARTUP",
-                status="unsupported",
-                note="The worker always retries its first connection.",
             ),
             _s(
                 "broker_connection_max_retries",
@@ -1479,8 +1048,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most broker reconnection attempts (None: retry forever).",
                 "BROKER_CONNECTION_MAX_RETRIES",
-                status="unsupported",
-                note="The worker reconnects without a limit.",
             ),
             _s(
                 "broker_channel_error_retry",
@@ -1488,8 +1055,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Also reconnect when the broker returns an invalid response.",
                 "BROKER_CHANNEL_ERROR_RETRY",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "broker_failover_strategy",
@@ -1498,8 +1063,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "How the next of several broker URLs is chosen (name or function; None: "
                 "round-robin).",
                 "BROKER_FAILOVER_STRATEGY",
-                status="unsupported",
-                note="Only one broker URL is used; there is no failover.",
             ),
             _s(
                 "broker_heartbeat",
@@ -1507,8 +1070,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds between broker heartbeats (AMQP).",
                 "BROKER_HEARTBEAT",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "broker_heartbeat_checkrate",
@@ -1516,8 +1077,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "How often per heartbeat interval the worker checks heartbeats.",
                 "BROKER_HEARTBEAT_CHECKRATE",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "broker_login_method",
@@ -1525,8 +1084,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "AMQP login method (None: `AMQPLAIN`).",
                 "BROKER_LOGIN_METHOD",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "broker_native_delayed_delivery_queue_type",
@@ -1534,8 +1091,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Type of RabbitMQ native delayed-delivery queues.",
                 "BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "broker_pool_limit",
@@ -1543,8 +1098,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most connections in the broker connection pool (None or 0: no pool).",
                 "BROKER_POOL_LIMIT",
-                status="unsupported",
-                note="Use the transport option `max_connections`.",
             ),
             _s(
                 "broker_pool_acquire_timeout",
@@ -1552,8 +1105,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds to wait for a free pooled broker connection (None: forever).",
                 "BROKER_POOL_ACQUIRE_TIMEOUT",
-                status="unsupported",
-                note="Connections are not pooled with a timeout.",
             ),
             _s(
                 "broker_use_ssl",
@@ -1561,35 +1112,15 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Use SSL for broker connections: True or a dict of SSL options.",
                 "BROKER_USE_SSL",
-                status="unsupported",
-                note="Not read yet: use `rediss://`, or this key in `broker_transport_options`.",
             ),
             _s(
-                "broker_host",
-                None,
-                "str",
-                "Legacy: broker host (use `broker_url`).",
-                "BROKER_HOST",
-                status="unsupported",
-                note="Legacy; give the host in `broker_url`.",
+                "broker_host", None, "str", "Legacy: broker host (use `broker_url`).", "BROKER_HOST"
             ),
             _s(
-                "broker_port",
-                None,
-                "int",
-                "Legacy: broker port (use `broker_url`).",
-                "BROKER_PORT",
-                status="unsupported",
-                note="Legacy; give the port in `broker_url`.",
+                "broker_port", None, "int", "Legacy: broker port (use `broker_url`).", "BROKER_PORT"
             ),
             _s(
-                "broker_user",
-                None,
-                "str",
-                "Legacy: broker user (use `broker_url`).",
-                "BROKER_USER",
-                status="unsupported",
-                note="Legacy; give the user in `broker_url`.",
+                "broker_user", None, "str", "Legacy: broker user (use `broker_url`).", "BROKER_USER"
             ),
             _s(
                 "broker_password",
@@ -1597,8 +1128,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Legacy: broker password (use `broker_url`).",
                 "BROKER_PASSWORD",
-                status="unsupported",
-                note="Legacy; give the password in `broker_url`.",
             ),
             _s(
                 "broker_vhost",
@@ -1606,8 +1135,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Legacy: broker virtual host (use `broker_url`).",
                 "BROKER_VHOST",
-                status="unsupported",
-                note="Legacy; give the virtual host in `broker_url`.",
             ),
         ),
     ),
@@ -1620,7 +1147,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Processes/threads running tasks (None: the number of CPUs).",
                 "CELERYD_CONCURRENCY",
-                status="implemented",
             ),
             _s(
                 "worker_prefetch_multiplier",
@@ -1628,7 +1154,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Messages a worker reserves per process (0: no limit).",
                 "CELERYD_PREFETCH_MULTIPLIER",
-                status="implemented",
             ),
             _s(
                 "worker_disable_prefetch",
@@ -1636,8 +1161,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Only fetch a message when a process is free to run it.",
                 "CELERYD_DISABLE_PREFETCH",
-                status="unsupported",
-                note="Use `worker_prefetch_multiplier = 1`.",
             ),
             _s(
                 "worker_eta_task_limit",
@@ -1645,8 +1168,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most ETA/countdown tasks a worker holds in memory (None: no limit).",
                 "CELERYD_ETA_TASK_LIMIT",
-                status="compat",
-                note="Scheduled (ETA/countdown) messages wait in the broker, not in worker memory.",
             ),
             _s(
                 "worker_enable_prefetch_count_reduction",
@@ -1654,8 +1175,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "After a broker reconnect, restore the prefetch count gradually.",
                 "CELERYD_ENABLE_PREFETCH_COUNT_REDUCTION",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "worker_lease_seconds",
@@ -1664,7 +1183,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "celeriac: seconds a claimed message stays invisible; if its worker stops "
                 "renewing the lease (every third of it), another worker may take the message "
                 "back. The transport option `visibility_timeout`, when set, wins.",
-                status="implemented",
             ),
             _s(
                 "worker_early_ack_batch",
@@ -1673,7 +1191,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "celeriac: solo pool with early acks: ack this many reserved messages in one "
                 "round trip before running them (1 = Celery's one ack per task start; more is "
                 "faster, but a killed worker loses acked tasks that had not started).",
-                status="implemented",
             ),
             _s(
                 "worker_max_tasks_per_child",
@@ -1681,7 +1198,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Tasks a pool process runs before it is replaced (None: no limit).",
                 "CELERYD_MAX_TASKS_PER_CHILD",
-                status="implemented",
             ),
             _s(
                 "worker_max_memory_per_child",
@@ -1689,8 +1205,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Resident memory (KiB) after which a pool process is replaced (None: no limit).",
                 "CELERYD_MAX_MEMORY_PER_CHILD",
-                status="unsupported",
-                note="Memory use is not checked; use `worker_max_tasks_per_child`.",
             ),
             _s(
                 "worker_disable_rate_limits",
@@ -1698,8 +1212,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Ignore all task rate limits.",
                 "CELERY_DISABLE_RATE_LIMITS",
-                status="compat",
-                note="Rate limits are not enforced yet, so there are none to disable.",
             ),
             _s(
                 "worker_state_db",
@@ -1707,8 +1219,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "File keeping persistent worker state (revoked tasks).",
                 "CELERYD_STATE_DB",
-                status="compat",
-                note="Revokes are kept by the broker, which outlives a worker restart.",
             ),
             _s(
                 "worker_timer_precision",
@@ -1716,8 +1226,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Longest sleep, in seconds, of the ETA scheduler between checks.",
                 "CELERYD_TIMER_PRECISION",
-                status="compat",
-                note="Scheduled messages are released by the broker; the worker has no ETA timer.",
             ),
             _s(
                 "worker_enable_remote_control",
@@ -1725,8 +1233,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Workers answer remote control commands.",
                 "CELERY_ENABLE_REMOTE_CONTROL",
-                status="unsupported",
-                note="Remote control cannot be turned off.",
             ),
             _s(
                 "worker_send_task_events",
@@ -1734,8 +1240,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Send task events for monitors (like `worker -E`).",
                 "CELERY_SEND_EVENTS",
-                status="unsupported",
-                note=_NO_EVENTS,
             ),
             _s(
                 "worker_direct",
@@ -1743,8 +1247,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Every worker gets a dedicated queue (`<hostname>.dq`).",
                 "CELERY_WORKER_DIRECT",
-                status="unsupported",
-                note="Workers have no dedicated queue.",
             ),
             _s(
                 "worker_lost_wait",
@@ -1752,8 +1254,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds to wait for a missing result before raising `WorkerLostError`.",
                 "CELERYD_WORKER_LOST_WAIT",
-                status="unsupported",
-                note="Not read: a lost pool process is reported when the pool notices it.",
             ),
             _s(
                 "worker_proc_alive_timeout",
@@ -1761,8 +1261,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds to wait for a new pool process to start.",
                 "CELERYD_PROC_ALIVE_TIMEOUT",
-                status="unsupported",
-                note="Not read: pool processes are not timed at start-up.",
             ),
             _s(
                 "worker_cancel_long_running_tasks_on_connection_loss",
@@ -1770,8 +1268,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Cancel running late-ack tasks when the broker connection is lost.",
                 "CELERYD_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS",
-                status="unsupported",
-                note="Running tasks are not cancelled when the broker connection drops.",
             ),
             _s(
                 "worker_deduplicate_successful_tasks",
@@ -1779,8 +1275,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Skip redelivered late-ack tasks already stored as successful.",
                 "CELERYD_DEDUPLICATE_SUCCESSFUL_TASKS",
-                status="unsupported",
-                note="Redelivered messages of succeeded tasks are not skipped.",
             ),
             _s(
                 "worker_soft_shutdown_timeout",
@@ -1788,8 +1282,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds running tasks get before a cold shutdown (0: no soft shutdown).",
                 "CELERYD_SOFT_SHUTDOWN_TIMEOUT",
-                status="unsupported",
-                note="There is no soft shutdown phase.",
             ),
             _s(
                 "worker_enable_soft_shutdown_on_idle",
@@ -1797,8 +1289,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Do the soft shutdown wait even when no task is running.",
                 "CELERYD_ENABLE_SOFT_SHUTDOWN_ON_IDLE",
-                status="unsupported",
-                note="There is no soft shutdown phase.",
             ),
             _s(
                 "worker_detect_quorum_queues",
@@ -1806,8 +1296,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Detect quorum queues and disable global QoS for them (RabbitMQ).",
                 "CELERYD_DETECT_QUORUM_QUEUES",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "worker_pool",
@@ -1815,7 +1303,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Execution pool: `prefork`, `threads`, `solo`, ... or a class path.",
                 "CELERYD_POOL",
-                status="implemented",
             ),
             _s(
                 "worker_pool_putlocks",
@@ -1823,8 +1310,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Block when all pool processes are busy instead of queueing inside the pool.",
                 "CELERYD_POOL_PUTLOCKS",
-                status="compat",
-                note="An internal of Celery's billiard pool; celeriac's pools have no put locks.",
             ),
             _s(
                 "worker_pool_restarts",
@@ -1832,8 +1317,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Allow the `pool_restart` remote control command.",
                 "CELERYD_POOL_RESTARTS",
-                status="unsupported",
-                note="The `pool_restart` control command is not implemented.",
             ),
             _s(
                 "worker_pool_start_method",
@@ -1841,8 +1324,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "multiprocessing start method of the prefork pool.",
                 "CELERYD_POOL_START_METHOD",
-                status="unsupported",
-                note="The prefork pool always forks.",
             ),
             _s(
                 "worker_autoscaler",
@@ -1850,8 +1331,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Class path of the autoscaler.",
                 "CELERYD_AUTOSCALER",
-                status="unsupported",
-                note="There is no autoscaling.",
             ),
             _s(
                 "worker_consumer",
@@ -1859,8 +1338,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Class path of the worker's message consumer.",
                 "CELERYD_CONSUMER",
-                status="unsupported",
-                note="The worker's consumer cannot be replaced.",
             ),
             _s(
                 "worker_timer",
@@ -1868,8 +1345,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Class path of the ETA timer (None: chosen by the pool).",
                 "CELERYD_TIMER",
-                status="unsupported",
-                note="The worker has no replaceable timer.",
             ),
             _s(
                 "worker_agent",
@@ -1877,8 +1352,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Class path of an optional worker agent.",
                 "CELERYD_AGENT",
-                status="unsupported",
-                note="The worker has no agent.",
             ),
             _s(
                 "worker_hijack_root_logger",
@@ -1886,7 +1359,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Replace the handlers of the root logger with celeriac's.",
                 "CELERYD_HIJACK_ROOT_LOGGER",
-                status="implemented",
             ),
             _s(
                 "worker_log_color",
@@ -1894,7 +1366,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Colour log output (None: when logging to a terminal).",
                 "CELERYD_LOG_COLOR",
-                status="implemented",
             ),
             _s(
                 "worker_log_format",
@@ -1903,7 +1374,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Format of worker log records.",
                 "CELERYD_LOG_FORMAT",
                 "CELERY_WORKER_LOG_FORMAT",
-                status="implemented",
             ),
             _s(
                 "worker_log_datefmt",
@@ -1911,7 +1381,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Date format of worker log records.",
                 "CELERYD_LOG_DATEFMT",
-                status="implemented",
             ),
             _s(
                 "worker_task_log_format",
@@ -1920,7 +1389,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Format of log records emitted inside tasks.",
                 "CELERYD_TASK_LOG_FORMAT",
                 "CELERY_WORKER_TASK_LOG_FORMAT",
-                status="implemented",
             ),
             _s(
                 "worker_task_log_datefmt",
@@ -1928,7 +1396,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Date format of log records emitted inside tasks.",
                 "CELERYD_TASK_LOG_DATEFMT",
-                status="implemented",
             ),
             _s(
                 "worker_redirect_stdouts",
@@ -1937,7 +1404,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Redirect stdout and stderr to the logger.",
                 "CELERY_REDIRECT_STDOUTS",
                 "CELERYD_REDIRECT_STDOUTS",
-                status="implemented",
             ),
             _s(
                 "worker_redirect_stdouts_level",
@@ -1946,7 +1412,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Log level of redirected stdout/stderr output.",
                 "CELERY_REDIRECT_STDOUTS_LEVEL",
                 "CELERYD_REDIRECT_STDOUTS_LEVEL",
-                status="implemented",
             ),
             *_daemon_options("worker"),
         ),
@@ -1960,8 +1425,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before an unused monitor event queue is deleted.",
                 "CELERY_EVENT_QUEUE_EXPIRES",
-                status="compat",
-                note=_NO_EVENTS,
             ),
             _s(
                 "event_queue_ttl",
@@ -1969,8 +1432,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before an unread event message expires.",
                 "CELERY_EVENT_QUEUE_TTL",
-                status="compat",
-                note=_NO_EVENTS,
             ),
             _s(
                 "event_queue_prefix",
@@ -1978,8 +1439,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Prefix of event receiver queue names.",
                 "CELERY_EVENT_QUEUE_PREFIX",
-                status="compat",
-                note=_NO_EVENTS,
             ),
             _s(
                 "event_queue_exclusive",
@@ -1987,8 +1446,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Event queues are exclusive to their connection.",
                 "CELERY_EVENT_QUEUE_EXCLUSIVE",
-                status="compat",
-                note=_NO_EVENTS,
             ),
             _s(
                 "event_queue_durable",
@@ -1996,8 +1453,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Event queues survive a broker restart.",
                 "CELERY_EVENT_QUEUE_DURABLE",
-                status="compat",
-                note=_NO_EVENTS,
             ),
             _s(
                 "event_serializer",
@@ -2005,8 +1460,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Serializer of event messages.",
                 "CELERY_EVENT_SERIALIZER",
-                status="compat",
-                note=_NO_EVENTS,
             ),
             _s(
                 "event_exchange",
@@ -2014,8 +1467,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Name of the event exchange.",
                 "CELERY_EVENT_EXCHANGE",
-                status="compat",
-                note=_NO_EVENTS,
             ),
             *_daemon_options("events"),
         ),
@@ -2029,8 +1480,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before an unanswered remote control message expires.",
                 "CONTROL_QUEUE_TTL",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "control_queue_expires",
@@ -2038,8 +1487,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before an unused remote control queue is deleted.",
                 "CONTROL_QUEUE_EXPIRES",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "control_queue_exclusive",
@@ -2047,8 +1494,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Remote control queues are exclusive to their connection.",
                 "CONTROL_QUEUE_EXCLUSIVE",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "control_queue_durable",
@@ -2056,8 +1501,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Remote control queues survive a broker restart.",
                 "CONTROL_QUEUE_DURABLE",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
             _s(
                 "control_exchange",
@@ -2065,8 +1508,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Name of the remote control exchange.",
                 "CONTROL_EXCHANGE",
-                status="compat",
-                note=_AMQP_ONLY,
             ),
         ),
     ),
@@ -2079,8 +1520,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Private key file used to sign messages.",
                 "CELERY_SECURITY_KEY",
-                status="unsupported",
-                note="Message signing (the `auth` serializer) is not implemented.",
             ),
             _s(
                 "security_key_password",
@@ -2088,8 +1527,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bytes",
                 "Password of `security_key`.",
                 "CELERY_SECURITY_KEY_PASSWORD",
-                status="unsupported",
-                note="Message signing (the `auth` serializer) is not implemented.",
             ),
             _s(
                 "security_certificate",
@@ -2097,8 +1534,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "X.509 certificate file used to sign messages.",
                 "CELERY_SECURITY_CERTIFICATE",
-                status="unsupported",
-                note="Message signing (the `auth` serializer) is not implemented.",
             ),
             _s(
                 "security_cert_store",
@@ -2106,8 +1541,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Directory or glob of X.509 certificates trusted for signed messages.",
                 "CELERY_SECURITY_CERT_STORE",
-                status="unsupported",
-                note="Message signing (the `auth` serializer) is not implemented.",
             ),
             _s(
                 "security_digest",
@@ -2115,8 +1548,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Digest used to sign messages.",
                 "CELERY_SECURITY_DIGEST",
-                status="unsupported",
-                note="Message signing (the `auth` serializer) is not implemented.",
             ),
         ),
     ),
@@ -2129,7 +1560,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Periodic tasks: entry name -> `{'task', 'schedule', 'args', ...}`.",
                 "CELERYBEAT_SCHEDULE",
-                status="implemented",
             ),
             _s(
                 "beat_scheduler",
@@ -2137,7 +1567,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Class path of the beat scheduler.",
                 "CELERYBEAT_SCHEDULER",
-                status="implemented",
             ),
             _s(
                 "beat_schedule_filename",
@@ -2145,7 +1574,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "File where the persistent scheduler keeps last run times.",
                 "CELERYBEAT_SCHEDULE_FILENAME",
-                status="implemented",
             ),
             _s(
                 "beat_sync_every",
@@ -2153,8 +1581,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Periodic tasks sent between schedule syncs (0: sync on a timer).",
                 "CELERYBEAT_SYNC_EVERY",
-                status="compat",
-                note="Beat stores each run as it publishes it.",
             ),
             _s(
                 "beat_max_loop_interval",
@@ -2162,7 +1588,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Longest sleep, in seconds, between schedule checks (0: scheduler's default).",
                 "CELERYBEAT_MAX_LOOP_INTERVAL",
-                status="implemented",
             ),
             _s(
                 "beat_cron_starting_deadline",
@@ -2170,7 +1595,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Seconds beat may look back for a missed crontab run (None: always run late jobs).",
                 "CELERYBEAT_CRON_STARTING_DEADLINE",
-                status="implemented",
             ),
             _s(
                 "beat_enable_remote_control",
@@ -2178,8 +1602,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Beat answers remote control commands.",
                 "CELERYBEAT_ENABLE_REMOTE_CONTROL",
-                status="unsupported",
-                note="Beat has no remote control.",
             ),
             _s(
                 "beat_remote_control_max_tick_age",
@@ -2187,8 +1609,6 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds since beat's last tick after which it reports itself unhealthy.",
                 "CELERYBEAT_REMOTE_CONTROL_MAX_TICK_AGE",
-                status="unsupported",
-                note="Beat has no remote control.",
             ),
             *_daemon_options("beat"),
         ),
@@ -2281,87 +1701,14 @@ def closest_setting(name: str) -> str | None:
     return candidate
 
 
-# -- warnings that point at the user's configuration ----------------------------------------
-
-#: Where a warning about a setting points: (file name, line number).
-Where = tuple[str, int]
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-# Settings already reported by SettingNotImplementedWarning in this process.
-_WARNED: set[str] = set()
-
-
-def _caller() -> Where:
-    """The innermost frame outside celeriac: the line that set the setting."""
-    frame: types.FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back
-    if frame is None:
-        return "<unknown>", 0
-    return frame.f_code.co_filename, frame.f_lineno
-
-
-def _source_file(obj: Any) -> str | None:
-    """The file that defines the configuration ``obj`` (a module, a class of one, or
-    Django's settings), unless that is one of celeriac's own files."""
-    module: Any = None
-    try:
-        if isinstance(obj, types.ModuleType):
-            module = obj
-        elif isinstance(obj, type):
-            module = sys.modules.get(obj.__module__)
-        elif isinstance(getattr(obj, "SETTINGS_MODULE", None), str):
-            module = sys.modules.get(obj.SETTINGS_MODULE)  # Django's settings object
-    except Exception:  # Django raises while its settings are not configured
-        return None
-    filename = getattr(module, "__file__", None)
-    if not isinstance(filename, str) or filename.startswith(_PACKAGE_DIR):
-        return None
-    return filename
-
-
-def _assignment(filename: str, spelt: str) -> Where | None:
-    """The line of ``filename`` that assigns ``spelt``, if there is one."""
-    pattern = re.compile(rf"\s*{re.escape(spelt)}\s*(?::[^=]*)?=(?!=)")
-    for lineno, line in enumerate(linecache.getlines(filename), start=1):
-        if pattern.match(line):
-            return filename, lineno
-    return None
-
-
-def _fixed(where: Where) -> Callable[[], Where]:
-    return lambda: where
-
-
-def _warn_at(message: str, category: type[Warning], where: Where) -> None:
-    filename, lineno = where
-    warnings.warn_explicit(message, category, filename, lineno)
-
-
-def _warn_if_typo(name: str, spelt: str, where: Callable[[], Where]) -> None:
+def _warn_if_typo(name: str, stacklevel: int) -> None:
     suggestion = closest_setting(name)
-    if suggestion is None:
-        return
-    if spelt != name and spelt.lower().endswith(name):
-        # Namespaced (``CELERY_BROKER_ULR`` read as ``broker_ulr``): suggest in that style.
-        suggestion = spelt[: len(spelt) - len(name)] + suggestion.upper()
-    _warn_at(
-        f"Unknown setting {spelt!r}; did you mean {suggestion!r}?",
-        UnknownSettingWarning,
-        where(),
-    )
-
-
-def _warn_if_ignored(setting: Setting, spelt: str, value: Any, where: Callable[[], Where]) -> None:
-    if setting.name in _WARNED or not setting.ignores(value):
-        return
-    _WARNED.add(setting.name)
-    _warn_at(
-        f"Setting {spelt!r} has no effect in celeriac (unsupported): {setting.note} "
-        "(see docs/configuration.md)",
-        SettingNotImplementedWarning,
-        where(),
-    )
+    if suggestion is not None:
+        warnings.warn(
+            f"Unknown setting {name!r}; did you mean {suggestion!r}?",
+            UnknownSettingWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def _copy_value(value: Any) -> Any:
@@ -2399,40 +1746,30 @@ class Settings(MutableMapping[str, Any]):
         self._values = {name: s.fresh_default() for name, s in SETTINGS.items()}
         self._changed = {}
         if initial is not None:
-            self._update(_pairs(initial))
+            self._update(_pairs(initial), stacklevel=2)
 
     # -- storage -------------------------------------------------------------------------
 
-    def _store(
-        self,
-        key: str,
-        value: Any,
-        spelt: str | None = None,
-        where: Callable[[], Where] = _caller,
-    ) -> None:
-        """Set ``key``; warnings name it as ``spelt`` (default: ``key``) and point at
-        ``where()`` (default: the first caller outside celeriac)."""
+    def _store(self, key: str, value: Any, stacklevel: int) -> None:
         if not isinstance(key, str):
             raise TypeError(f"setting names are strings, not {type(key).__name__}")
         name = canonical_name(key)
         if name is None:
             name = key
             if key not in self._values:
-                _warn_if_typo(key, spelt or key, where)
-        else:
-            _warn_if_ignored(SETTINGS[name], spelt or key, value, where)
+                _warn_if_typo(key, stacklevel + 1)
         self._values[name] = value
         self._version += 1
         self._changed.pop(name, None)  # keep the most recent change last (popitem)
         self._changed[name] = None
 
-    def _update(self, pairs: list[tuple[str, Any]]) -> None:
+    def _update(self, pairs: list[tuple[str, Any]], stacklevel: int) -> None:
         # When one call spells a setting both ways, the new spelling wins.
         spelt_new = {key for key, _ in pairs if key in SETTINGS}
         for key, value in pairs:
             if key not in SETTINGS and canonical_name(key) in spelt_new:
                 continue
-            self._store(key, value)
+            self._store(key, value, stacklevel + 1)
 
     @staticmethod
     def _name(key: object) -> str:
@@ -2449,7 +1786,7 @@ class Settings(MutableMapping[str, Any]):
             raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._store(key, value)
+        self._store(key, value, stacklevel=2)
 
     def __delitem__(self, key: str) -> None:
         name = self._name(key)
@@ -2477,19 +1814,7 @@ class Settings(MutableMapping[str, Any]):
 
         When both spellings of one setting are given, the new spelling wins.
         """
-        self._update([*_pairs(other), *kwargs.items()])
-
-    def update_from_object(self, obj: Any, namespace: str | None = None) -> None:
-        """Set the settings :func:`read_object` finds in ``obj``.
-
-        Warnings name each setting as ``obj`` spells it and point at the line of the
-        configuration's file that assigns it (else at the caller outside celeriac).
-        """
-        filename = _source_file(obj)
-        for name, (spelt, value) in _read(obj, namespace).items():
-            found = _assignment(filename, spelt) if filename else None
-            where = _caller if found is None else _fixed(found)
-            self._store(name, value, spelt, where)
+        self._update([*_pairs(other), *kwargs.items()], stacklevel=2)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """Set ``key`` to ``default`` unless the user already set it; return its value.
@@ -2499,7 +1824,7 @@ class Settings(MutableMapping[str, Any]):
         name = self._name(key)
         if name in self._changed:
             return self._values[name]
-        self._store(key, default)
+        self._store(key, default, stacklevel=2)
         return default
 
     def clear(self) -> None:
@@ -2557,7 +1882,7 @@ class Settings(MutableMapping[str, Any]):
         if name.startswith("_"):
             object.__setattr__(self, name, value)
         else:
-            self._store(name, value)
+            self._store(name, value, stacklevel=2)
 
     def __delattr__(self, name: str) -> None:
         if name.startswith("_"):
@@ -2622,17 +1947,12 @@ def read_object(obj: Any, namespace: str | None = None) -> dict[str, Any]:
     ways the namespaced, then the new, then the ``CELERY_``-prefixed, then the old spelling
     wins.
     """
-    return {name: value for name, (_spelt, value) in _read(obj, namespace).items()}
-
-
-def _read(obj: Any, namespace: str | None) -> dict[str, tuple[str, Any]]:
-    """:func:`read_object`, keeping how ``obj`` spells each name: ``{name: (spelt, value)}``."""
     is_mapping = isinstance(obj, Mapping)
     home = None if is_mapping else _home_module(obj)
     prefix = f"{namespace.upper().rstrip('_')}_" if namespace else None
 
-    found: dict[str, tuple[int, str, Any]] = {}
-    unknown: dict[str, tuple[str, Any]] = {}
+    found: dict[str, tuple[int, Any]] = {}
+    unknown: dict[str, Any] = {}
     for key, get in _members(obj):
         rank = 0
         name: str | None = None
@@ -2670,12 +1990,12 @@ def _read(obj: Any, namespace: str | None) -> dict[str, tuple[str, Any]]:
             continue
         if rank:
             if name not in found or found[name][0] <= rank:
-                found[name] = (rank, key, value)
+                found[name] = (rank, value)
         elif is_mapping or not callable(value):
-            unknown[name] = (key, value)
+            unknown[name] = value
 
-    result = {name: item for name, item in unknown.items() if name not in found}
-    result.update((name, (spelt, value)) for name, (_rank, spelt, value) in found.items())
+    result = {name: value for name, value in unknown.items() if name not in found}
+    result.update((name, value) for name, (_rank, value) in found.items())
     return result
 
 

@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, cast
 
 from celeriac import _state, states
+from celeriac._types import ResultT_co
 from celeriac._utils.timeutils import parse_iso
 from celeriac.exceptions import TaskRevokedError, TimeoutError
 from celeriac.result_meta import decode_exception, is_encoded_exception, pending_meta
@@ -64,8 +65,12 @@ class ResultBase:
     parent: Any = None
 
 
-class AsyncResult(ResultBase):
-    """The state and result of a task sent to a worker."""
+class AsyncResult(ResultBase, Generic[ResultT_co]):
+    """The state and result of a task sent to a worker.
+
+    ``AsyncResult[R]`` is what ``delay`` returns for a task whose function returns ``R``;
+    ``get()`` is typed ``R``. With ``propagate=False`` a failed task's ``get()`` returns its
+    exception instead (as in Celery), which the type does not show."""
 
     def __init__(
         self,
@@ -181,7 +186,7 @@ class AsyncResult(ResultBase):
         disable_sync_subtasks: bool = True,
         EXCEPTION_STATES: frozenset[str] = states.EXCEPTION_STATES,
         PROPAGATE_STATES: frozenset[str] = states.PROPAGATE_STATES,
-    ) -> Any:
+    ) -> ResultT_co:
         """Wait for the task to finish and return its result; re-raise its exception when it
         failed (``propagate=True``). Raises :class:`celeriac.exceptions.TimeoutError` when
         ``timeout`` seconds pass first."""
@@ -202,10 +207,12 @@ class AsyncResult(ResultBase):
             callback(self.id, meta.get("result"))
         if status in PROPAGATE_STATES and propagate:
             raise _exception_for(meta)
+        # The stored value is whatever the task returned (typed R by the decorator); with
+        # propagate=False a failure's exception stands in for it, as the class docstring says.
         result = meta.get("result")
         if status in EXCEPTION_STATES and is_encoded_exception(result):
-            return decode_exception(result)
-        return result
+            return cast(ResultT_co, decode_exception(result))
+        return cast(ResultT_co, result)
 
     wait = get
 
@@ -260,7 +267,7 @@ class AsyncResult(ResultBase):
         return type(self), (self.id, None, self.name, None, self.parent)
 
 
-class EagerResult(AsyncResult):
+class EagerResult(AsyncResult[ResultT_co]):
     """Result of a task run in this process by ``apply()`` or ``task_always_eager``."""
 
     def __init__(
@@ -310,14 +317,14 @@ class EagerResult(AsyncResult):
 
     def get(  # type: ignore[override]
         self, timeout: float | None = None, propagate: bool = True, **kwargs: Any
-    ) -> Any:
+    ) -> ResultT_co:
         if self.successful():
-            return self._result
+            return cast(ResultT_co, self._result)
         if self._state in states.PROPAGATE_STATES and propagate:
             raise (
                 self._result if isinstance(self._result, BaseException) else Exception(self._result)
             )
-        return self._result
+        return cast(ResultT_co, self._result)
 
     wait = get  # type: ignore[assignment]
 

@@ -169,7 +169,8 @@ register(Codec("msgpack", "application/x-msgpack", "binary", _msgpack_dumps, _ms
 def _yaml_dumps(obj: Any) -> bytes:
     import yaml
 
-    return yaml.safe_dump(obj).encode("utf-8")
+    text: str = yaml.safe_dump(obj)
+    return text.encode("utf-8")
 
 
 def _yaml_loads(data: bytes) -> Any:

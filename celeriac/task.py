@@ -6,9 +6,10 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self
 
 from celeriac import _state, states
+from celeriac._types import TaskParams, TaskReturn
 from celeriac.exceptions import (
     Ignore,
     MaxRetriesExceededError,
@@ -20,6 +21,9 @@ from celeriac.exceptions import (
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
     from celeriac.backends.base import ResultBackend
+    from celeriac.canvas.primitives import chunks as ChunksSignature
+    from celeriac.canvas.primitives import xmap, xstarmap
+    from celeriac.canvas.signature import Signature
     from celeriac.result import AsyncResult, EagerResult
 
 
@@ -94,9 +98,14 @@ def exponential_backoff(factor: float, retries: int, maximum: float, full_jitter
     return max(0, int(countdown))
 
 
-class Task:
+class Task(Generic[TaskParams, TaskReturn]):
     """A task type. ``@app.task`` makes a subclass whose ``run`` is the decorated function;
-    each app holds one instance of it in ``app.tasks``."""
+    each app holds one instance of it in ``app.tasks``.
+
+    For type checkers, ``Task[P, R]`` carries the function's parameters and return type:
+    calling the task and ``delay`` check arguments against ``P``; ``delay``/``apply_async``
+    return ``AsyncResult[R]``. Signatures (``s``, ``si``) stay unchecked because partial
+    arguments are their point (``chain(add.s(1, 2), add.s(3))``)."""
 
     name: str | None = None
     typing: bool = True
@@ -147,7 +156,7 @@ class Task:
             app = _state.get_current_app()
         return app
 
-    def bind(self, app: Celery) -> Task:
+    def bind(self, app: Celery) -> Self:
         type(self)._app = app
         return self
 
@@ -156,10 +165,10 @@ class Task:
         return self.app.backend
 
     # -- calling ----------------------------------------------------------------------------------
-    def run(self, *args: Any, **kwargs: Any) -> Any:
+    def run(self, *args: TaskParams.args, **kwargs: TaskParams.kwargs) -> TaskReturn:
         raise NotImplementedError("Tasks must define the run method.")
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: TaskParams.args, **kwargs: TaskParams.kwargs) -> TaskReturn:
         stack = self._requests.stack
         top = stack[-1] if stack else None
         if top is not None and top.in_trace:
@@ -189,7 +198,7 @@ class Task:
     def pop_request(self) -> None:
         self._requests.stack.pop()
 
-    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+    def delay(self, *args: TaskParams.args, **kwargs: TaskParams.kwargs) -> AsyncResult[TaskReturn]:
         """Send the task with these arguments (``apply_async`` with no options)."""
         return self.apply_async(args, kwargs)
 
@@ -203,7 +212,7 @@ class Task:
         link_error: Any = None,
         shadow: str | None = None,
         **options: Any,
-    ) -> AsyncResult:
+    ) -> AsyncResult[TaskReturn]:
         """Send the task to a worker; options as Celery's (countdown, eta, expires, queue,
         priority, ignore_result, headers, time_limit, soft_time_limit, serializer...)."""
         app = self.app
@@ -241,7 +250,7 @@ class Task:
 
     def delay_many(
         self, arglist: Iterable[Sequence[Any]], **options: Any
-    ) -> list[AsyncResult]:
+    ) -> list[AsyncResult[TaskReturn]]:
         """Send one call per argument tuple in batched round trips:
         ``add.delay_many([(1, 2), (3, 4)])``. Options apply to every call."""
         app = self.app
@@ -264,7 +273,7 @@ class Task:
         retries: int = 0,
         throw: bool | None = None,
         **options: Any,
-    ) -> EagerResult:
+    ) -> EagerResult[TaskReturn]:
         """Run the task here and now, returning an EagerResult (``task_always_eager`` uses this)."""
         from celeriac.trace import apply_eagerly
 
@@ -280,35 +289,36 @@ class Task:
             options=options,
         )
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult[TaskReturn]:
         return self.app.AsyncResult(task_id, task_name=self.name, **kwargs)
 
-    def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Any:
+    def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Signature:
         from celeriac.app.base import signature_factory
 
-        return signature_factory(self, args, *starargs, **starkwargs)
+        sig: Signature = signature_factory(self, args, *starargs, **starkwargs)
+        return sig
 
     subtask = signature
 
-    def s(self, *args: Any, **kwargs: Any) -> Any:
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
         return self.signature(args, kwargs)
 
-    def si(self, *args: Any, **kwargs: Any) -> Any:
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
         return self.signature(args, kwargs, immutable=True)
 
-    def map(self, it: Iterable[Any]) -> Any:
+    def map(self, it: Iterable[Any]) -> xmap:
         """One ``celery.map`` task calling this task on each item: ``add.map([...])``."""
         from celeriac.canvas import xmap
 
         return xmap(self.s(), it, app=self.app)
 
-    def starmap(self, it: Iterable[Sequence[Any]]) -> Any:
+    def starmap(self, it: Iterable[Sequence[Any]]) -> xstarmap:
         """One ``celery.starmap`` task calling this task with each item's arguments."""
         from celeriac.canvas import xstarmap
 
         return xstarmap(self.s(), it, app=self.app)
 
-    def chunks(self, it: Iterable[Sequence[Any]], n: int) -> Any:
+    def chunks(self, it: Iterable[Sequence[Any]], n: int) -> ChunksSignature:
         """``it`` split into tasks of ``n`` calls each: ``add.chunks(zip(xs, ys), 10)``."""
         from celeriac.canvas import chunks
 
@@ -443,7 +453,9 @@ class Task:
         return f"<@task: {self.name} of {app.main if app is not None else '(unbound)'}>"
 
 
-def autoretry_wrapper(task: Task, fun: Callable[..., Any]) -> Callable[..., Any]:
+def autoretry_wrapper(
+    task: Task[TaskParams, TaskReturn], fun: Callable[TaskParams, TaskReturn]
+) -> Callable[TaskParams, TaskReturn]:
     """Wrap ``run`` so exceptions in ``autoretry_for`` become ``task.retry(exc=...)``."""
     autoretry_for = tuple(task.autoretry_for)
     dont = tuple(task.dont_autoretry_for)
@@ -452,7 +464,7 @@ def autoretry_wrapper(task: Task, fun: Callable[..., Any]) -> Callable[..., Any]
     backoff_max = task.retry_backoff_max
     jitter = task.retry_jitter
 
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: TaskParams.args, **kwargs: TaskParams.kwargs) -> TaskReturn:
         try:
             return fun(*args, **kwargs)
         except (Ignore, Retry, Reject):

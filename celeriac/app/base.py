@@ -10,9 +10,10 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, Concatenate, Literal, overload
 
 from celeriac import _state, config, signals, states
+from celeriac._types import TaskParams, TaskReturn
 from celeriac._utils.ids import new_id
 from celeriac._utils.timeutils import maybe_delta
 from celeriac.app import sending
@@ -158,7 +159,7 @@ class Celery:
         namespace = namespace if namespace is not None else self.namespace
         self.namespace = namespace
         self._from_django = isinstance(obj, str) and obj.startswith("django.conf")
-        self.conf.update_from_object(source, namespace=namespace)
+        self.conf.update(config.read_object(source, namespace=namespace))
         self._after_configure_sent = True
         self.on_after_configure.send(sender=self, source=source)
 
@@ -241,8 +242,28 @@ class Celery:
         return maybe_delta(self.conf.result_expires)
 
     # -- tasks ------------------------------------------------------------------------------------
+    @overload
+    def task(self, fun: Callable[TaskParams, TaskReturn], /) -> Task[TaskParams, TaskReturn]: ...
+
+    @overload
+    def task(
+        self, *, bind: Literal[True], **opts: Any
+    ) -> Callable[
+        [Callable[Concatenate[Any, TaskParams], TaskReturn]], Task[TaskParams, TaskReturn]
+    ]: ...
+
+    @overload
+    def task(
+        self, *, bind: Literal[False] = False, **opts: Any
+    ) -> Callable[[Callable[TaskParams, TaskReturn]], Task[TaskParams, TaskReturn]]: ...
+
+    @overload
+    def task(self, *, bind: bool, **opts: Any) -> Callable[[Callable[..., Any]], Task]: ...
+
     def task(self, *args: Any, **opts: Any) -> Any:
-        """Decorator that turns a function into a task of this app."""
+        """Decorator that turns a function into a task of this app: ``@app.task`` or
+        ``@app.task(**options)``. With ``bind=True`` the function's first parameter is the task
+        (``self``), which the typed signature of ``delay`` and calls leaves out."""
         opts.pop("shared", None)
 
         def decorate(fun: Callable[..., Any]) -> Task:
@@ -282,10 +303,11 @@ class Celery:
         }
         attrs["run"] = fun if bind else staticmethod(fun)
         cls = type(fun.__name__, (base_cls,), attrs)
-        task = cls()
+        task: Task = cls()
         task.bind(self)
         if task.autoretry_for:
-            task.run = autoretry_wrapper(task, task.run)
+            # the wrapper shadows the class's run on this one instance
+            task.__dict__["run"] = autoretry_wrapper(task, task.run)
         self._tasks.register(task)
         return task
 

@@ -8,9 +8,10 @@ created raises a clear ImproperlyConfigured.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, overload
 
 from celeriac import _state
+from celeriac._types import TaskParams, TaskReturn
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -48,6 +49,30 @@ class SharedTaskProxy:
         if app is None:
             return f"<@shared_task: {self._name or self.__wrapped__.__name__} (no app yet)>"
         return repr(self._resolve())
+
+
+# The decorator returns a SharedTaskProxy, which forwards every attribute and call to the
+# task of the current app; typed as that Task so users get the same checks as ``@app.task``.
+@overload
+def shared_task(fun: Callable[TaskParams, TaskReturn], /) -> Task[TaskParams, TaskReturn]: ...
+
+
+@overload
+def shared_task(
+    *, bind: Literal[True], **options: Any
+) -> Callable[
+    [Callable[Concatenate[Any, TaskParams], TaskReturn]], Task[TaskParams, TaskReturn]
+]: ...
+
+
+@overload
+def shared_task(
+    *, bind: Literal[False] = False, **options: Any
+) -> Callable[[Callable[TaskParams, TaskReturn]], Task[TaskParams, TaskReturn]]: ...
+
+
+@overload
+def shared_task(*, bind: bool, **options: Any) -> Callable[[Callable[..., Any]], Task]: ...
 
 
 def shared_task(*args: Any, **options: Any) -> Any:

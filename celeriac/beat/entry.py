@@ -86,7 +86,8 @@ class ScheduleEntry:
         """Changes when the schedule does (then the stored last run no longer applies)."""
         sched = self.schedule
         cls = type(sched)
-        shown = repr(sched) if cls.__repr__ is not object.__repr__ else ""
+        own_repr: object = cls.__repr__  # mypy deems the two callables never identical
+        shown = repr(sched) if own_repr is not object.__repr__ else ""
         zone = getattr(sched, "tz", "") if isinstance(sched, BaseSchedule) else ""
         return f"{cls.__module__}.{cls.__qualname__}|{shown}|{zone}"
 

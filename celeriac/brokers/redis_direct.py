@@ -62,7 +62,7 @@ class Direct:
             connection.send_packed_command(packet, check_health=False)
             return _read_replies(connection, len(commands))
 
-        replies = connection.retry.call_with_retry(
+        replies: list[Any] = connection.retry.call_with_retry(
             attempt, lambda _error: connection.disconnect()
         )
         for reply in replies:

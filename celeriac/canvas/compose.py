@@ -347,7 +347,8 @@ def slot_id(sig: Signature) -> str | None:
         return slot_id(body) if body is not None else None
     if k == "group":
         return None
-    return sig["options"].get("task_id")
+    task_id: str | None = sig["options"].get("task_id")
+    return task_id
 
 
 def chunks_group(sig: Signature) -> Signature:

@@ -27,7 +27,7 @@ def _task_list(tasks: tuple[Any, ...]) -> list[Any]:
 
 def _first_app(tasks: Iterable[Any]) -> Celery | None:
     for task in tasks:
-        app = getattr(task, "_app", None)
+        app: Celery | None = getattr(task, "_app", None)
         if app is not None:
             return app
     return None
@@ -55,7 +55,8 @@ class chain(Signature):
 
     @property
     def tasks(self) -> list[Signature]:
-        return self.kwargs["tasks"]
+        tasks: list[Signature] = self.kwargs["tasks"]
+        return tasks
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.apply_async(args, kwargs)
@@ -100,7 +101,8 @@ class group(Signature):
 
     @property
     def tasks(self) -> list[Signature]:
-        return self.kwargs["tasks"]
+        tasks: list[Signature] = self.kwargs["tasks"]
+        return tasks
 
     def __call__(self, *partial_args: Any, **options: Any) -> Any:
         return self.apply_async(partial_args, **options)
@@ -169,7 +171,8 @@ class chord(Signature):
 
     @property
     def header(self) -> group:
-        return self.kwargs["header"]
+        header: group = self.kwargs["header"]
+        return header
 
     @property
     def tasks(self) -> list[Signature]:

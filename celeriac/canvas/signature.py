@@ -117,7 +117,8 @@ class Signature(dict[str, Any]):
 
     @property
     def kwargs(self) -> dict[str, Any]:
-        return self["kwargs"]
+        kwargs: dict[str, Any] = self["kwargs"]
+        return kwargs
 
     @kwargs.setter
     def kwargs(self, value: Mapping[str, Any]) -> None:
@@ -125,7 +126,8 @@ class Signature(dict[str, Any]):
 
     @property
     def options(self) -> dict[str, Any]:
-        return self["options"]
+        options: dict[str, Any] = self["options"]
+        return options
 
     @options.setter
     def options(self, value: Mapping[str, Any]) -> None:
@@ -146,7 +148,8 @@ class Signature(dict[str, Any]):
     @property
     def id(self) -> str | None:
         """The task id, once assigned by :meth:`freeze` or ``set(task_id=...)``."""
-        return self["options"].get("task_id")
+        task_id: str | None = self["options"].get("task_id")
+        return task_id
 
     @property
     def app(self) -> Celery:
@@ -171,7 +174,8 @@ class Signature(dict[str, Any]):
         return send.call_directly(self, args, kwargs)
 
     def delay(self, *args: Any, **kwargs: Any) -> ResultBase:
-        return self.apply_async(args, kwargs)
+        result: ResultBase = self.apply_async(args, kwargs)
+        return result
 
     def apply_async(
         self,
@@ -296,8 +300,10 @@ def _normalize_fields(sig: Signature) -> None:
 
 def type_app(task: Any) -> Celery:
     """The app of a task instance (without finalizing anything)."""
-    app = getattr(type(task), "_app", None)
-    return app if app is not None else task.app
+    app: Celery | None = getattr(type(task), "_app", None)
+    if app is None:
+        app = task.app
+    return app
 
 
 def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:

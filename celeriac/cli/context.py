@@ -178,7 +178,8 @@ def global_options(hidden: bool = False) -> Callable[[F], F]:
     return decorate
 
 
-class CommaSeparatedList(click.ParamType):
+# ParamType is generic in recent click only; subscripting it fails on older click at run time
+class CommaSeparatedList(click.ParamType):  # type: ignore[type-arg]
     """``-Q a,b`` (repeatable: ``-Q a -Q b``) -> ``['a', 'b']``."""
 
     name = "comma separated list"
