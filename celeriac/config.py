@@ -27,6 +27,7 @@ import difflib
 import functools
 import importlib
 import json
+import linecache
 import os
 import re
 import sys
@@ -34,17 +35,23 @@ import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from celeriac._utils.text import closest
-from celeriac.exceptions import ImproperlyConfigured, UnknownSettingWarning
+from celeriac.exceptions import (
+    ImproperlyConfigured,
+    SettingNotImplementedWarning,
+    UnknownSettingWarning,
+)
 
 __all__ = [
     "OLD_TO_NEW",
     "SECTIONS",
     "SETTINGS",
+    "STATUSES",
     "Setting",
     "Settings",
+    "Status",
     "canonical_name",
     "closest_setting",
     "coerce",
@@ -56,15 +63,30 @@ __all__ = [
 TYPES = frozenset({"str", "int", "float", "bool", "list", "dict", "bytes", "any"})
 
 
+#: What celeriac does with a setting (:attr:`Setting.status`).
+Status = Literal["implemented", "compat", "unsupported"]
+STATUSES: tuple[Status, ...] = ("implemented", "compat", "unsupported")
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One supported setting."""
+    """One supported setting.
+
+    ``status`` says what celeriac does with it: ``implemented`` (some code reads it),
+    ``compat`` (accepted so Celery configurations load; ``note`` says why no value changes
+    anything here) or ``unsupported`` (a value other than the default would change what
+    Celery does, and celeriac does not do it yet; ``note`` says so, with the way round if
+    there is one).  Giving an unsupported setting a value other than its default warns
+    (:class:`~celeriac.exceptions.SettingNotImplementedWarning`).
+    """
 
     name: str
     default: Any
     old_names: tuple[str, ...]
     type: str
     doc: str
+    status: Status
+    note: str = ""
 
     def fresh_default(self) -> Any:
         """The default value; mutable defaults are copied so no two users share one."""
@@ -72,9 +94,41 @@ class Setting:
             return copy.deepcopy(self.default)
         return self.default
 
+    def ignores(self, value: Any) -> bool:
+        """Whether setting ``value`` asks for something celeriac does not do."""
+        if self.status != "unsupported":
+            return False
+        try:
+            return bool(value != self.default)
+        except Exception:  # a value that cannot be compared is no default
+            return True
 
-def _s(name: str, default: Any, type_: str, doc: str, *old_names: str) -> Setting:
-    return Setting(name=name, default=default, old_names=old_names, type=type_, doc=doc)
+
+def _s(
+    name: str, default: Any, type_: str, doc: str, *old_names: str, status: Status, note: str = ""
+) -> Setting:
+    return Setting(
+        name=name,
+        default=default,
+        old_names=old_names,
+        type=type_,
+        doc=doc,
+        status=status,
+        note=note,
+    )
+
+
+# Shared notes of settings that have no effect.
+_AMQP_ONLY = "AMQP only; celeriac has no AMQP transport yet and its transports need no such option."
+_NO_EVENTS = "Task events are not sent yet."
+
+
+def _backend_option(key: str) -> str:
+    return f"Not read yet: put `{key}` in `result_backend_transport_options`."
+
+
+def _no_backend(kind: str) -> str:
+    return f"celeriac has no {kind} result backend yet."
 
 
 _LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
@@ -85,17 +139,63 @@ _TASK_LOG_FORMAT = (
 
 def _daemon_options(program: str) -> tuple[Setting, ...]:
     """``<program>_logfile`` ... : defaults for the daemon options of ``celeriac <program>``."""
+    if program == "events":
+        no_command = "There is no `celeriac events` command yet."
+        file_status: Status = "compat"
+        logfile_note = pidfile_note = no_command
+    else:
+        file_status = "unsupported"
+        logfile_note = f"Not read: use `celeriac {program} --logfile`."
+        pidfile_note = f"Not read: use `celeriac {program} --pidfile`."
+    no_daemon = f"`celeriac {program}` does not daemonize or drop privileges."
     return (
-        _s(f"{program}_logfile", None, "str", f"Log file of `{program}` (default: stderr)."),
-        _s(f"{program}_pidfile", None, "str", f"PID file `{program}` writes (default: none)."),
-        _s(f"{program}_uid", None, "str", f"User `{program}` drops privileges to."),
-        _s(f"{program}_gid", None, "str", f"Group `{program}` drops privileges to."),
-        _s(f"{program}_umask", None, "str", f"umask `{program}` uses when it creates files."),
+        _s(
+            f"{program}_logfile",
+            None,
+            "str",
+            f"Log file of `{program}` (default: stderr).",
+            status=file_status,
+            note=logfile_note,
+        ),
+        _s(
+            f"{program}_pidfile",
+            None,
+            "str",
+            f"PID file `{program}` writes (default: none).",
+            status=file_status,
+            note=pidfile_note,
+        ),
+        _s(
+            f"{program}_uid",
+            None,
+            "str",
+            f"User `{program}` drops privileges to.",
+            status="unsupported",
+            note=no_daemon,
+        ),
+        _s(
+            f"{program}_gid",
+            None,
+            "str",
+            f"Group `{program}` drops privileges to.",
+            status="unsupported",
+            note=no_daemon,
+        ),
+        _s(
+            f"{program}_umask",
+            None,
+            "str",
+            f"umask `{program}` uses when it creates files.",
+            status="unsupported",
+            note=no_daemon,
+        ),
         _s(
             f"{program}_executable",
             None,
             "str",
             f"Python executable `{program}` uses when it daemonizes.",
+            status="unsupported",
+            note=no_daemon,
         ),
     )
 
@@ -110,6 +210,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "list",
                 "Serializer names or content types a worker accepts; other messages are rejected.",
                 "CELERY_ACCEPT_CONTENT",
+                status="implemented",
             ),
             _s(
                 "result_accept_content",
@@ -117,6 +218,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "list",
                 "Content types accepted from the result backend (None: same as `accept_content`).",
                 "RESULT_ACCEPT_CONTENT",
+                status="implemented",
             ),
             _s(
                 "enable_utc",
@@ -125,6 +227,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Dates and times in messages are in UTC.",
                 "CELERY_ENABLE_UTC",
                 "ENABLE_UTC",
+                status="implemented",
             ),
             _s(
                 "timezone",
@@ -132,6 +235,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Time zone name (zoneinfo) used for schedules and dates (None: UTC).",
                 "CELERY_TIMEZONE",
+                status="implemented",
             ),
             _s(
                 "imports",
@@ -139,6 +243,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "list",
                 "Modules a worker imports at start-up (task modules, signal handlers).",
                 "CELERY_IMPORTS",
+                status="implemented",
             ),
             _s(
                 "include",
@@ -146,6 +251,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "list",
                 "Like `imports`; imported after them.",
                 "CELERY_INCLUDE",
+                status="implemented",
             ),
         ),
     ),
@@ -158,6 +264,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Acknowledge a task message after the task ran, not just before.",
                 "CELERY_ACKS_LATE",
+                status="implemented",
             ),
             _s(
                 "task_acks_on_failure_or_timeout",
@@ -165,6 +272,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "With late acks, acknowledge messages of tasks that failed or timed out too.",
                 "CELERY_ACKS_ON_FAILURE_OR_TIMEOUT",
+                status="implemented",
             ),
             _s(
                 "task_acks_on_failure",
@@ -173,6 +281,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "With late acks, acknowledge failed tasks (None: follow "
                 "`task_acks_on_failure_or_timeout`).",
                 "CELERY_ACKS_ON_FAILURE",
+                status="unsupported",
+                note="Only `task_acks_on_failure_or_timeout` is read.",
             ),
             _s(
                 "task_acks_on_timeout",
@@ -181,6 +291,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "With late acks, acknowledge timed-out tasks (None: follow "
                 "`task_acks_on_failure_or_timeout`).",
                 "CELERY_ACKS_ON_TIMEOUT",
+                status="unsupported",
+                note="Only `task_acks_on_failure_or_timeout` is read.",
             ),
             _s(
                 "task_always_eager",
@@ -189,6 +301,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Run tasks locally and synchronously instead of sending them.",
                 "CELERY_ALWAYS_EAGER",
                 "CELERY_TASK_ALWAYS_EAGER",
+                status="implemented",
             ),
             _s(
                 "task_eager_propagates",
@@ -197,6 +310,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Eagerly run tasks re-raise their exceptions (like `apply(throw=True)`).",
                 "CELERY_EAGER_PROPAGATES_EXCEPTIONS",
                 "CELERY_EAGER_PROPAGATES",
+                status="implemented",
             ),
             _s(
                 "task_store_eager_result",
@@ -204,6 +318,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Store the results of eagerly run tasks in the result backend.",
                 "CELERY_STORE_EAGER_RESULT",
+                status="implemented",
             ),
             _s(
                 "task_annotations",
@@ -211,6 +326,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Task attributes to override, by task name (`'*'` for all) or annotation objects.",
                 "CELERY_ANNOTATIONS",
+                status="unsupported",
+                note="Task attributes are not overridden from the configuration yet.",
             ),
             _s(
                 "task_compression",
@@ -219,6 +336,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Compression for task messages (`gzip`, `bzip2`, ...; None: none).",
                 "CELERY_MESSAGE_COMPRESSION",
                 "CELERY_COMPRESSION",
+                status="unsupported",
+                note="Messages are not compressed.",
             ),
             _s(
                 "task_create_missing_queues",
@@ -226,6 +345,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Queues named in routes but not in `task_queues` are created automatically.",
                 "CELERY_CREATE_MISSING_QUEUES",
+                status="unsupported",
+                note="Queues are created on first use; refusing unknown queues is not implemented.",
             ),
             _s(
                 "task_create_missing_queue_type",
@@ -233,6 +354,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Type of automatically created queues (`classic` or `quorum`; RabbitMQ).",
                 "CELERY_CREATE_MISSING_QUEUE_TYPE",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "task_create_missing_queue_exchange_type",
@@ -240,6 +363,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Exchange type of automatically created queues (None: the default exchange).",
                 "CELERY_CREATE_MISSING_QUEUE_EXCHANGE_TYPE",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "task_default_delivery_mode",
@@ -247,6 +372,9 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Delivery mode of task messages: 2/`persistent` or 1/`transient`.",
                 "CELERY_DEFAULT_DELIVERY_MODE",
+                status="compat",
+                note="Messages are always persistent where the transport stores them; "
+                + _AMQP_ONLY,
             ),
             _s(
                 "task_default_exchange",
@@ -254,6 +382,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Default exchange name (None: same as `task_default_queue`).",
                 "CELERY_DEFAULT_EXCHANGE",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "task_default_exchange_type",
@@ -261,6 +391,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Type of the default exchange.",
                 "CELERY_DEFAULT_EXCHANGE_TYPE",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "task_default_priority",
@@ -268,6 +400,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Priority of task messages that set none.",
                 "CELERY_DEFAULT_PRIORITY",
+                status="implemented",
             ),
             _s(
                 "task_default_queue",
@@ -275,6 +408,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Queue of task messages no route sends elsewhere.",
                 "CELERY_DEFAULT_QUEUE",
+                status="implemented",
             ),
             _s(
                 "task_default_queue_type",
@@ -282,6 +416,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Type of the default queue (`classic` or `quorum`; RabbitMQ).",
                 "CELERY_DEFAULT_QUEUE_TYPE",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "task_default_rate_limit",
@@ -289,6 +425,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Rate limit of tasks that set none (e.g. `'10/s'`; None: no limit).",
                 "CELERY_DEFAULT_RATE_LIMIT",
+                status="unsupported",
+                note="Rate limits are not enforced yet.",
             ),
             _s(
                 "task_default_routing_key",
@@ -296,6 +434,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Default routing key (None: same as `task_default_queue`).",
                 "CELERY_DEFAULT_ROUTING_KEY",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "task_default_expires",
@@ -303,6 +443,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Expiry (seconds or timedelta) of task messages sent without one. Not a "
                 "Celery setting (Celery ignores it); accepted because many configs set it.",
+                status="compat",
+                note="Celery ignores it too; set `expires` per call or on the task.",
             ),
             _s(
                 "task_ignore_result",
@@ -310,6 +452,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Do not store task return values.",
                 "CELERY_IGNORE_RESULT",
+                status="implemented",
             ),
             _s(
                 "task_store_errors_even_if_ignored",
@@ -317,6 +460,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Store task errors even when results are ignored.",
                 "CELERY_STORE_ERRORS_EVEN_IF_IGNORED",
+                status="unsupported",
+                note="Ignored results are never stored, errors included.",
             ),
             _s(
                 "task_inherit_parent_priority",
@@ -324,6 +469,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Tasks sent by a task inherit its priority.",
                 "CELERY_INHERIT_PARENT_PRIORITY",
+                status="unsupported",
+                note="Subtasks do not inherit their parent's priority.",
             ),
             _s(
                 "task_protocol",
@@ -331,6 +478,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Task message protocol version (1 or 2).",
                 "CELERY_TASK_PROTOCOL",
+                status="unsupported",
+                note="Only message protocol 2 is spoken.",
             ),
             _s(
                 "task_publish_retry",
@@ -339,6 +488,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Retry sending a task message when the broker connection fails.",
                 "CELERY_TASK_PUBLISH_RETRY",
                 "CELERY_PUBLISH_RETRY",
+                status="implemented",
             ),
             _s(
                 "task_publish_retry_policy",
@@ -355,6 +505,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "after the first failure past which the error is raised.",
                 "CELERY_TASK_PUBLISH_RETRY_POLICY",
                 "CELERY_PUBLISH_RETRY_POLICY",
+                status="implemented",
             ),
             _s(
                 "task_queues",
@@ -362,6 +513,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Queues workers consume from (None: just `task_default_queue`).",
                 "CELERY_QUEUES",
+                status="implemented",
             ),
             _s(
                 "task_queue_max_priority",
@@ -369,6 +521,9 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Highest priority queues support (`x-max-priority`).",
                 "CELERY_QUEUE_MAX_PRIORITY",
+                status="compat",
+                note="Redis, SQLite and memory queues order by priority without a limit; "
+                + _AMQP_ONLY,
             ),
             _s(
                 "task_reject_on_worker_lost",
@@ -377,6 +532,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "With late acks, requeue the message when the process running the task dies.",
                 "CELERY_REJECT_ON_WORKER_LOST",
                 "CELERY_TASK_REJECT_ON_WORKER_LOST",
+                status="implemented",
             ),
             _s(
                 "task_retry_on_worker_lost",
@@ -384,6 +540,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Retry a task whose worker process died instead of failing it.",
                 "CELERY_RETRY_ON_WORKER_LOST",
+                status="unsupported",
+                note="A task whose pool process died is not retried automatically.",
             ),
             _s(
                 "task_remote_tracebacks",
@@ -391,6 +549,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Re-raised task errors include the worker's traceback.",
                 "CELERY_REMOTE_TRACEBACKS",
+                status="unsupported",
+                note="Remote tracebacks (tblib) are not kept.",
             ),
             _s(
                 "task_repr_maxlevels",
@@ -398,6 +558,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Nesting depth shown in the argument reprs of task messages.",
                 "CELERY_REPR_MAXLEVELS",
+                status="unsupported",
+                note="Argument reprs are not truncated by depth.",
             ),
             _s(
                 "task_routes",
@@ -406,6 +568,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Routers: a mapping of task name or glob to queue/options, functions, or a "
                 "list of them.",
                 "CELERY_ROUTES",
+                status="implemented",
             ),
             _s(
                 "task_send_sent_event",
@@ -414,6 +577,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Send a `task-sent` event for every task sent.",
                 "CELERY_SEND_TASK_SENT_EVENT",
                 "CELERY_SEND_SENT_EVENT",
+                status="unsupported",
+                note=_NO_EVENTS,
             ),
             _s(
                 "task_serializer",
@@ -421,6 +586,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Serializer of task messages.",
                 "CELERY_TASK_SERIALIZER",
+                status="implemented",
             ),
             _s(
                 "task_soft_time_limit",
@@ -429,6 +595,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Seconds after which `SoftTimeLimitExceeded` is raised in a task.",
                 "CELERYD_TASK_SOFT_TIME_LIMIT",
                 "CELERYD_SOFT_TIME_LIMIT",
+                status="implemented",
             ),
             _s(
                 "task_time_limit",
@@ -437,6 +604,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Seconds after which the process running a task is killed.",
                 "CELERYD_TASK_TIME_LIMIT",
                 "CELERYD_TIME_LIMIT",
+                status="implemented",
             ),
             _s(
                 "task_track_started",
@@ -445,6 +613,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Tasks report a STARTED state when a worker begins running them.",
                 "CELERY_TRACK_STARTED",
                 "CELERY_TASK_TRACK_STARTED",
+                status="implemented",
             ),
             _s(
                 "task_allow_error_cb_on_chord_header",
@@ -452,6 +621,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Error callbacks of a chord are linked to its header tasks too.",
                 "CELERY_ALLOW_ERROR_CB_ON_CHORD_HEADER",
+                status="unsupported",
+                note="Errbacks on a chord header are not called.",
             ),
         ),
     ),
@@ -464,6 +635,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "URL of the result backend (None: results are not stored).",
                 "CELERY_RESULT_BACKEND",
+                status="implemented",
             ),
             _s(
                 "result_backend_always_retry",
@@ -471,6 +643,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Retry backend operations that fail with recoverable errors.",
                 "CELERY_RESULT_BACKEND_ALWAYS_RETRY",
+                status="unsupported",
+                note="Result backend calls are not retried.",
             ),
             _s(
                 "result_backend_max_retries",
@@ -478,6 +652,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Most retries of a failing backend operation.",
                 "CELERY_RESULT_BACKEND_MAX_RETRIES",
+                status="unsupported",
+                note="Result backend calls are not retried.",
             ),
             _s(
                 "result_backend_base_sleep_between_retries_ms",
@@ -485,6 +661,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Base of the exponential back-off between backend retries, in milliseconds.",
                 "CELERY_RESULT_BACKEND_BASE_SLEEP_BETWEEN_RETRIES_MS",
+                status="unsupported",
+                note="Result backend calls are not retried.",
             ),
             _s(
                 "result_backend_max_sleep_between_retries_ms",
@@ -492,12 +670,16 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Longest sleep between backend retries, in milliseconds.",
                 "CELERY_RESULT_BACKEND_MAX_SLEEP_BETWEEN_RETRIES_MS",
+                status="unsupported",
+                note="Result backend calls are not retried.",
             ),
             _s(
                 "result_backend_thread_safe",
                 False,
                 "bool",
                 "Share one backend object (and its connection pool) between threads.",
+                status="compat",
+                note="Every backend is safe to share between threads.",
             ),
             _s(
                 "result_backend_transport_options",
@@ -505,6 +687,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Extra options for the result backend's transport.",
                 "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS",
+                status="implemented",
             ),
             _s(
                 "result_cache_max",
@@ -512,6 +695,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Results cached client-side (-1: caching disabled; 0 or None: no limit).",
                 "CELERY_MAX_CACHED_RESULTS",
+                status="unsupported",
+                note="Results are not cached in the client.",
             ),
             _s(
                 "result_compression",
@@ -519,6 +704,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Compression for stored results (None: none).",
                 "CELERY_RESULT_COMPRESSION",
+                status="unsupported",
+                note="Results are not compressed.",
             ),
             _s(
                 "result_exchange",
@@ -526,6 +713,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Exchange results are sent to (AMQP/RPC backends).",
                 "CELERY_RESULT_EXCHANGE",
+                status="compat",
+                note="For the `rpc://` backend, which celeriac does not have; " + _AMQP_ONLY,
             ),
             _s(
                 "result_exchange_type",
@@ -533,6 +722,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Type of `result_exchange`.",
                 "CELERY_RESULT_EXCHANGE_TYPE",
+                status="compat",
+                note="For the `rpc://` backend, which celeriac does not have; " + _AMQP_ONLY,
             ),
             _s(
                 "result_expires",
@@ -541,6 +732,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Seconds (or a timedelta) before stored results are deleted (None or 0: never).",
                 "CELERY_TASK_RESULT_EXPIRES",
                 "CELERY_RESULT_EXPIRES",
+                status="implemented",
             ),
             _s(
                 "result_chord_expires",
@@ -548,6 +740,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before chord bookkeeping keys expire (None: `result_expires`).",
                 "CELERY_RESULT_CHORD_EXPIRES",
+                status="unsupported",
+                note="Chord counters expire with `result_expires`.",
             ),
             _s(
                 "result_failure_expires",
@@ -555,6 +749,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before stored failures are deleted (None: `result_expires`).",
                 "CELERY_RESULT_FAILURE_EXPIRES",
+                status="unsupported",
+                note="Failures expire with `result_expires`.",
             ),
             _s(
                 "result_persistent",
@@ -562,6 +758,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Result messages survive a broker restart (RPC backend).",
                 "CELERY_RESULT_PERSISTENT",
+                status="compat",
+                note="For the `rpc://` backend, which celeriac does not have; " + _AMQP_ONLY,
             ),
             _s(
                 "result_serializer",
@@ -569,6 +767,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Serializer of stored results.",
                 "CELERY_RESULT_SERIALIZER",
+                status="implemented",
             ),
             _s(
                 "result_extended",
@@ -576,6 +775,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Store task name, args, kwargs, worker, retries and queue with the result.",
                 "CELERY_RESULT_EXTENDED",
+                status="implemented",
             ),
             _s(
                 "result_chord_join_timeout",
@@ -583,6 +783,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds to wait when joining a chord header's results.",
                 "CELERY_RESULT_CHORD_JOIN_TIMEOUT",
+                status="compat",
+                note="Chords are counted atomically by the backend; there is no join to time out.",
             ),
             _s(
                 "result_chord_retry_interval",
@@ -590,12 +792,16 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds between retries of a chord body waiting for its header.",
                 "CELERY_RESULT_CHORD_RETRY_INTERVAL",
+                status="compat",
+                note="Chords are counted atomically by the backend; there is no polling to space.",
             ),
             _s(
                 "override_backends",
                 None,
                 "dict",
                 "Result backend aliases to replace: alias -> `'module:Class'` path.",
+                status="unsupported",
+                note="Backends are chosen by URL scheme only.",
             ),
         ),
     ),
@@ -609,6 +815,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "SQLAlchemy URL of the database backend (normally given as "
                 "`result_backend='db+...'`).",
                 "CELERY_RESULT_DBURI",
+                status="unsupported",
+                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_engine_options",
@@ -616,6 +824,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Keyword arguments for SQLAlchemy's `create_engine`.",
                 "CELERY_RESULT_ENGINE_OPTIONS",
+                status="unsupported",
+                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_engine_callback",
@@ -623,6 +833,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Function called with each new SQLAlchemy engine.",
                 "DATABASE_ENGINE_CALLBACK",
+                status="unsupported",
+                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_short_lived_sessions",
@@ -630,6 +842,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Open a new database session for every operation.",
                 "CELERY_RESULT_DB_SHORT_LIVED_SESSIONS",
+                status="unsupported",
+                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_table_schemas",
@@ -637,6 +851,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Schema of the result tables: `{'task': ..., 'group': ...}`.",
                 "DATABASE_TABLE_SCHEMAS",
+                status="unsupported",
+                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_table_names",
@@ -645,6 +861,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Names of the result tables: `{'task': ..., 'group': ...}`.",
                 "CELERY_RESULT_DB_TABLENAMES",
                 "CELERY_RESULT_DB_TABLE_NAMES",
+                status="unsupported",
+                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
             _s(
                 "database_create_tables_at_setup",
@@ -652,6 +870,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Create the result tables when the backend starts (False: on first use).",
                 "DATABASE_CREATE_TABLES_AT_SETUP",
+                status="unsupported",
+                note=_no_backend("database (SQLAlchemy, `db+`)"),
             ),
         ),
     ),
@@ -664,6 +884,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Cache backend name (now normally given in `result_backend`).",
                 "CELERY_CACHE_BACKEND",
+                status="unsupported",
+                note=_no_backend("cache (memcached)"),
             ),
             _s(
                 "cache_backend_options",
@@ -671,6 +893,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Options for the cache client (e.g. pylibmc behaviours).",
                 "CELERY_CACHE_BACKEND_OPTIONS",
+                status="unsupported",
+                note=_no_backend("cache (memcached)"),
             ),
         ),
     ),
@@ -682,6 +906,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 None,
                 "int",
                 "Seconds between health checks of Redis backend connections.",
+                status="unsupported",
+                note=_backend_option("health_check_interval"),
             ),
             _s(
                 "redis_backend_use_ssl",
@@ -689,25 +915,71 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "SSL options of the Redis backend connection (same keys as `broker_use_ssl`).",
                 "CELERY_REDIS_BACKEND_USE_SSL",
+                status="unsupported",
+                note=_backend_option("redis_backend_use_ssl"),
             ),
-            _s("redis_db", None, "int", "Redis database number.", "CELERY_REDIS_DB"),
-            _s("redis_host", None, "str", "Redis host name.", "CELERY_REDIS_HOST"),
+            _s(
+                "redis_db",
+                None,
+                "int",
+                "Redis database number.",
+                "CELERY_REDIS_DB",
+                status="unsupported",
+                note="Legacy; give it in the `result_backend` URL.",
+            ),
+            _s(
+                "redis_host",
+                None,
+                "str",
+                "Redis host name.",
+                "CELERY_REDIS_HOST",
+                status="unsupported",
+                note="Legacy; give it in the `result_backend` URL.",
+            ),
             _s(
                 "redis_max_connections",
                 None,
                 "int",
                 "Size of the Redis backend connection pool (None: unlimited).",
                 "CELERY_REDIS_MAX_CONNECTIONS",
+                status="unsupported",
+                note=_backend_option("max_connections"),
             ),
-            _s("redis_username", None, "str", "Redis user name.", "CELERY_REDIS_USERNAME"),
-            _s("redis_password", None, "str", "Redis password.", "CELERY_REDIS_PASSWORD"),
-            _s("redis_port", None, "int", "Redis port.", "CELERY_REDIS_PORT"),
+            _s(
+                "redis_username",
+                None,
+                "str",
+                "Redis user name.",
+                "CELERY_REDIS_USERNAME",
+                status="unsupported",
+                note="Legacy; give it in the `result_backend` URL.",
+            ),
+            _s(
+                "redis_password",
+                None,
+                "str",
+                "Redis password.",
+                "CELERY_REDIS_PASSWORD",
+                status="unsupported",
+                note="Legacy; give it in the `result_backend` URL.",
+            ),
+            _s(
+                "redis_port",
+                None,
+                "int",
+                "Redis port.",
+                "CELERY_REDIS_PORT",
+                status="unsupported",
+                note="Legacy; give it in the `result_backend` URL.",
+            ),
             _s(
                 "redis_socket_timeout",
                 120.0,
                 "float",
                 "Seconds a Redis read or write may take.",
                 "CELERY_REDIS_SOCKET_TIMEOUT",
+                status="unsupported",
+                note=_backend_option("socket_timeout"),
             ),
             _s(
                 "redis_socket_connect_timeout",
@@ -715,6 +987,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds connecting to Redis may take.",
                 "CELERY_REDIS_SOCKET_CONNECT_TIMEOUT",
+                status="unsupported",
+                note=_backend_option("socket_connect_timeout"),
             ),
             _s(
                 "redis_retry_on_timeout",
@@ -722,6 +996,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Retry Redis operations that time out.",
                 "CELERY_REDIS_RETRY_ON_TIMEOUT",
+                status="unsupported",
+                note="Not read: Redis timeouts are not retried.",
             ),
             _s(
                 "redis_socket_keepalive",
@@ -729,6 +1005,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Enable TCP keepalive on Redis backend connections.",
                 "CELERY_REDIS_SOCKET_KEEPALIVE",
+                status="unsupported",
+                note=_backend_option("socket_keepalive"),
             ),
         ),
     ),
@@ -741,12 +1019,16 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "list",
                 "Cassandra hosts.",
                 "CASSANDRA_SERVERS",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_secure_bundle_path",
                 None,
                 "str",
                 "Astra DB secure-connect bundle (instead of `cassandra_servers`).",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_bundle_path",
@@ -754,9 +1036,27 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Older name of the Astra DB secure-connect bundle path.",
                 "CASSANDRA_BUNDLE_PATH",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
             ),
-            _s("cassandra_port", None, "int", "Cassandra port.", "CASSANDRA_PORT"),
-            _s("cassandra_keyspace", None, "str", "Cassandra keyspace.", "CASSANDRA_KEYSPACE"),
+            _s(
+                "cassandra_port",
+                None,
+                "int",
+                "Cassandra port.",
+                "CASSANDRA_PORT",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
+            ),
+            _s(
+                "cassandra_keyspace",
+                None,
+                "str",
+                "Cassandra keyspace.",
+                "CASSANDRA_KEYSPACE",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
+            ),
             _s(
                 "cassandra_table",
                 None,
@@ -764,6 +1064,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Cassandra table (column family) for results.",
                 "CASSANDRA_TABLE",
                 "CASSANDRA_COLUMN_FAMILY",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_read_consistency",
@@ -771,6 +1073,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Cassandra read consistency level.",
                 "CASSANDRA_READ_CONSISTENCY",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_write_consistency",
@@ -778,6 +1082,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Cassandra write consistency level.",
                 "CASSANDRA_WRITE_CONSISTENCY",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_entry_ttl",
@@ -785,6 +1091,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before Cassandra result rows expire.",
                 "CASSANDRA_ENTRY_TTL",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_auth_provider",
@@ -792,6 +1100,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Name of the `cassandra.auth` provider class.",
                 "CASSANDRA_AUTH_PROVIDER",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_auth_kwargs",
@@ -799,6 +1109,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Keyword arguments of the Cassandra auth provider.",
                 "CASSANDRA_AUTH_KWARGS",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
             ),
             _s(
                 "cassandra_options",
@@ -806,31 +1118,71 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Keyword arguments of `cassandra.cluster.Cluster`.",
                 "CASSANDRA_OPTIONS",
+                status="unsupported",
+                note=_no_backend("Cassandra"),
             ),
-            _s("s3_access_key_id", None, "str", "S3 access key id.", "S3_ACCESS_KEY_ID"),
+            _s(
+                "s3_access_key_id",
+                None,
+                "str",
+                "S3 access key id.",
+                "S3_ACCESS_KEY_ID",
+                status="unsupported",
+                note=_no_backend("S3"),
+            ),
             _s(
                 "s3_secret_access_key",
                 None,
                 "str",
                 "S3 secret access key.",
                 "S3_SECRET_ACCESS_KEY",
+                status="unsupported",
+                note=_no_backend("S3"),
             ),
-            _s("s3_bucket", None, "str", "S3 bucket.", "S3_BUCKET"),
-            _s("s3_base_path", None, "str", "Key prefix inside the S3 bucket.", "S3_BASE_PATH"),
+            _s(
+                "s3_bucket",
+                None,
+                "str",
+                "S3 bucket.",
+                "S3_BUCKET",
+                status="unsupported",
+                note=_no_backend("S3"),
+            ),
+            _s(
+                "s3_base_path",
+                None,
+                "str",
+                "Key prefix inside the S3 bucket.",
+                "S3_BASE_PATH",
+                status="unsupported",
+                note=_no_backend("S3"),
+            ),
             _s(
                 "s3_endpoint_url",
                 None,
                 "str",
                 "Custom S3-compatible endpoint URL.",
                 "S3_ENDPOINT_URL",
+                status="unsupported",
+                note=_no_backend("S3"),
             ),
-            _s("s3_region", None, "str", "S3 region.", "S3_REGION"),
+            _s(
+                "s3_region",
+                None,
+                "str",
+                "S3 region.",
+                "S3_REGION",
+                status="unsupported",
+                note=_no_backend("S3"),
+            ),
             _s(
                 "azureblockblob_container_name",
                 "celery",
                 "str",
                 "Azure Block Blob container for results.",
                 "AZUREBLOCKBLOB_CONTAINER_NAME",
+                status="unsupported",
+                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_base_path",
@@ -838,6 +1190,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Key prefix inside the Azure container.",
                 "AZUREBLOCKBLOB_BASE_PATH",
+                status="unsupported",
+                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_retry_initial_backoff_sec",
@@ -845,6 +1199,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "First Azure retry back-off, in seconds.",
                 "AZUREBLOCKBLOB_RETRY_INITIAL_BACKOFF_SEC",
+                status="unsupported",
+                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_retry_increment_base",
@@ -852,6 +1208,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Base of the exponential Azure retry back-off.",
                 "AZUREBLOCKBLOB_RETRY_INCREMENT_BASE",
+                status="unsupported",
+                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_retry_max_attempts",
@@ -859,6 +1217,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most Azure retry attempts.",
                 "AZUREBLOCKBLOB_RETRY_MAX_ATTEMPTS",
+                status="unsupported",
+                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_connection_timeout",
@@ -866,6 +1226,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Seconds connecting to Azure may take.",
                 "AZUREBLOCKBLOB_CONNECTION_TIMEOUT",
+                status="unsupported",
+                note=_no_backend("Azure Block Blob"),
             ),
             _s(
                 "azureblockblob_read_timeout",
@@ -873,28 +1235,60 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Seconds reading an Azure blob may take.",
                 "AZUREBLOCKBLOB_READ_TIMEOUT",
+                status="unsupported",
+                note=_no_backend("Azure Block Blob"),
             ),
-            _s("gcs_bucket", None, "str", "Google Cloud Storage bucket.", "GCS_BUCKET"),
-            _s("gcs_project", None, "str", "Google Cloud project.", "GCS_PROJECT"),
-            _s("gcs_base_path", "", "str", "Key prefix inside the GCS bucket.", "GCS_BASE_PATH"),
+            _s(
+                "gcs_bucket",
+                None,
+                "str",
+                "Google Cloud Storage bucket.",
+                "GCS_BUCKET",
+                status="unsupported",
+                note=_no_backend("Google Cloud Storage"),
+            ),
+            _s(
+                "gcs_project",
+                None,
+                "str",
+                "Google Cloud project.",
+                "GCS_PROJECT",
+                status="unsupported",
+                note=_no_backend("Google Cloud Storage"),
+            ),
+            _s(
+                "gcs_base_path",
+                "",
+                "str",
+                "Key prefix inside the GCS bucket.",
+                "GCS_BASE_PATH",
+                status="unsupported",
+                note=_no_backend("Google Cloud Storage"),
+            ),
             _s(
                 "gcs_ttl",
                 0,
                 "float",
                 "Seconds before GCS result blobs expire (0: never).",
                 "GCS_TTL",
+                status="unsupported",
+                note=_no_backend("Google Cloud Storage"),
             ),
             _s(
                 "gcs_threadpool_maxsize",
                 10,
                 "int",
                 "Threads (and connections) for GCS operations.",
+                status="unsupported",
+                note=_no_backend("Google Cloud Storage"),
             ),
             _s(
                 "firestore_project",
                 None,
                 "str",
                 "Firestore project for chord counting (None: `gcs_project`).",
+                status="unsupported",
+                note=_no_backend("Firestore"),
             ),
             _s(
                 "cosmosdbsql_database_name",
@@ -902,6 +1296,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "CosmosDB database for results.",
                 "COSMOSDBSQL_DATABASE_NAME",
+                status="unsupported",
+                note=_no_backend("Cosmos DB"),
             ),
             _s(
                 "cosmosdbsql_collection_name",
@@ -909,6 +1305,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "CosmosDB collection for results.",
                 "COSMOSDBSQL_COLLECTION_NAME",
+                status="unsupported",
+                note=_no_backend("Cosmos DB"),
             ),
             _s(
                 "cosmosdbsql_consistency_level",
@@ -916,6 +1314,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "CosmosDB consistency level.",
                 "COSMOSDBSQL_CONSISTENCY_LEVEL",
+                status="unsupported",
+                note=_no_backend("Cosmos DB"),
             ),
             _s(
                 "cosmosdbsql_max_retry_attempts",
@@ -923,6 +1323,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most CosmosDB retries of a request.",
                 "COSMOSDBSQL_MAX_RETRY_ATTEMPTS",
+                status="unsupported",
+                note=_no_backend("Cosmos DB"),
             ),
             _s(
                 "cosmosdbsql_max_retry_wait_time",
@@ -930,6 +1332,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Seconds CosmosDB retries of a request may take.",
                 "COSMOSDBSQL_MAX_RETRY_WAIT_TIME",
+                status="unsupported",
+                note=_no_backend("Cosmos DB"),
             ),
             _s(
                 "elasticsearch_retry_on_timeout",
@@ -937,6 +1341,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Retry Elasticsearch requests that time out on another node.",
                 "CELERY_ELASTICSEARCH_RETRY_ON_TIMEOUT",
+                status="unsupported",
+                note=_no_backend("Elasticsearch"),
             ),
             _s(
                 "elasticsearch_max_retries",
@@ -944,6 +1350,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most Elasticsearch retries before an error is raised.",
                 "CELERY_ELASTICSEARCH_MAX_RETRIES",
+                status="unsupported",
+                note=_no_backend("Elasticsearch"),
             ),
             _s(
                 "elasticsearch_timeout",
@@ -951,6 +1359,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds an Elasticsearch request may take.",
                 "CELERY_ELASTICSEARCH_TIMEOUT",
+                status="unsupported",
+                note=_no_backend("Elasticsearch"),
             ),
             _s(
                 "elasticsearch_save_meta_as_text",
@@ -958,6 +1368,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Store Elasticsearch result metadata as text instead of native JSON.",
                 "CELERY_ELASTICSEARCH_SAVE_META_AS_TEXT",
+                status="unsupported",
+                note=_no_backend("Elasticsearch"),
             ),
             _s(
                 "couchbase_backend_settings",
@@ -965,6 +1377,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Couchbase connection settings (host, port, bucket, username, password).",
                 "CELERY_COUCHBASE_BACKEND_SETTINGS",
+                status="unsupported",
+                note=_no_backend("Couchbase"),
             ),
             _s(
                 "arangodb_backend_settings",
@@ -972,6 +1386,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "ArangoDB connection settings (host, port, database, collection, ...).",
                 "CELERY_ARANGODB_BACKEND_SETTINGS",
+                status="unsupported",
+                note=_no_backend("ArangoDB"),
             ),
             _s(
                 "mongodb_backend_settings",
@@ -979,6 +1395,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "MongoDB settings (database, taskmeta_collection, max_pool_size, options).",
                 "CELERY_MONGODB_BACKEND_SETTINGS",
+                status="unsupported",
+                note=_no_backend("MongoDB"),
             ),
         ),
     ),
@@ -991,6 +1409,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Broker URL, or several (`;`-separated or a list) for failover.",
                 "BROKER_URL",
+                status="implemented",
             ),
             _s(
                 "broker_read_url",
@@ -998,6 +1417,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Broker URL for consuming (None: `broker_url`).",
                 "BROKER_READ_URL",
+                status="unsupported",
+                note="Consumers use `broker_url` too.",
             ),
             _s(
                 "broker_write_url",
@@ -1005,6 +1426,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Broker URL for publishing (None: `broker_url`).",
                 "BROKER_WRITE_URL",
+                status="implemented",
             ),
             _s(
                 "broker_transport",
@@ -1012,6 +1434,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Broker transport name, when `broker_url` gives none.",
                 "BROKER_TRANSPORT",
+                status="unsupported",
+                note="The transport is chosen by the scheme of `broker_url`.",
             ),
             _s(
                 "broker_transport_options",
@@ -1019,6 +1443,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Extra options for the broker transport (e.g. `visibility_timeout`).",
                 "BROKER_TRANSPORT_OPTIONS",
+                status="implemented",
             ),
             _s(
                 "broker_connection_timeout",
@@ -1026,6 +1451,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds a worker waits while connecting to the broker.",
                 "BROKER_CONNECTION_TIMEOUT",
+                status="unsupported",
+                note="Use the transport option `socket_connect_timeout`.",
             ),
             _s(
                 "broker_connection_retry",
@@ -1033,6 +1460,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Re-establish a lost broker connection automatically.",
                 "BROKER_CONNECTION_RETRY",
+                status="unsupported",
+                note="The worker always reconnects.",
             ),
             _s(
                 "broker_connection_retry_on_startup",
@@ -1041,6 +1470,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Retry connecting to the broker at start-up (None: follow "
                 "`broker_connection_retry`).",
                 "BROKER_CONNECTION_RETRY_ON_STARTUP",
+                status="unsupported",
+                note="The worker always retries its first connection.",
             ),
             _s(
                 "broker_connection_max_retries",
@@ -1048,6 +1479,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most broker reconnection attempts (None: retry forever).",
                 "BROKER_CONNECTION_MAX_RETRIES",
+                status="unsupported",
+                note="The worker reconnects without a limit.",
             ),
             _s(
                 "broker_channel_error_retry",
@@ -1055,6 +1488,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Also reconnect when the broker returns an invalid response.",
                 "BROKER_CHANNEL_ERROR_RETRY",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "broker_failover_strategy",
@@ -1063,6 +1498,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "How the next of several broker URLs is chosen (name or function; None: "
                 "round-robin).",
                 "BROKER_FAILOVER_STRATEGY",
+                status="unsupported",
+                note="Only one broker URL is used; there is no failover.",
             ),
             _s(
                 "broker_heartbeat",
@@ -1070,6 +1507,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds between broker heartbeats (AMQP).",
                 "BROKER_HEARTBEAT",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "broker_heartbeat_checkrate",
@@ -1077,6 +1516,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "How often per heartbeat interval the worker checks heartbeats.",
                 "BROKER_HEARTBEAT_CHECKRATE",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "broker_login_method",
@@ -1084,6 +1525,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "AMQP login method (None: `AMQPLAIN`).",
                 "BROKER_LOGIN_METHOD",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "broker_native_delayed_delivery_queue_type",
@@ -1091,6 +1534,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Type of RabbitMQ native delayed-delivery queues.",
                 "BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "broker_pool_limit",
@@ -1098,6 +1543,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most connections in the broker connection pool (None or 0: no pool).",
                 "BROKER_POOL_LIMIT",
+                status="unsupported",
+                note="Use the transport option `max_connections`.",
             ),
             _s(
                 "broker_pool_acquire_timeout",
@@ -1105,6 +1552,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds to wait for a free pooled broker connection (None: forever).",
                 "BROKER_POOL_ACQUIRE_TIMEOUT",
+                status="unsupported",
+                note="Connections are not pooled with a timeout.",
             ),
             _s(
                 "broker_use_ssl",
@@ -1112,15 +1561,35 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Use SSL for broker connections: True or a dict of SSL options.",
                 "BROKER_USE_SSL",
+                status="unsupported",
+                note="Not read yet: use `rediss://`, or this key in `broker_transport_options`.",
             ),
             _s(
-                "broker_host", None, "str", "Legacy: broker host (use `broker_url`).", "BROKER_HOST"
+                "broker_host",
+                None,
+                "str",
+                "Legacy: broker host (use `broker_url`).",
+                "BROKER_HOST",
+                status="unsupported",
+                note="Legacy; give the host in `broker_url`.",
             ),
             _s(
-                "broker_port", None, "int", "Legacy: broker port (use `broker_url`).", "BROKER_PORT"
+                "broker_port",
+                None,
+                "int",
+                "Legacy: broker port (use `broker_url`).",
+                "BROKER_PORT",
+                status="unsupported",
+                note="Legacy; give the port in `broker_url`.",
             ),
             _s(
-                "broker_user", None, "str", "Legacy: broker user (use `broker_url`).", "BROKER_USER"
+                "broker_user",
+                None,
+                "str",
+                "Legacy: broker user (use `broker_url`).",
+                "BROKER_USER",
+                status="unsupported",
+                note="Legacy; give the user in `broker_url`.",
             ),
             _s(
                 "broker_password",
@@ -1128,6 +1597,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Legacy: broker password (use `broker_url`).",
                 "BROKER_PASSWORD",
+                status="unsupported",
+                note="Legacy; give the password in `broker_url`.",
             ),
             _s(
                 "broker_vhost",
@@ -1135,6 +1606,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Legacy: broker virtual host (use `broker_url`).",
                 "BROKER_VHOST",
+                status="unsupported",
+                note="Legacy; give the virtual host in `broker_url`.",
             ),
         ),
     ),
@@ -1147,6 +1620,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Processes/threads running tasks (None: the number of CPUs).",
                 "CELERYD_CONCURRENCY",
+                status="implemented",
             ),
             _s(
                 "worker_prefetch_multiplier",
@@ -1154,6 +1628,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Messages a worker reserves per process (0: no limit).",
                 "CELERYD_PREFETCH_MULTIPLIER",
+                status="implemented",
             ),
             _s(
                 "worker_disable_prefetch",
@@ -1161,6 +1636,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Only fetch a message when a process is free to run it.",
                 "CELERYD_DISABLE_PREFETCH",
+                status="unsupported",
+                note="Use `worker_prefetch_multiplier = 1`.",
             ),
             _s(
                 "worker_eta_task_limit",
@@ -1168,6 +1645,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Most ETA/countdown tasks a worker holds in memory (None: no limit).",
                 "CELERYD_ETA_TASK_LIMIT",
+                status="compat",
+                note="Scheduled (ETA/countdown) messages wait in the broker, not in worker memory.",
             ),
             _s(
                 "worker_enable_prefetch_count_reduction",
@@ -1175,6 +1654,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "After a broker reconnect, restore the prefetch count gradually.",
                 "CELERYD_ENABLE_PREFETCH_COUNT_REDUCTION",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "worker_lease_seconds",
@@ -1183,6 +1664,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "celeriac: seconds a claimed message stays invisible; if its worker stops "
                 "renewing the lease (every third of it), another worker may take the message "
                 "back. The transport option `visibility_timeout`, when set, wins.",
+                status="implemented",
             ),
             _s(
                 "worker_early_ack_batch",
@@ -1191,6 +1673,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "celeriac: solo pool with early acks: ack this many reserved messages in one "
                 "round trip before running them (1 = Celery's one ack per task start; more is "
                 "faster, but a killed worker loses acked tasks that had not started).",
+                status="implemented",
             ),
             _s(
                 "worker_max_tasks_per_child",
@@ -1198,6 +1681,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Tasks a pool process runs before it is replaced (None: no limit).",
                 "CELERYD_MAX_TASKS_PER_CHILD",
+                status="implemented",
             ),
             _s(
                 "worker_max_memory_per_child",
@@ -1205,6 +1689,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Resident memory (KiB) after which a pool process is replaced (None: no limit).",
                 "CELERYD_MAX_MEMORY_PER_CHILD",
+                status="unsupported",
+                note="Memory use is not checked; use `worker_max_tasks_per_child`.",
             ),
             _s(
                 "worker_disable_rate_limits",
@@ -1212,6 +1698,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Ignore all task rate limits.",
                 "CELERY_DISABLE_RATE_LIMITS",
+                status="compat",
+                note="Rate limits are not enforced yet, so there are none to disable.",
             ),
             _s(
                 "worker_state_db",
@@ -1219,6 +1707,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "File keeping persistent worker state (revoked tasks).",
                 "CELERYD_STATE_DB",
+                status="compat",
+                note="Revokes are kept by the broker, which outlives a worker restart.",
             ),
             _s(
                 "worker_timer_precision",
@@ -1226,6 +1716,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Longest sleep, in seconds, of the ETA scheduler between checks.",
                 "CELERYD_TIMER_PRECISION",
+                status="compat",
+                note="Scheduled messages are released by the broker; the worker has no ETA timer.",
             ),
             _s(
                 "worker_enable_remote_control",
@@ -1233,6 +1725,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Workers answer remote control commands.",
                 "CELERY_ENABLE_REMOTE_CONTROL",
+                status="unsupported",
+                note="Remote control cannot be turned off.",
             ),
             _s(
                 "worker_send_task_events",
@@ -1240,6 +1734,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Send task events for monitors (like `worker -E`).",
                 "CELERY_SEND_EVENTS",
+                status="unsupported",
+                note=_NO_EVENTS,
             ),
             _s(
                 "worker_direct",
@@ -1247,6 +1743,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Every worker gets a dedicated queue (`<hostname>.dq`).",
                 "CELERY_WORKER_DIRECT",
+                status="unsupported",
+                note="Workers have no dedicated queue.",
             ),
             _s(
                 "worker_lost_wait",
@@ -1254,6 +1752,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds to wait for a missing result before raising `WorkerLostError`.",
                 "CELERYD_WORKER_LOST_WAIT",
+                status="unsupported",
+                note="Not read: a lost pool process is reported when the pool notices it.",
             ),
             _s(
                 "worker_proc_alive_timeout",
@@ -1261,6 +1761,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds to wait for a new pool process to start.",
                 "CELERYD_PROC_ALIVE_TIMEOUT",
+                status="unsupported",
+                note="Not read: pool processes are not timed at start-up.",
             ),
             _s(
                 "worker_cancel_long_running_tasks_on_connection_loss",
@@ -1268,6 +1770,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Cancel running late-ack tasks when the broker connection is lost.",
                 "CELERYD_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS",
+                status="unsupported",
+                note="Running tasks are not cancelled when the broker connection drops.",
             ),
             _s(
                 "worker_deduplicate_successful_tasks",
@@ -1275,6 +1779,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Skip redelivered late-ack tasks already stored as successful.",
                 "CELERYD_DEDUPLICATE_SUCCESSFUL_TASKS",
+                status="unsupported",
+                note="Redelivered messages of succeeded tasks are not skipped.",
             ),
             _s(
                 "worker_soft_shutdown_timeout",
@@ -1282,6 +1788,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds running tasks get before a cold shutdown (0: no soft shutdown).",
                 "CELERYD_SOFT_SHUTDOWN_TIMEOUT",
+                status="unsupported",
+                note="There is no soft shutdown phase.",
             ),
             _s(
                 "worker_enable_soft_shutdown_on_idle",
@@ -1289,6 +1797,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Do the soft shutdown wait even when no task is running.",
                 "CELERYD_ENABLE_SOFT_SHUTDOWN_ON_IDLE",
+                status="unsupported",
+                note="There is no soft shutdown phase.",
             ),
             _s(
                 "worker_detect_quorum_queues",
@@ -1296,6 +1806,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Detect quorum queues and disable global QoS for them (RabbitMQ).",
                 "CELERYD_DETECT_QUORUM_QUEUES",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "worker_pool",
@@ -1303,6 +1815,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Execution pool: `prefork`, `threads`, `solo`, ... or a class path.",
                 "CELERYD_POOL",
+                status="implemented",
             ),
             _s(
                 "worker_pool_putlocks",
@@ -1310,6 +1823,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Block when all pool processes are busy instead of queueing inside the pool.",
                 "CELERYD_POOL_PUTLOCKS",
+                status="compat",
+                note="An internal of Celery's billiard pool; celeriac's pools have no put locks.",
             ),
             _s(
                 "worker_pool_restarts",
@@ -1317,6 +1832,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Allow the `pool_restart` remote control command.",
                 "CELERYD_POOL_RESTARTS",
+                status="unsupported",
+                note="The `pool_restart` control command is not implemented.",
             ),
             _s(
                 "worker_pool_start_method",
@@ -1324,6 +1841,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "multiprocessing start method of the prefork pool.",
                 "CELERYD_POOL_START_METHOD",
+                status="unsupported",
+                note="The prefork pool always forks.",
             ),
             _s(
                 "worker_autoscaler",
@@ -1331,6 +1850,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Class path of the autoscaler.",
                 "CELERYD_AUTOSCALER",
+                status="unsupported",
+                note="There is no autoscaling.",
             ),
             _s(
                 "worker_consumer",
@@ -1338,6 +1859,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Class path of the worker's message consumer.",
                 "CELERYD_CONSUMER",
+                status="unsupported",
+                note="The worker's consumer cannot be replaced.",
             ),
             _s(
                 "worker_timer",
@@ -1345,6 +1868,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Class path of the ETA timer (None: chosen by the pool).",
                 "CELERYD_TIMER",
+                status="unsupported",
+                note="The worker has no replaceable timer.",
             ),
             _s(
                 "worker_agent",
@@ -1352,6 +1877,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Class path of an optional worker agent.",
                 "CELERYD_AGENT",
+                status="unsupported",
+                note="The worker has no agent.",
             ),
             _s(
                 "worker_hijack_root_logger",
@@ -1359,6 +1886,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Replace the handlers of the root logger with celeriac's.",
                 "CELERYD_HIJACK_ROOT_LOGGER",
+                status="implemented",
             ),
             _s(
                 "worker_log_color",
@@ -1366,6 +1894,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Colour log output (None: when logging to a terminal).",
                 "CELERYD_LOG_COLOR",
+                status="implemented",
             ),
             _s(
                 "worker_log_format",
@@ -1374,6 +1903,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Format of worker log records.",
                 "CELERYD_LOG_FORMAT",
                 "CELERY_WORKER_LOG_FORMAT",
+                status="implemented",
             ),
             _s(
                 "worker_log_datefmt",
@@ -1381,6 +1911,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Date format of worker log records.",
                 "CELERYD_LOG_DATEFMT",
+                status="implemented",
             ),
             _s(
                 "worker_task_log_format",
@@ -1389,6 +1920,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Format of log records emitted inside tasks.",
                 "CELERYD_TASK_LOG_FORMAT",
                 "CELERY_WORKER_TASK_LOG_FORMAT",
+                status="implemented",
             ),
             _s(
                 "worker_task_log_datefmt",
@@ -1396,6 +1928,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Date format of log records emitted inside tasks.",
                 "CELERYD_TASK_LOG_DATEFMT",
+                status="implemented",
             ),
             _s(
                 "worker_redirect_stdouts",
@@ -1404,6 +1937,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Redirect stdout and stderr to the logger.",
                 "CELERY_REDIRECT_STDOUTS",
                 "CELERYD_REDIRECT_STDOUTS",
+                status="implemented",
             ),
             _s(
                 "worker_redirect_stdouts_level",
@@ -1412,6 +1946,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Log level of redirected stdout/stderr output.",
                 "CELERY_REDIRECT_STDOUTS_LEVEL",
                 "CELERYD_REDIRECT_STDOUTS_LEVEL",
+                status="implemented",
             ),
             *_daemon_options("worker"),
         ),
@@ -1425,6 +1960,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before an unused monitor event queue is deleted.",
                 "CELERY_EVENT_QUEUE_EXPIRES",
+                status="compat",
+                note=_NO_EVENTS,
             ),
             _s(
                 "event_queue_ttl",
@@ -1432,6 +1969,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before an unread event message expires.",
                 "CELERY_EVENT_QUEUE_TTL",
+                status="compat",
+                note=_NO_EVENTS,
             ),
             _s(
                 "event_queue_prefix",
@@ -1439,6 +1978,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Prefix of event receiver queue names.",
                 "CELERY_EVENT_QUEUE_PREFIX",
+                status="compat",
+                note=_NO_EVENTS,
             ),
             _s(
                 "event_queue_exclusive",
@@ -1446,6 +1987,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Event queues are exclusive to their connection.",
                 "CELERY_EVENT_QUEUE_EXCLUSIVE",
+                status="compat",
+                note=_NO_EVENTS,
             ),
             _s(
                 "event_queue_durable",
@@ -1453,6 +1996,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Event queues survive a broker restart.",
                 "CELERY_EVENT_QUEUE_DURABLE",
+                status="compat",
+                note=_NO_EVENTS,
             ),
             _s(
                 "event_serializer",
@@ -1460,6 +2005,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Serializer of event messages.",
                 "CELERY_EVENT_SERIALIZER",
+                status="compat",
+                note=_NO_EVENTS,
             ),
             _s(
                 "event_exchange",
@@ -1467,6 +2014,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Name of the event exchange.",
                 "CELERY_EVENT_EXCHANGE",
+                status="compat",
+                note=_NO_EVENTS,
             ),
             *_daemon_options("events"),
         ),
@@ -1480,6 +2029,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before an unanswered remote control message expires.",
                 "CONTROL_QUEUE_TTL",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "control_queue_expires",
@@ -1487,6 +2038,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds before an unused remote control queue is deleted.",
                 "CONTROL_QUEUE_EXPIRES",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "control_queue_exclusive",
@@ -1494,6 +2047,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Remote control queues are exclusive to their connection.",
                 "CONTROL_QUEUE_EXCLUSIVE",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "control_queue_durable",
@@ -1501,6 +2056,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Remote control queues survive a broker restart.",
                 "CONTROL_QUEUE_DURABLE",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
             _s(
                 "control_exchange",
@@ -1508,6 +2065,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Name of the remote control exchange.",
                 "CONTROL_EXCHANGE",
+                status="compat",
+                note=_AMQP_ONLY,
             ),
         ),
     ),
@@ -1520,6 +2079,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Private key file used to sign messages.",
                 "CELERY_SECURITY_KEY",
+                status="unsupported",
+                note="Message signing (the `auth` serializer) is not implemented.",
             ),
             _s(
                 "security_key_password",
@@ -1527,6 +2088,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bytes",
                 "Password of `security_key`.",
                 "CELERY_SECURITY_KEY_PASSWORD",
+                status="unsupported",
+                note="Message signing (the `auth` serializer) is not implemented.",
             ),
             _s(
                 "security_certificate",
@@ -1534,6 +2097,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "X.509 certificate file used to sign messages.",
                 "CELERY_SECURITY_CERTIFICATE",
+                status="unsupported",
+                note="Message signing (the `auth` serializer) is not implemented.",
             ),
             _s(
                 "security_cert_store",
@@ -1541,6 +2106,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Directory or glob of X.509 certificates trusted for signed messages.",
                 "CELERY_SECURITY_CERT_STORE",
+                status="unsupported",
+                note="Message signing (the `auth` serializer) is not implemented.",
             ),
             _s(
                 "security_digest",
@@ -1548,6 +2115,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Digest used to sign messages.",
                 "CELERY_SECURITY_DIGEST",
+                status="unsupported",
+                note="Message signing (the `auth` serializer) is not implemented.",
             ),
         ),
     ),
@@ -1560,6 +2129,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "Periodic tasks: entry name -> `{'task', 'schedule', 'args', ...}`.",
                 "CELERYBEAT_SCHEDULE",
+                status="implemented",
             ),
             _s(
                 "beat_scheduler",
@@ -1567,6 +2137,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Class path of the beat scheduler.",
                 "CELERYBEAT_SCHEDULER",
+                status="implemented",
             ),
             _s(
                 "beat_schedule_filename",
@@ -1574,6 +2145,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "File where the persistent scheduler keeps last run times.",
                 "CELERYBEAT_SCHEDULE_FILENAME",
+                status="implemented",
             ),
             _s(
                 "beat_sync_every",
@@ -1581,6 +2153,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Periodic tasks sent between schedule syncs (0: sync on a timer).",
                 "CELERYBEAT_SYNC_EVERY",
+                status="compat",
+                note="Beat stores each run as it publishes it.",
             ),
             _s(
                 "beat_max_loop_interval",
@@ -1588,6 +2162,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Longest sleep, in seconds, between schedule checks (0: scheduler's default).",
                 "CELERYBEAT_MAX_LOOP_INTERVAL",
+                status="implemented",
             ),
             _s(
                 "beat_cron_starting_deadline",
@@ -1595,6 +2170,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Seconds beat may look back for a missed crontab run (None: always run late jobs).",
                 "CELERYBEAT_CRON_STARTING_DEADLINE",
+                status="implemented",
             ),
             _s(
                 "beat_enable_remote_control",
@@ -1602,6 +2178,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Beat answers remote control commands.",
                 "CELERYBEAT_ENABLE_REMOTE_CONTROL",
+                status="unsupported",
+                note="Beat has no remote control.",
             ),
             _s(
                 "beat_remote_control_max_tick_age",
@@ -1609,6 +2187,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "float",
                 "Seconds since beat's last tick after which it reports itself unhealthy.",
                 "CELERYBEAT_REMOTE_CONTROL_MAX_TICK_AGE",
+                status="unsupported",
+                note="Beat has no remote control.",
             ),
             *_daemon_options("beat"),
         ),
@@ -1701,14 +2281,87 @@ def closest_setting(name: str) -> str | None:
     return candidate
 
 
-def _warn_if_typo(name: str, stacklevel: int) -> None:
+# -- warnings that point at the user's configuration ----------------------------------------
+
+#: Where a warning about a setting points: (file name, line number).
+Where = tuple[str, int]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Settings already reported by SettingNotImplementedWarning in this process.
+_WARNED: set[str] = set()
+
+
+def _caller() -> Where:
+    """The innermost frame outside celeriac: the line that set the setting."""
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return "<unknown>", 0
+    return frame.f_code.co_filename, frame.f_lineno
+
+
+def _source_file(obj: Any) -> str | None:
+    """The file that defines the configuration ``obj`` (a module, a class of one, or
+    Django's settings), unless that is one of celeriac's own files."""
+    module: Any = None
+    try:
+        if isinstance(obj, types.ModuleType):
+            module = obj
+        elif isinstance(obj, type):
+            module = sys.modules.get(obj.__module__)
+        elif isinstance(getattr(obj, "SETTINGS_MODULE", None), str):
+            module = sys.modules.get(obj.SETTINGS_MODULE)  # Django's settings object
+    except Exception:  # Django raises while its settings are not configured
+        return None
+    filename = getattr(module, "__file__", None)
+    if not isinstance(filename, str) or filename.startswith(_PACKAGE_DIR):
+        return None
+    return filename
+
+
+def _assignment(filename: str, spelt: str) -> Where | None:
+    """The line of ``filename`` that assigns ``spelt``, if there is one."""
+    pattern = re.compile(rf"\s*{re.escape(spelt)}\s*(?::[^=]*)?=(?!=)")
+    for lineno, line in enumerate(linecache.getlines(filename), start=1):
+        if pattern.match(line):
+            return filename, lineno
+    return None
+
+
+def _fixed(where: Where) -> Callable[[], Where]:
+    return lambda: where
+
+
+def _warn_at(message: str, category: type[Warning], where: Where) -> None:
+    filename, lineno = where
+    warnings.warn_explicit(message, category, filename, lineno)
+
+
+def _warn_if_typo(name: str, spelt: str, where: Callable[[], Where]) -> None:
     suggestion = closest_setting(name)
-    if suggestion is not None:
-        warnings.warn(
-            f"Unknown setting {name!r}; did you mean {suggestion!r}?",
-            UnknownSettingWarning,
-            stacklevel=stacklevel + 1,
-        )
+    if suggestion is None:
+        return
+    if spelt != name and spelt.lower().endswith(name):
+        # Namespaced (``CELERY_BROKER_ULR`` read as ``broker_ulr``): suggest in that style.
+        suggestion = spelt[: len(spelt) - len(name)] + suggestion.upper()
+    _warn_at(
+        f"Unknown setting {spelt!r}; did you mean {suggestion!r}?",
+        UnknownSettingWarning,
+        where(),
+    )
+
+
+def _warn_if_ignored(setting: Setting, spelt: str, value: Any, where: Callable[[], Where]) -> None:
+    if setting.name in _WARNED or not setting.ignores(value):
+        return
+    _WARNED.add(setting.name)
+    _warn_at(
+        f"Setting {spelt!r} has no effect in celeriac (unsupported): {setting.note} "
+        "(see docs/configuration.md)",
+        SettingNotImplementedWarning,
+        where(),
+    )
 
 
 def _copy_value(value: Any) -> Any:
@@ -1746,30 +2399,40 @@ class Settings(MutableMapping[str, Any]):
         self._values = {name: s.fresh_default() for name, s in SETTINGS.items()}
         self._changed = {}
         if initial is not None:
-            self._update(_pairs(initial), stacklevel=2)
+            self._update(_pairs(initial))
 
     # -- storage -------------------------------------------------------------------------
 
-    def _store(self, key: str, value: Any, stacklevel: int) -> None:
+    def _store(
+        self,
+        key: str,
+        value: Any,
+        spelt: str | None = None,
+        where: Callable[[], Where] = _caller,
+    ) -> None:
+        """Set ``key``; warnings name it as ``spelt`` (default: ``key``) and point at
+        ``where()`` (default: the first caller outside celeriac)."""
         if not isinstance(key, str):
             raise TypeError(f"setting names are strings, not {type(key).__name__}")
         name = canonical_name(key)
         if name is None:
             name = key
             if key not in self._values:
-                _warn_if_typo(key, stacklevel + 1)
+                _warn_if_typo(key, spelt or key, where)
+        else:
+            _warn_if_ignored(SETTINGS[name], spelt or key, value, where)
         self._values[name] = value
         self._version += 1
         self._changed.pop(name, None)  # keep the most recent change last (popitem)
         self._changed[name] = None
 
-    def _update(self, pairs: list[tuple[str, Any]], stacklevel: int) -> None:
+    def _update(self, pairs: list[tuple[str, Any]]) -> None:
         # When one call spells a setting both ways, the new spelling wins.
         spelt_new = {key for key, _ in pairs if key in SETTINGS}
         for key, value in pairs:
             if key not in SETTINGS and canonical_name(key) in spelt_new:
                 continue
-            self._store(key, value, stacklevel + 1)
+            self._store(key, value)
 
     @staticmethod
     def _name(key: object) -> str:
@@ -1786,7 +2449,7 @@ class Settings(MutableMapping[str, Any]):
             raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._store(key, value, stacklevel=2)
+        self._store(key, value)
 
     def __delitem__(self, key: str) -> None:
         name = self._name(key)
@@ -1814,7 +2477,19 @@ class Settings(MutableMapping[str, Any]):
 
         When both spellings of one setting are given, the new spelling wins.
         """
-        self._update([*_pairs(other), *kwargs.items()], stacklevel=2)
+        self._update([*_pairs(other), *kwargs.items()])
+
+    def update_from_object(self, obj: Any, namespace: str | None = None) -> None:
+        """Set the settings :func:`read_object` finds in ``obj``.
+
+        Warnings name each setting as ``obj`` spells it and point at the line of the
+        configuration's file that assigns it (else at the caller outside celeriac).
+        """
+        filename = _source_file(obj)
+        for name, (spelt, value) in _read(obj, namespace).items():
+            found = _assignment(filename, spelt) if filename else None
+            where = _caller if found is None else _fixed(found)
+            self._store(name, value, spelt, where)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """Set ``key`` to ``default`` unless the user already set it; return its value.
@@ -1824,7 +2499,7 @@ class Settings(MutableMapping[str, Any]):
         name = self._name(key)
         if name in self._changed:
             return self._values[name]
-        self._store(key, default, stacklevel=2)
+        self._store(key, default)
         return default
 
     def clear(self) -> None:
@@ -1882,7 +2557,7 @@ class Settings(MutableMapping[str, Any]):
         if name.startswith("_"):
             object.__setattr__(self, name, value)
         else:
-            self._store(name, value, stacklevel=2)
+            self._store(name, value)
 
     def __delattr__(self, name: str) -> None:
         if name.startswith("_"):
@@ -1947,12 +2622,17 @@ def read_object(obj: Any, namespace: str | None = None) -> dict[str, Any]:
     ways the namespaced, then the new, then the ``CELERY_``-prefixed, then the old spelling
     wins.
     """
+    return {name: value for name, (_spelt, value) in _read(obj, namespace).items()}
+
+
+def _read(obj: Any, namespace: str | None) -> dict[str, tuple[str, Any]]:
+    """:func:`read_object`, keeping how ``obj`` spells each name: ``{name: (spelt, value)}``."""
     is_mapping = isinstance(obj, Mapping)
     home = None if is_mapping else _home_module(obj)
     prefix = f"{namespace.upper().rstrip('_')}_" if namespace else None
 
-    found: dict[str, tuple[int, Any]] = {}
-    unknown: dict[str, Any] = {}
+    found: dict[str, tuple[int, str, Any]] = {}
+    unknown: dict[str, tuple[str, Any]] = {}
     for key, get in _members(obj):
         rank = 0
         name: str | None = None
@@ -1990,12 +2670,12 @@ def read_object(obj: Any, namespace: str | None = None) -> dict[str, Any]:
             continue
         if rank:
             if name not in found or found[name][0] <= rank:
-                found[name] = (rank, value)
+                found[name] = (rank, key, value)
         elif is_mapping or not callable(value):
-            unknown[name] = value
+            unknown[name] = (key, value)
 
-    result = {name: value for name, value in unknown.items() if name not in found}
-    result.update((name, value) for name, (_rank, value) in found.items())
+    result = {name: item for name, item in unknown.items() if name not in found}
+    result.update((name, (spelt, value)) for name, (_rank, spelt, value) in found.items())
     return result
 
 

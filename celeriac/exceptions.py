@@ -25,6 +25,10 @@
     ├── TimeoutError (builtins.TimeoutError)   AsyncResult.get(timeout=) expired
     └── ChordError                      a chord member failed
 
+    CeleriacWarning (UserWarning)
+    ├── UnknownSettingWarning           a setting name celeriac does not know (a typo?)
+    └── SettingNotImplementedWarning    a setting celeriac accepts but does not act on
+
     SoftTimeLimitExceeded  derives from Exception only (like Celery), so a
     task's own ``except Exception`` blocks can catch it and clean up.
 
@@ -217,6 +221,14 @@ class UnknownSettingWarning(CeleriacWarning):
     """A setting name celeriac does not know (probably a typo)."""
 
 
+class SettingNotImplementedWarning(CeleriacWarning):
+    """A setting given a value celeriac does not act on (its status is ``unsupported``).
+
+    Sent once per setting per process, naming the setting as the configuration spells it
+    and pointing at the configuration's file.
+    """
+
+
 CeleryError = CeleriacError
 
 __all__ = [
@@ -241,6 +253,7 @@ __all__ = [
     "Retry",
     "RetryTaskError",
     "SerializationError",
+    "SettingNotImplementedWarning",
     "SoftTimeLimitExceeded",
     "TaskError",
     "TaskRevokedError",

@@ -9,10 +9,17 @@ from typing import Any
 
 import pytest
 
-from celeriac import Celery
+from celeriac import Celery, config
 from celeriac.worker import Worker
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_setting_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SettingNotImplementedWarning is sent once per process; each test starts afresh so
+    whether a test sees it does not depend on which tests ran before."""
+    monkeypatch.setattr(config, "_WARNED", set())
 
 
 @pytest.fixture

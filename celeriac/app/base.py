@@ -159,7 +159,7 @@ class Celery:
         namespace = namespace if namespace is not None else self.namespace
         self.namespace = namespace
         self._from_django = isinstance(obj, str) and obj.startswith("django.conf")
-        self.conf.update(config.read_object(source, namespace=namespace))
+        self.conf.update_from_object(source, namespace=namespace)
         self._after_configure_sent = True
         self.on_after_configure.send(sender=self, source=source)
 
