@@ -97,6 +97,15 @@ class RedisBackend(ResultBackend):
     def store_many(self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None) -> None:
         if not items:
             return
+        keys, args = self.store_results_call(items, expires_s)
+        with self._errors:
+            self._conn.run("store_results", keys, args)
+
+    def store_results_call(
+        self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of the ``store_results.lua`` call that stores ``items``: a broker on
+        the same Redis database runs it in one transaction with its acks (``settle_with``)."""
         keys: list[str] = []
         args: list[Any] = [_expiry_ms(expires_s)]
         ready = states.READY_STATES
@@ -105,8 +114,12 @@ class RedisBackend(ResultBackend):
             # Celery JSON records carry their state; any other payload gets a side key.
             side = "" if payload.startswith(self._head(state)) else state
             args += (payload, 1 if state in ready else 0, side)
-        with self._errors:
-            self._conn.run("store_results", keys, args)
+        return keys, args
+
+    @property
+    def redis_server(self) -> tuple[Any, ...]:
+        """Which Redis database the results live in (see ``RedisConnection.server``)."""
+        return self._conn.server
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, task_id: str) -> bytes | None:

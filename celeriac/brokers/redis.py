@@ -22,7 +22,8 @@ import orjson
 import redis
 
 from celeriac._utils.redis_wire import SCHEMES, frame, priority_steps, unframe
-from celeriac.brokers.base import Broker, WorkerRecord, dead_holders, node_prefix
+from celeriac.backends.base import ResultBackend
+from celeriac.brokers.base import Broker, Settler, WorkerRecord, dead_holders, node_prefix
 from celeriac.brokers.redis_client import RedisConnection, WriteBehind
 from celeriac.brokers.redis_direct import Direct
 from celeriac.exceptions import BrokerConnectionError, EncodeError, ImproperlyConfigured
@@ -289,6 +290,45 @@ class RedisBroker(Broker):
         keys = [d.tag[0] for d in deliveries]
         return (self._acks.script_sha("ack"), len(keys), *keys, GROUP, self.consumer,
                 *(d.tag[1] for d in deliveries))
+
+    def settle_with(self, backend: ResultBackend) -> Settler | None:
+        """Store results and ack in ONE transaction (MULTI/EXEC) when ``backend`` keeps its
+        results in this broker's Redis database: a worker killed mid-settle then leaves
+        neither, so its acks_late task runs again without a stored result, never with one.
+        Without results to store the ack stays write-behind; without acks, a plain store."""
+        server = getattr(backend, "redis_server", None)
+        store_call = getattr(backend, "store_results_call", None)
+        if server is None or store_call is None or server != self._conn.server:
+            return None
+        store_sha = self._acks.script_sha("store_results")
+
+        def settle(
+            items: Sequence[tuple[str, str, bytes]],
+            expires_s: float | None,
+            deliveries: Sequence[Delivery],
+        ) -> None:
+            if not items:
+                self.ack(deliveries)
+                return
+            if not deliveries:
+                backend.store_many(items, expires_s)
+                return
+            keys, args = store_call(items, expires_s)
+            ack = self._settle_command(deliveries)
+            with self._errors:
+                pipe = self._conn.base.pipeline(transaction=True)
+                pipe.execute_command("EVALSHA", store_sha, len(keys), *keys, *args)
+                pipe.execute_command("EVALSHA", *ack)
+                replies = pipe.execute(raise_on_error=False)
+            if any(isinstance(r, redis.ResponseError) for r in replies):
+                # NOSCRIPT after a Redis restart (or SCRIPT FLUSH): each part on its own,
+                # which loads the scripts again; both parts are idempotent.
+                backend.store_many(items, expires_s)
+                self.ack(deliveries)
+                with self._errors:
+                    self._acks.flush()
+
+        return settle
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:

@@ -250,6 +250,14 @@ class RedisConnection:
     def key(self, name: str) -> str:
         return self.prefix + name
 
+    @property
+    def server(self) -> tuple[Any, ...]:
+        """Which Redis database this connection reaches (not the key prefix): two connections
+        with the same value can take part in one MULTI/EXEC transaction."""
+        p = self.params
+        return (p.kind, p.host, p.port, p.socket_path, p.sentinels,
+                self.options.get("master_name"), p.db)
+
     def close(self) -> None:
         with self._lock:
             base, self._base = self._base, None

@@ -19,6 +19,7 @@ from celeriac.brokers import create_broker
 from celeriac.brokers.redis import RedisBroker
 from celeriac.brokers.redis_client import pack_commands
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
+from celeriac.message import Envelope
 from tests.brokers.conftest import envelope
 from tests.redis.conftest import FAST_FAIL, RedisServer
 from tests.redis.support import drop_keys
@@ -496,3 +497,47 @@ def test_malformed_scheduled_members_are_dead_lettered(
         assert "scheduled" in reason
         assert len(env.body) <= 64 * 1024
     assert any("truncated" in reason for _, reason in rejected)
+
+
+def _settle_envelope(task_id: str) -> Envelope:
+    return Envelope(body=b"[[], {}, {}]", headers={"id": task_id, "task": "t"},
+                    properties={"correlation_id": task_id})
+
+
+def test_settle_stores_and_acks_in_one_transaction_on_the_same_database(
+    broker_url: str, backend_url: str
+) -> None:
+    from celeriac import states
+    from celeriac.backends import create_backend
+
+    same_db = broker_url + "x"  # same database, a key prefix of its own
+    broker = create_broker(broker_url)
+    backend = create_backend(same_db)
+    elsewhere = create_backend(backend_url)  # another database
+    try:
+        assert broker.settle_with(elsewhere) is None
+        settle = broker.settle_with(backend)
+        assert settle is not None
+        for task_id in ("a", "b", "c"):
+            broker.publish("q", _settle_envelope(task_id))
+        deliveries = broker.consume(["q"], 10, 1.0)
+        record = b'{"status": "SUCCESS", "result": 1}'
+        redis_client = broker._conn.client
+
+        def entries() -> int:
+            return sum(redis_client.execute_command("XLEN", broker.stream_key("q", s))
+                       for s in broker.steps_desc)
+
+        settle([("a", states.SUCCESS, record)], None, deliveries[:2])
+        assert backend.get("a") == record
+        assert entries() == 1  # both acked (and deleted) in the same round trip
+        # after SCRIPT FLUSH (as after a Redis restart) it still settles, loading the scripts
+        broker._conn.client.execute_command("SCRIPT", "FLUSH")
+        settle([("c", states.SUCCESS, record)], None, deliveries[2:])
+        assert backend.get("c") == record
+        assert entries() == 0
+    finally:
+        broker.close()
+        backend.close()
+        elsewhere.close()
+        drop_keys(same_db)
