@@ -83,21 +83,19 @@ def on_revoked(app: Celery, message: TaskMessage, why: str) -> None:
     """A revoked or expired message that was part of a chain or chord: stop the chain, count
     the chord member (the executor stores the REVOKED record too; storing it here first lets
     the chord's last member see it)."""
-    embed = message.embed
-    if not (embed.get("chain") or embed.get("chord")):
+    if not (message.chain or message.chord):
         return
-    headers = message.headers
     request = Context(
         id=message.id,
         task=message.name,
         args=message.args,
         kwargs=message.kwargs,
-        group=headers.get("group"),
-        group_index=headers.get("group_index"),
-        root_id=headers.get("root_id"),
-        parent_id=headers.get("parent_id"),
-        chain=embed.get("chain"),
-        chord=embed.get("chord"),
+        group=message.group,
+        group_index=message.group_index,
+        root_id=message.root_id,
+        parent_id=message.parent_id,
+        chain=message.chain,
+        chord=message.chord,
         called_directly=False,
     )
     exc = TaskRevokedError(why)
