@@ -1446,6 +1446,23 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 status="implemented",
             ),
             _s(
+                "coordination_url",
+                None,
+                "str",
+                "celeriac: where revokes, worker presence, beat's dedup keys and the rejected-"
+                "message log live (memory://, sqlite://, redis://...). Default: the broker URL "
+                "when it has storage, else the result backend URL (docs/decisions/0012).",
+                status="implemented",
+            ),
+            _s(
+                "coordination_transport_options",
+                {},
+                "dict",
+                "celeriac: options of the coordination store's connection; they win over the "
+                "broker's (or backend's) transport options it otherwise shares.",
+                status="implemented",
+            ),
+            _s(
                 "broker_connection_timeout",
                 4.0,
                 "float",

@@ -1,8 +1,9 @@
-"""``app.control``: revoke, purge and inspect, through the broker.
+"""``app.control``: revoke and inspect through the coordination store, purge through the broker.
 
-Revokes are stored by the broker, so every worker (and one started later) honours them.
-``inspect`` reads the presence records workers announce through the broker; a later
-broadcast mailbox can answer the same calls without changing this interface.
+Revokes are kept by the coordination store (``app.coordination``), so every worker (and one
+started later) honours them. ``inspect`` reads the presence records workers announce there; a
+later broadcast mailbox (the broker's ``broadcast``) can answer the same calls without
+changing this interface.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from celeriac.app.base import Celery
 
 #: how long a revoke is remembered (Celery keeps revokes for ~3 hours in memory by default;
-#: ours persist in the broker, so keep them for a day)
+#: ours persist in the coordination store, so keep them for a day)
 REVOKE_EXPIRES_S = 24 * 3600.0
 
 #: ``revoke(terminate=True, signal=S)`` stores, beside the task id, the mark
@@ -51,13 +52,13 @@ def signal_name(value: Any) -> str:
 def termination_requests(app: Celery, task_ids: Sequence[str]) -> dict[str, int]:
     """Which of ``task_ids`` (tasks running on a worker) were revoked with ``terminate=True``,
     and with which signal number. Two cheap lookups, the second only when one is revoked."""
-    revoked = app.broker.revoked(list(task_ids))
+    revoked = app.coordination.revoked(list(task_ids))
     if not revoked:
         return {}
     marks = {f"{tid}{TERMINATE_MARK}{name}": (tid, name)
              for tid in revoked for name in TERMINATE_SIGNALS}
     found: dict[str, int] = {}
-    for mark in app.broker.revoked(list(marks)):
+    for mark in app.coordination.revoked(list(marks)):
         tid, name = marks[mark]
         found[tid] = int(getattr(signal, name))
     return found
@@ -75,7 +76,7 @@ class Inspect:
 
     def _records(self) -> dict[str, dict[str, Any]]:
         found = {}
-        for record in self.app.broker.workers():
+        for record in self.app.coordination.workers():
             if self.destination is None or record.hostname in self.destination:
                 found[record.hostname] = dict(record.info)
         return found
@@ -129,10 +130,10 @@ class Control:
         if terminate:
             name = signal_name(signal)
             ids += [f"{tid}{TERMINATE_MARK}{name}" for tid in ids]
-        self.app.broker.revoke(ids, REVOKE_EXPIRES_S)
+        self.app.coordination.revoke(ids, REVOKE_EXPIRES_S)
 
     def is_revoked(self, task_id: str) -> bool:
-        return bool(self.app.broker.revoked([task_id]))
+        return bool(self.app.coordination.revoked([task_id]))
 
     def known_queues(self) -> list[str]:
         conf = self.app.conf
@@ -164,8 +165,8 @@ class Control:
     def wait_for_workers(self, count: int = 1, timeout_s: float = 10.0) -> int:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            seen = len(self.app.broker.workers())
+            seen = len(self.app.coordination.workers())
             if seen >= count:
                 return seen
             time.sleep(0.05)
-        return len(self.app.broker.workers())
+        return len(self.app.coordination.workers())

@@ -1,6 +1,6 @@
-"""What the SQLite broker and result backend share: URL parsing, one connection per process and
-thread, the pragmas that make several processes safe on one file, retries on a busy database, and
-an in-process wake-up signal.
+"""What the SQLite broker, result backend and coordination store share: URL parsing, one
+connection per process and thread, the pragmas that make several processes safe on one file,
+retries on a busy database, an in-process wake-up signal, and the dedup keys table.
 
 Stdlib only (``sqlite3`` is stdlib), so it lives in layer 0 and raises no celeriac error itself:
 the caller passes the error class (TransportError) that sqlite3 errors become.
@@ -312,3 +312,22 @@ os.register_at_fork(before=_before_fork, after_in_child=_reset_after_fork)
 def placeholders(count: int) -> str:
     """``?,?,...`` for an ``IN (...)`` list of ``count`` parameters."""
     return ",".join("?" * count)
+
+
+#: The dedup keys table: taken by the coordination store's ``add_once`` and, in the same
+#: transaction as the message, by the SQLite broker's atomic ``publish_once``.
+DEDUPE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS dedupe_expires ON dedupe (expires_at);
+"""
+
+
+def take_key(c: sqlite3.Connection, key: str, ttl_s: float, now: float) -> bool:
+    """Take dedup ``key`` for ``ttl_s`` seconds through ``c``, inside the caller's transaction
+    (expired keys are dropped first); True when taken, False while another holds it."""
+    c.execute("DELETE FROM dedupe WHERE expires_at <= ?", (now,))
+    taken = c.execute(
+        "INSERT INTO dedupe (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+        (key, now + ttl_s),
+    ).rowcount
+    return bool(taken)

@@ -21,6 +21,7 @@ from celeriac.app.sending import PublishSettings, as_list
 from celeriac.backends import ResultBackend, create_backend
 from celeriac.brokers import Broker, create_broker, scheme_of
 from celeriac.control import Control
+from celeriac.coordination import CoordinationStore, open_store
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.message import Envelope
 from celeriac.registry import TaskRegistry
@@ -109,6 +110,7 @@ class Celery:
         self._autodiscover: list[tuple[Any, str]] = []
         self._broker: Broker | None = None
         self._backend: ResultBackend | None = None
+        self._coordination: CoordinationStore | None = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._trace_settings: tuple[int, TraceSettings] | None = None
@@ -398,6 +400,7 @@ class Celery:
             # A forked child must not reuse the parent's sockets or file handles.
             self._broker = None
             self._backend = None
+            self._coordination = None
             self._pid = os.getpid()
 
     @property
@@ -422,11 +425,32 @@ class Celery:
                     lease_s = self.conf.get("worker_lease_seconds")
                     if lease_s:
                         options.setdefault("visibility_timeout", float(lease_s))
-                    self._broker = create_broker(self.broker_url, options)
+                    created = create_broker(self.broker_url, options)
+                    created.rejected_sink = self._log_rejected
+                    self._broker = created
                 broker = self._broker
         return broker
 
     connection = broker
+
+    @property
+    def coordination(self) -> CoordinationStore:
+        """Revokes, worker presence, beat's dedup keys and the rejected-message log
+        (``coordination_url``; docs/decisions/0012), created on first use."""
+        self._check_fork()
+        store = self._coordination
+        if store is None:
+            with self._lock:
+                if self._coordination is None:
+                    self._coordination = open_store(
+                        self.conf, self.broker_url, self.result_backend_url
+                    )
+                store = self._coordination
+        return store
+
+    def _log_rejected(self, items: Sequence[tuple[str, Envelope, str]]) -> None:
+        """Where the broker's ``reject`` logs what it dead-letters."""
+        self.coordination.record_rejected(items)
 
     @property
     def result_backend_url(self) -> str | None:
@@ -462,11 +486,12 @@ class Celery:
         return backend
 
     def close(self) -> None:
-        for thing in (self._broker, self._backend):
+        for thing in (self._broker, self._backend, self._coordination):
             if thing is not None:
                 thing.close()
         self._broker = None
         self._backend = None
+        self._coordination = None
 
     # -- sending ----------------------------------------------------------------------------------
     def prepare_message(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celeriac import states
+from celeriac._utils.per_url import PerUrl
 from celeriac.backends.base import ResultBackend
 
 
@@ -20,16 +21,7 @@ class _Store:
     counters: dict[str, tuple[int, float | None]] = field(default_factory=dict)
 
 
-_stores: dict[str, _Store] = {}
-_lock = threading.Lock()
-
-
-def _store_for(url: str) -> _Store:
-    with _lock:
-        store = _stores.get(url)
-        if store is None:
-            store = _stores[url] = _Store()
-        return store
+_stores = PerUrl(_Store)
 
 
 class MemoryBackend(ResultBackend):
@@ -38,7 +30,7 @@ class MemoryBackend(ResultBackend):
 
     def __init__(self, url: str, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options=options)
-        self._s = _store_for(url)
+        self._s = _stores.get(url)
 
     def store(self, task_id: str, state: str, payload: bytes, expires_s: float | None) -> None:
         self.store_many([(task_id, state, payload)], expires_s)
@@ -109,8 +101,5 @@ class MemoryBackend(ResultBackend):
 
 
 def reset(url: str | None = None) -> None:
-    with _lock:
-        if url is None:
-            _stores.clear()
-        else:
-            _stores.pop(url, None)
+    """Drop the shared state of one memory URL (or all): for tests."""
+    _stores.reset(url)

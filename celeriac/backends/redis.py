@@ -22,9 +22,9 @@ import orjson
 import redis
 
 from celeriac import states
+from celeriac._redis.client import RedisConnection, readable
 from celeriac._utils.redis_wire import SCHEMES
 from celeriac.backends.base import ResultBackend
-from celeriac.brokers.redis_client import RedisConnection, readable
 from celeriac.exceptions import TransportError
 
 META_PREFIX = "celery-task-meta-"

@@ -61,6 +61,9 @@ _MIN_POLL_S = 0.001
 
 class SQLiteBackend(ResultBackend):
     schemes = ("sqlite", "db+sqlite")
+    #: the results table, for a broker on the same file that stores and acks in one
+    #: transaction (it reads this, :attr:`sqlite_path`, :meth:`write_rows` and :meth:`notify`)
+    results_schema = SCHEMA
 
     def __init__(self, url: str, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options=options)
@@ -71,6 +74,11 @@ class SQLiteBackend(ResultBackend):
         self._conns = Connections(self.path, SCHEMA, TransportError)
         # Not at once: a fresh process need not pay for a cleanup before its first result.
         self._next_cleanup = time.monotonic() + _CLEANUP_EVERY_S
+
+    @property
+    def sqlite_path(self) -> str:
+        """The database file the results live in."""
+        return self.path
 
     def _notify(self) -> None:
         signal_for(self.path, "results").notify()

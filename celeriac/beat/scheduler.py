@@ -2,8 +2,8 @@
 
 Each run has a scheduled time that every beat computes alike (``next_due``), hence a
 deterministic task id, ``uuid5(BEAT_NAMESPACE, "<entry name>|<scheduled time, UTC ISO>")``,
-which is also the key of ``broker.publish_once``: two beats, or a beat restarted on an old
-state file, never send one run twice.
+which is also the dedup key (``broker.publish_once``, or ``app.coordination.add_once``): two
+beats, or a beat restarted on an old state file, never send one run twice.
 
 Catch-up: when several runs of an entry fell due since its last one (beat was stopped, or
 the machine slept), the entry runs once, for the latest of them, and a warning says how many
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac import signals
 from celeriac.beat.entry import ScheduleEntry
 from celeriac.beat.store import EntryState, MemoryStore, ScheduleStore, store_for
-from celeriac.exceptions import TransportError
+from celeriac.exceptions import ImproperlyConfigured, TransportError
 from celeriac.result import AsyncResult
 from celeriac.schedules import COUNT_LIMIT, crontab
 
@@ -87,6 +87,8 @@ class Scheduler:
         #: the most recent runs sent (or found already sent), newest last
         self.history: deque[SentRun] = deque(maxlen=1000)
         self._warned_no_dedupe = False
+        #: dedup keys this scheduler took whose publish then failed: still ours to send
+        self._unsent: set[str] = set()
         if not lazy:
             self.setup_schedule()
 
@@ -249,18 +251,29 @@ class Scheduler:
         return sent
 
     def _publish_once(self, queue: str, envelope: Any, key: str, ttl_s: float) -> bool:
+        """Publish unless ``key`` was taken (docs/decisions/0012): in one atomic step on a
+        broker that can (``capabilities.atomic_publish_once``); otherwise the coordination
+        store's ``add_once`` first, then the publish, so a beat dying between the two loses
+        that one run rather than sending it twice (a publish that fails is retried by this
+        beat: the key stays its own)."""
         broker = self.app.broker
-        try:
+        if broker.capabilities.atomic_publish_once:
             return broker.publish_once(queue, envelope, key, ttl_s)
-        except NotImplementedError:
+        try:
+            coordination = self.app.coordination
+        except ImproperlyConfigured as exc:
             if not self._warned_no_dedupe:
                 self._warned_no_dedupe = True
-                logger.warning(
-                    "Scheduler: the %s broker cannot publish once per key: run only one beat",
-                    type(broker).__name__,
-                )
+                logger.warning("Scheduler: no coordination store (%s): run only one beat", exc)
             broker.publish(queue, envelope)
             return True
+        if not coordination.add_once(key, ttl_s) and key not in self._unsent:
+            return False
+        # A publish that fails leaves the key taken: the retry of this run (next tick) is ours.
+        self._unsent.add(key)
+        broker.publish(queue, envelope)
+        self._unsent.discard(key)
+        return True
 
     def _dedupe_ttl_s(self, entry: ScheduleEntry, scheduled_at: datetime) -> float:
         """Until the entry's next run: a beat that is late for this run finds the key then."""

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from celeriac._utils.plugins import Plugin, PluginRegistry, scheme_of
-from celeriac.brokers.base import Broker, WorkerRecord
+from celeriac.brokers.base import Broker, Capabilities, Subscription
 
 #: Each entry's schemes are the class's own ``schemes`` (a test holds them equal).
 BROKERS = PluginRegistry(
@@ -38,4 +38,12 @@ def create_broker(url: str, transport_options: Mapping[str, Any] | None = None) 
     return broker_class(url)(url, transport_options=transport_options)
 
 
-__all__ = ["BROKERS", "Broker", "WorkerRecord", "broker_class", "create_broker", "scheme_of"]
+__all__ = [
+    "BROKERS",
+    "Broker",
+    "Capabilities",
+    "Subscription",
+    "broker_class",
+    "create_broker",
+    "scheme_of",
+]

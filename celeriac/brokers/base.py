@@ -1,15 +1,20 @@
-"""The broker contract: what every transport (memory, SQLite, Redis, AMQP, PostgreSQL) provides.
+"""The transport contract: what every broker (memory, SQLite, Redis, AMQP, PostgreSQL) provides.
 
-A broker moves :class:`~celeriac.message.Envelope` objects between named queues. It never sees a
-Task. Delivery is at-least-once: a consumed message stays owned by its consumer until it is
-acked, requeued or rejected; if the consumer stops renewing its lease (it crashed), the broker
-makes the message deliverable again.
+A broker moves :class:`~celeriac.message.Envelope` objects between named queues, and bytes
+between broadcast subscribers. It never sees a Task, and it stores nothing but messages:
+revokes, worker presence, dedup keys and the rejected-message log live in the coordination
+store (:mod:`celeriac.coordination`; docs/decisions/0012). Delivery is at-least-once: a consumed
+message stays owned by its consumer until it is acked, requeued or rejected; if the consumer
+stops renewing its lease (it crashed), the broker makes the message deliverable again (or the
+transport redelivers natively, e.g. AMQP on a closed channel).
 
 Ordering rules every broker follows:
 
-* higher ``priority`` (0..9, from the envelope's ``priority`` property) is delivered first;
-* a message whose ``eta`` header lies in the future is not delivered before it;
-* revoked task ids are stored by the broker so every worker, and a restarted one, honours them.
+* higher ``priority`` (0..9, from the envelope's ``priority`` property) is delivered first
+  (when :attr:`Capabilities.priorities`; otherwise FIFO);
+* a message whose ``eta`` header lies in the future is not delivered before it.
+
+What a broker can do beyond the required operations is declared in its :class:`Capabilities`.
 
 Client-library errors are translated into :class:`~celeriac.exceptions.TransportError` here.
 
@@ -23,6 +28,7 @@ docs/decisions/0008-publish-retry-and-node-reclaim.md.
 from __future__ import annotations
 
 import abc
+import logging
 import os
 import socket
 import uuid
@@ -31,11 +37,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from celeriac.backends.base import ResultBackend
 from celeriac.message import Delivery, Envelope
 
 #: stores ``(task_id, state, payload)`` records (with a lifetime) and acks deliveries, together
 Settler = Callable[[Sequence[tuple[str, str, bytes]], float | None, Sequence[Delivery]], None]
+#: where :meth:`Broker.reject` logs ``(queue, envelope, reason)`` of what it dead-letters: the
+#: app sets it to its coordination store's ``record_rejected``
+RejectedSink = Callable[[Sequence[tuple[str, Envelope, str]]], None]
+
+logger = logging.getLogger("celeriac.brokers")
 
 #: seconds a claimed message stays with its consumer without renewal (``worker_lease_seconds``)
 DEFAULT_LEASE_S = 10.0
@@ -91,15 +101,16 @@ def node_prefix(node: str) -> str:
 
 
 def dead_holders(
-    names: Iterable[str], node: str, node_announced: Callable[[], bool]
+    names: Iterable[str], node: str, node_announced: Callable[[], bool] | None
 ) -> list[str]:
     """The consumer names among ``names`` that belong to worker node ``node`` and whose holder
-    is dead (:meth:`Holder.is_dead`); ``node_announced`` is asked at most once."""
+    is dead (:meth:`Holder.is_dead`); ``node_announced`` is asked at most once (None: the node
+    counts as announced, so holders on other machines count as alive)."""
     answer: list[bool] = []
 
     def announced() -> bool:
         if not answer:
-            answer.append(node_announced())
+            answer.append(True if node_announced is None else node_announced())
         return answer[0]
 
     dead = []
@@ -131,21 +142,54 @@ def _process_gone(pid: int) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkerRecord:
-    """What a worker announces about itself (read by ``inspect`` and the dashboard)."""
+class Capabilities:
+    """What a transport can do beyond the required operations (a class attribute of each
+    broker; the contract tests check each flag against behaviour)."""
 
-    hostname: str
-    info: Mapping[str, Any]
-    last_seen_s: float
+    #: holds a message with a future ``eta`` itself (else the worker would have to hold it)
+    native_delays: bool = False
+    #: claims are leases: unrenewed ones lapse and the message is delivered again;
+    #: :meth:`Broker.renew` extends them and :meth:`Broker.reclaim_node` can release them
+    leases: bool = False
+    #: delivers higher ``priority`` first
+    priorities: bool = False
+    #: :meth:`Broker.broadcast` and :meth:`Broker.subscribe` work
+    broadcast: bool = False
+    #: :meth:`Broker.publish_once` takes the dedup key and publishes in one atomic step
+    atomic_publish_once: bool = False
+
+
+class Subscription(abc.ABC):
+    """One subscriber of a broadcast channel (:meth:`Broker.subscribe`). It receives every
+    payload broadcast after :meth:`Broker.subscribe` returned, in order, and none from
+    before. Not thread-safe: one reader."""
+
+    @abc.abstractmethod
+    def get(self, timeout_s: float) -> list[bytes]:
+        """The payloads received since the last call, waiting at most ``timeout_s`` for the
+        first; an empty list on timeout."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop receiving (idempotent)."""
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Broker(abc.ABC):
-    """Base class of every broker. Subclasses set ``scheme`` and implement the abstract methods."""
+    """Base class of every broker. Subclasses set ``schemes`` and ``capabilities`` and
+    implement the abstract methods."""
 
     #: URL schemes this broker serves, e.g. ("sqlite",).
     schemes: tuple[str, ...] = ()
     #: Whether several processes can share this broker (False for memory://).
     shared_across_processes: bool = True
+    #: What this transport can do beyond the required operations.
+    capabilities: Capabilities = Capabilities()
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         self.url = url
@@ -158,6 +202,8 @@ class Broker(abc.ABC):
         self.token = uuid.uuid4().hex[:12]
         _live_tokens.add(self.token)
         weakref.finalize(self, _live_tokens.discard, self.token)
+        #: where :meth:`reject` logs what it dead-letters (None: logged as a warning only)
+        self.rejected_sink: RejectedSink | None = None
 
     # -- producing -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -172,9 +218,11 @@ class Broker(abc.ABC):
 
     def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
         """Publish ``envelope`` unless ``key`` was already used within ``ttl_s`` seconds, as
-        one atomic step across processes; True when published. Beat uses it with a
+        one atomic step across processes; True when published. Only brokers declaring
+        :attr:`Capabilities.atomic_publish_once` implement it; their keys are the ones the
+        coordination store of the same service takes in ``add_once``. Beat uses it with a
         deterministic key (entry name + scheduled time) so several schedulers never
-        double-fire."""
+        double-fire (docs/decisions/0012)."""
         raise NotImplementedError(f"{type(self).__name__} does not support publish_once")
 
     # -- consuming -----------------------------------------------------------------------------
@@ -193,18 +241,42 @@ class Broker(abc.ABC):
 
     @abc.abstractmethod
     def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
-        """Remove messages that can never be processed, keeping a record with ``reason``
-        (the rejected-message record, see :meth:`rejected`)."""
+        """Dead-letter messages that can never be processed: log them first
+        (:meth:`log_rejected`), then remove them, so a crash in between brings a message back
+        rather than losing it."""
+
+    def log_rejected(self, deliveries: Sequence[Delivery], reason: str) -> None:
+        """Hand ``deliveries`` with ``reason`` to :attr:`rejected_sink` (the coordination
+        store's rejected log), or log a warning per message when there is none."""
+        if not deliveries:
+            return
+        sink = self.rejected_sink
+        if sink is not None:
+            sink([(d.queue, d.envelope, reason) for d in deliveries])
+            return
+        for d in deliveries:
+            logger.warning("rejected message %s from queue %s: %s", d.task_id, d.queue, reason)
 
     def renew(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027 - optional hook
         """Extend the lease of messages this consumer still holds (called periodically)."""
 
-    def settle_with(self, backend: ResultBackend) -> Settler | None:
+    def settle_with(self, backend: object) -> Settler | None:
         """A function that stores results in ``backend`` and acks deliveries in ONE round trip
         (one transaction or pipeline) when both live on the same server; None otherwise. The
         worker then settles each batch with it (results always become visible no later than
-        the acks)."""
+        the acks). ``backend`` is duck-typed: each broker looks for the attributes of a backend
+        on its own service (brokers never import backends)."""
         return None
+
+    # -- broadcast -----------------------------------------------------------------------------
+    def broadcast(self, channel: str, payload: bytes) -> None:
+        """Deliver ``payload`` to every current subscriber of ``channel`` (fire and forget: a
+        subscriber that is not there misses it). Needs :attr:`Capabilities.broadcast`."""
+        raise NotImplementedError(f"{type(self).__name__} does not support broadcast")
+
+    def subscribe(self, channel: str) -> Subscription:
+        """A subscription that receives what is broadcast on ``channel`` from now on."""
+        raise NotImplementedError(f"{type(self).__name__} does not support broadcast")
 
     # -- queues --------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -215,30 +287,11 @@ class Broker(abc.ABC):
     def queue_size(self, queue: str) -> int:
         """Messages waiting on ``queue`` (ready or scheduled, not claimed)."""
 
-    def rejected(self, limit: int = 100) -> list[tuple[Envelope, str]]:
-        """The most recent rejected messages with their reasons."""
-        return []
-
-    # -- revokes -------------------------------------------------------------------------------
-    @abc.abstractmethod
-    def revoke(self, task_ids: Sequence[str], expires_s: float) -> None:
-        """Remember ``task_ids`` as revoked for ``expires_s`` seconds."""
-
-    @abc.abstractmethod
-    def revoked(self, task_ids: Sequence[str]) -> set[str]:
-        """Which of ``task_ids`` are revoked."""
-
-    # -- worker presence (inspect) -------------------------------------------------------------
-    @abc.abstractmethod
-    def announce(self, hostname: str, info: Mapping[str, Any], ttl_s: float) -> None:
-        """Record that worker ``hostname`` is alive, with a JSON-able ``info`` mapping."""
-
-    @abc.abstractmethod
-    def workers(self) -> list[WorkerRecord]:
-        """Workers announced within their ttl."""
-
-    def withdraw(self, hostname: str) -> None:  # noqa: B027 - optional hook
-        """Forget worker ``hostname`` (clean shutdown)."""
+    def oldest_age_s(self, queue: str) -> float | None:
+        """Seconds since the oldest message now ready on ``queue`` was published or fell due
+        (scheduled and claimed messages do not count); None when none is ready or the
+        transport cannot tell."""
+        return None
 
     # -- crash recovery --------------------------------------------------------------------------
     def consumer_name(self) -> str:
@@ -251,12 +304,19 @@ class Broker(abc.ABC):
         messages claimed under an earlier name come back only when their lease runs out."""
         self.node = hostname
 
-    def reclaim_node(self, hostname: str, queues: Sequence[str]) -> int:
+    def reclaim_node(
+        self,
+        hostname: str,
+        queues: Sequence[str],
+        node_announced: Callable[[], bool] | None = None,
+    ) -> int:
         """Requeue now the messages held by dead earlier incarnations of worker node
         ``hostname`` (:meth:`Holder.is_dead`; live holders, such as a duplicate worker with
         the same name, keep theirs); returns how many. ``queues`` are where to look for
         brokers that cannot find a node's messages otherwise (Redis); others look everywhere.
-        Call it at worker start, after :meth:`bind_node` and before the worker first
+        ``node_announced`` answers whether the node has a live presence record (the
+        coordination store's ``is_announced``); without it, holders on other machines count
+        as alive. Call it at worker start, after :meth:`bind_node` and before the worker first
         announces itself (a live presence record of the node counts as the node alive). The
         messages' delivery counts are kept, so they arrive flagged as redelivered.
 

@@ -1,7 +1,7 @@
 """``memory://``: an in-process broker for tests and single-process use.
 
-Queues are shared by every MemoryBroker with the same URL in one process, so a producer
-app and a worker built from another app instance see the same messages.
+Queues and broadcast channels are shared by every MemoryBroker with the same URL in one
+process, so a producer app and a worker built from another app instance see the same messages.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from celeriac.brokers.base import Broker, WorkerRecord
+from celeriac._utils.per_url import PerUrl
+from celeriac.brokers.base import Broker, Capabilities, Subscription
 from celeriac.message import Delivery, Envelope
-from celeriac.protocol import check_envelope, dead_letter
+from celeriac.protocol import check_envelope
 
 
 @dataclass
@@ -28,40 +29,55 @@ class _State:
     scheduled: list[tuple[float, int, str, Envelope]] = field(default_factory=list)
     # tag -> (queue, envelope, lease_until)
     claimed: dict[int, tuple[str, Envelope, float]] = field(default_factory=dict)
-    revoked: dict[str, float] = field(default_factory=dict)
-    rejected: list[tuple[Envelope, str]] = field(default_factory=list)
-    workers: dict[str, tuple[Mapping[str, Any], float, float]] = field(default_factory=dict)
+    # seq -> when the message became ready (published, fell due or came back), while it is
+    ready_since: dict[int, float] = field(default_factory=dict)
     # seq -> times delivered, for messages that went back to a queue after a delivery
     redelivered: dict[int, int] = field(default_factory=dict)
     seq: itertools.count[int] = field(default_factory=itertools.count)
-    # publish_once key -> when it expires
-    dedupe: dict[str, float] = field(default_factory=dict)
+    # broadcast channel -> its subscriptions
+    channels: dict[str, list[_MemorySubscription]] = field(default_factory=dict)
 
 
-# Expired publish_once keys are dropped when this many are held.
-_DEDUPE_PRUNE_AT = 1024
-# Rejected-message records kept (each bounded by protocol.dead_letter); older ones are dropped.
-_MAX_REJECTED = 10_000
+class _MemorySubscription(Subscription):
+    def __init__(self, state: _State, channel: str) -> None:
+        self._state = state
+        self._channel = channel
+        self._cond = threading.Condition()
+        self._inbox: list[bytes] = []
+        self._closed = False
 
-_states: dict[str, _State] = {}
-_states_lock = threading.Lock()
+    def put(self, payload: bytes) -> None:
+        with self._cond:
+            self._inbox.append(payload)
+            self._cond.notify_all()
 
+    def get(self, timeout_s: float) -> list[bytes]:
+        with self._cond:
+            if not self._inbox and not self._closed:
+                self._cond.wait_for(lambda: self._inbox or self._closed, max(timeout_s, 0.0))
+            out, self._inbox = self._inbox, []
+        return out
 
-def _state_for(url: str) -> _State:
-    with _states_lock:
-        state = _states.get(url)
-        if state is None:
-            state = _states[url] = _State()
-        return state
+    def close(self) -> None:
+        with self._state.lock:
+            subs = self._state.channels.get(self._channel, [])
+            if self in subs:
+                subs.remove(self)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+_states = PerUrl(_State)
 
 
 class MemoryBroker(Broker):
     schemes = ("memory",)
     shared_across_processes = False
+    capabilities = Capabilities(native_delays=True, leases=True, priorities=True, broadcast=True)
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, transport_options=transport_options)
-        self._s = _state_for(url)
+        self._s = _states.get(url)
 
     def publish(self, queue: str, envelope: Envelope) -> None:
         self.publish_many([(queue, envelope)])
@@ -74,33 +90,21 @@ class MemoryBroker(Broker):
                 self._put(queue, envelope, now)
             s.lock.notify_all()
 
-    def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
-        s = self._s
-        now = time.time()
-        with s.lock:
-            if s.dedupe.get(key, 0.0) > now:
-                return False
-            if len(s.dedupe) >= _DEDUPE_PRUNE_AT:
-                s.dedupe = {k: until for k, until in s.dedupe.items() if until > now}
-            s.dedupe[key] = now + ttl_s
-            self._put(queue, envelope, now)
-            s.lock.notify_all()
-        return True
-
     def _put(self, queue: str, envelope: Envelope, now: float) -> None:
         s = self._s
         eta = envelope.eta_timestamp()
+        seq = next(s.seq)
         if eta is not None and eta > now:
-            heapq.heappush(s.scheduled, (eta, next(s.seq), queue, envelope))
+            heapq.heappush(s.scheduled, (eta, seq, queue, envelope))
         else:
-            heapq.heappush(
-                s.ready.setdefault(queue, []), (-envelope.priority, next(s.seq), envelope)
-            )
+            s.ready_since[seq] = now
+            heapq.heappush(s.ready.setdefault(queue, []), (-envelope.priority, seq, envelope))
 
     def _promote(self, now: float) -> None:
         s = self._s
         while s.scheduled and s.scheduled[0][0] <= now:
-            _, seq, queue, envelope = heapq.heappop(s.scheduled)
+            eta, seq, queue, envelope = heapq.heappop(s.scheduled)
+            s.ready_since[seq] = eta
             heapq.heappush(s.ready.setdefault(queue, []), (-envelope.priority, seq, envelope))
         expired = [tag for tag, (_, _, until) in s.claimed.items() if until < now]
         for tag in expired:
@@ -110,6 +114,7 @@ class MemoryBroker(Broker):
     def _back_to_queue(self, queue: str, envelope: Envelope, tag: int) -> None:
         s = self._s
         s.redelivered[tag] = s.redelivered.get(tag, 0) + 1
+        s.ready_since[tag] = time.time()
         heapq.heappush(s.ready.setdefault(queue, []), (-envelope.priority, tag, envelope))
 
     def _next_wakeup(self, now: float) -> float:
@@ -135,6 +140,7 @@ class MemoryBroker(Broker):
                     if best is None:
                         break
                     _, tag, envelope = heapq.heappop(s.ready[best])
+                    s.ready_since.pop(tag, None)
                     s.claimed[tag] = (best, envelope, now + self.lease_s)
                     earlier = s.redelivered.get(tag, 0)
                     # An envelope of the wrong shape (put in by hand) is delivered as malformed.
@@ -162,15 +168,12 @@ class MemoryBroker(Broker):
             s.lock.notify_all()
 
     def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
-        records = [dead_letter(d.envelope, reason) for d in deliveries]
+        self.log_rejected(deliveries, reason)
         s = self._s
         with s.lock:
             for d in deliveries:
                 s.claimed.pop(d.tag, None)
                 s.redelivered.pop(d.tag, None)
-            s.rejected.extend(records)
-            if len(s.rejected) > _MAX_REJECTED:
-                del s.rejected[: len(s.rejected) - _MAX_REJECTED]
 
     def renew(self, deliveries: Sequence[Delivery]) -> None:
         s = self._s
@@ -186,7 +189,10 @@ class MemoryBroker(Broker):
         with s.lock:
             count = 0
             for q in queues:
-                count += len(s.ready.pop(q, []))
+                purged = s.ready.pop(q, [])
+                for _, seq, _ in purged:
+                    s.ready_since.pop(seq, None)
+                count += len(purged)
             keep = [item for item in s.scheduled if item[2] not in queues]
             count += len(s.scheduled) - len(keep)
             heapq.heapify(keep)
@@ -198,47 +204,28 @@ class MemoryBroker(Broker):
         with s.lock:
             return len(s.ready.get(queue, [])) + sum(1 for i in s.scheduled if i[2] == queue)
 
-    def rejected(self, limit: int = 100) -> list[tuple[Envelope, str]]:
-        with self._s.lock:
-            return list(self._s.rejected[-limit:])
+    def oldest_age_s(self, queue: str) -> float | None:
+        s = self._s
+        with s.lock:
+            self._promote(time.time())
+            since = [s.ready_since.get(seq) for _, seq, _ in s.ready.get(queue, ())]
+        known = [t for t in since if t is not None]
+        return max(time.time() - min(known), 0.0) if known else None
 
-    def revoke(self, task_ids: Sequence[str], expires_s: float) -> None:
-        until = time.time() + expires_s
+    # -- broadcast -----------------------------------------------------------------------------
+    def broadcast(self, channel: str, payload: bytes) -> None:
         with self._s.lock:
-            for task_id in task_ids:
-                self._s.revoked[task_id] = until
+            subscribers = list(self._s.channels.get(channel, ()))
+        for subscription in subscribers:
+            subscription.put(bytes(payload))
 
-    def revoked(self, task_ids: Sequence[str]) -> set[str]:
-        now = time.time()
-        revoked = self._s.revoked
-        if not revoked:
-            return set()
+    def subscribe(self, channel: str) -> Subscription:
+        subscription = _MemorySubscription(self._s, channel)
         with self._s.lock:
-            return {t for t in task_ids if revoked.get(t, 0.0) > now}
-
-    def announce(self, hostname: str, info: Mapping[str, Any], ttl_s: float) -> None:
-        now = time.time()
-        with self._s.lock:
-            self._s.workers[hostname] = (dict(info), now, now + ttl_s)
-
-    def workers(self) -> list[WorkerRecord]:
-        now = time.time()
-        with self._s.lock:
-            return [
-                WorkerRecord(host, info, seen)
-                for host, (info, seen, until) in self._s.workers.items()
-                if until > now
-            ]
-
-    def withdraw(self, hostname: str) -> None:
-        with self._s.lock:
-            self._s.workers.pop(hostname, None)
+            self._s.channels.setdefault(channel, []).append(subscription)
+        return subscription
 
 
 def reset(url: str | None = None) -> None:
     """Drop the shared state of one memory URL (or all): for tests."""
-    with _states_lock:
-        if url is None:
-            _states.clear()
-        else:
-            _states.pop(url, None)
+    _states.reset(url)

@@ -8,30 +8,44 @@ reads new entries highest priority first; only when it finds nothing does the co
 XREADGROUP, for at most ``polling_interval`` so scheduled messages published elsewhere are not
 missed. A lease is the idle time of a pending entry: ``renew`` resets it, and an entry idle for
 longer than the lease is taken over by whichever consumer reclaims next.
+
+Broadcasts are Redis pub/sub on ``<p>celeriac:bcast:<channel>``: fire and forget, each
+subscription on a connection of its own.
+
+Revokes, presence, dedup keys and the rejected log are the Redis coordination store's
+(:mod:`celeriac.coordination.redis`), by default in this same database. Two of its keys are
+also written here, atomically with a message: ``publish_once.lua`` takes
+``celeriac:once:<key>``, and ``consume.lua`` logs a malformed scheduled message on
+``celeriac:rejected`` as it drops it.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import orjson
 import redis
 
-from celeriac._utils.redis_wire import SCHEMES, frame, priority_steps, unframe
-from celeriac.backends.base import ResultBackend
-from celeriac.brokers.base import Broker, Settler, WorkerRecord, dead_holders, node_prefix
-from celeriac.brokers.redis_client import RedisConnection, WriteBehind
+from celeriac._redis.client import RedisConnection, WriteBehind
+from celeriac._utils.redis_wire import SCHEMES, frame, priority_steps
+from celeriac._utils.stored import envelope_bytes
+from celeriac.brokers.base import (
+    Broker,
+    Capabilities,
+    Settler,
+    Subscription,
+    dead_holders,
+    node_prefix,
+)
 from celeriac.brokers.redis_direct import Direct
-from celeriac.exceptions import BrokerConnectionError, EncodeError, ImproperlyConfigured
+from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.message import Delivery, Envelope
-from celeriac.protocol import REJECTED_BODY_MAX_BYTES, dead_letter, open_stored
+from celeriac.protocol import REJECTED_BODY_MAX_BYTES, open_stored
 
 GROUP = "celeriac"
-# Rejected-message records kept; older ones are dropped so a poison stream cannot fill memory.
+# Rejected-message records kept on the list consume.lua logs to (as the coordination store does).
 MAX_REJECTED = 10_000
 # A claim larger than this is split: Lua's unpack() has a stack limit of a few thousand values.
 MAX_BATCH = 1_000
@@ -41,22 +55,9 @@ STALE_CONSUMER_MS = 3_600_000
 _PUBLISH_CHUNK = 5_000
 
 
-def _dump(mapping: Mapping[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(mapping if type(mapping) is dict else dict(mapping))
-    except orjson.JSONEncodeError as exc:
-        raise EncodeError(f"Message headers/properties are not JSON-serialisable: {exc}") from exc
-
-
 def _fields(env: Envelope) -> tuple[bytes, bytes, bytes, bytes, bytes]:
     """h, p, b, t, e: the stream entry's values (see consume.lua)."""
-    return (
-        _dump(env.headers),
-        _dump(env.properties),
-        env.body,
-        env.content_type.encode(),
-        env.content_encoding.encode(),
-    )
+    return envelope_bytes(env)
 
 
 class _Plan:
@@ -89,6 +90,9 @@ class _Plan:
 
 class RedisBroker(Broker):
     schemes = SCHEMES
+    capabilities = Capabilities(
+        native_delays=True, leases=True, priorities=True, broadcast=True, atomic_publish_once=True
+    )
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, transport_options=transport_options)
@@ -291,14 +295,19 @@ class RedisBroker(Broker):
         return (self._acks.script_sha("ack"), len(keys), *keys, GROUP, self.consumer,
                 *(d.tag[1] for d in deliveries))
 
-    def settle_with(self, backend: ResultBackend) -> Settler | None:
+    def settle_with(self, backend: object) -> Settler | None:
         """Store results and ack in ONE transaction (MULTI/EXEC) when ``backend`` keeps its
         results in this broker's Redis database: a worker killed mid-settle then leaves
         neither, so its acks_late task runs again without a stored result, never with one.
         Without results to store the ack stays write-behind; without acks, a plain store."""
+        # Duck-typed (brokers never import backends): the Redis result backend says where its
+        # results live (``redis_server``) and lends the KEYS/ARGV of its store script.
         server = getattr(backend, "redis_server", None)
         store_call = getattr(backend, "store_results_call", None)
-        if server is None or store_call is None or server != self._conn.server:
+        store_many = getattr(backend, "store_many", None)
+        if server is None or store_call is None or store_many is None:
+            return None
+        if server != self._conn.server:
             return None
         store_sha = self._acks.script_sha("store_results")
 
@@ -311,7 +320,7 @@ class RedisBroker(Broker):
                 self.ack(deliveries)
                 return
             if not deliveries:
-                backend.store_many(items, expires_s)
+                store_many(items, expires_s)
                 return
             keys, args = store_call(items, expires_s)
             ack = self._settle_command(deliveries)
@@ -323,7 +332,7 @@ class RedisBroker(Broker):
             if any(isinstance(r, redis.ResponseError) for r in replies):
                 # NOSCRIPT after a Redis restart (or SCRIPT FLUSH): each part on its own,
                 # which loads the scripts again; both parts are idempotent.
-                backend.store_many(items, expires_s)
+                store_many(items, expires_s)
                 self.ack(deliveries)
                 with self._errors:
                     self._acks.flush()
@@ -359,22 +368,9 @@ class RedisBroker(Broker):
     def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
         if not deliveries:
             return
-        at = repr(time.time()).encode()
-        # Recorded from the envelope in hand (a bounded copy), so the record exists even if the
-        # entry is gone.
-        records = []
-        for d in deliveries:
-            envelope, why = dead_letter(d.envelope, reason)
-            head = (d.queue.encode(), why.encode("utf-8", "replace"), at)
-            records.append(frame((*head, *_fields(envelope))))
-        rejected_key = self.rejected_key()
+        # Logged first: should we die before the ack, a message comes back, never vanishes.
+        self.log_rejected(deliveries, reason)
         with self._errors:
-            self._acks.flush()
-            pipe = self._conn.base.pipeline(transaction=False)
-            pipe.execute_command("LPUSH", rejected_key, *records)
-            pipe.execute_command("LTRIM", rejected_key, 0, MAX_REJECTED - 1)
-            pipe.execute()
-            # After the records: should we die in between, a message comes back, never vanishes.
             self._acks.send([("EVALSHA", *self._settle_command(deliveries))])
             self._acks.flush()
 
@@ -395,79 +391,41 @@ class RedisBroker(Broker):
             self._acks.flush()
             return int(self._conn.run("queue_size", self._queue_keys(queue), [GROUP]))
 
-    def rejected(self, limit: int = 100) -> list[tuple[Envelope, str]]:
-        if limit <= 0:
-            return []
+    def oldest_age_s(self, queue: str) -> float | None:
+        # A stream entry id starts with its creation time in ms; the oldest ready entry of a
+        # stream is the first one after the group's last delivered id (requeue adds a new one).
+        streams = [self.stream_key(queue, step) for step in self.steps_desc]
         with self._errors:
-            raw: list[bytes] = self._conn.client.execute_command(
-                "LRANGE", self.rejected_key(), 0, limit - 1
-            )
-        out = []
-        for record in reversed(raw):
-            parts = _unframe_record(record)
-            if parts is None:  # not written by us: shown as it is, bounded
-                out.append(dead_letter(Envelope(record, {}), "unreadable rejected record"))
-                continue
-            _queue, reason, _at, h, p, b, t, e = parts
-            envelope, _ = open_stored(h, p, b, t, e)
-            out.append((envelope, reason.decode("utf-8", "replace")))
-        return out
-
-    # -- revokes -------------------------------------------------------------------------------
-    def revoke(self, task_ids: Sequence[str], expires_s: float) -> None:
-        ids = [t for t in task_ids if t]
-        if not ids:
-            return
-        now = time.time()
-        until = repr(now + expires_s)
-        key = self._conn.key("celeriac:revoked")
-        with self._errors:
+            self._acks.flush()
             pipe = self._conn.base.pipeline(transaction=False)
-            # GT: a shorter revoke never cuts a longer one short.
-            pipe.execute_command("ZADD", key, "GT", *(x for t in ids for x in (until, t)))
-            pipe.execute_command("ZREMRANGEBYSCORE", key, "-inf", repr(now))
-            pipe.execute()
-
-    def revoked(self, task_ids: Sequence[str]) -> set[str]:
-        ids = [t for t in task_ids if t]
-        if not ids:
-            return set()
-        with self._errors:
-            scores = self._conn.client.execute_command(
-                "ZMSCORE", self._conn.key("celeriac:revoked"), *ids
-            )
-        now = time.time()
-        return {t for t, score in zip(ids, scores, strict=True) if score and float(score) > now}
-
-    # -- worker presence -----------------------------------------------------------------------
-    def announce(self, hostname: str, info: Mapping[str, Any], ttl_s: float) -> None:
-        now = time.time()
-        record = orjson.dumps({"info": dict(info), "last_seen": now})
-        with self._errors:
+            for stream in streams:
+                pipe.execute_command("XINFO", "GROUPS", stream)
+            groups = pipe.execute(raise_on_error=False)
             pipe = self._conn.base.pipeline(transaction=False)
-            pipe.execute_command("HSET", self._conn.key("celeriac:workers"), hostname, record)
-            pipe.execute_command(
-                "ZADD", self._conn.key("celeriac:workers:exp"), repr(now + ttl_s), hostname
-            )
-            pipe.execute()
+            for stream, infos in zip(streams, groups, strict=True):
+                last = "0-0"
+                if isinstance(infos, list):
+                    for info in infos:
+                        if _name(info) == GROUP:
+                            last = _last_delivered(info)
+                pipe.execute_command("XRANGE", stream, f"({last}", "+", "COUNT", 1)
+            heads = pipe.execute(raise_on_error=False)
+        born_ms = [_entry_ms(head[0][0]) for head in heads if isinstance(head, list) and head]
+        if not born_ms:
+            return None
+        return max(time.time() - min(born_ms) / 1000.0, 0.0)
 
-    def workers(self) -> list[WorkerRecord]:
-        keys = [self._conn.key("celeriac:workers"), self._conn.key("celeriac:workers:exp")]
-        with self._errors:
-            flat = self._conn.run("workers", keys, [repr(time.time())])
-        records = []
-        for host, raw in zip(flat[::2], flat[1::2], strict=True):
-            data = orjson.loads(raw)
-            records.append(WorkerRecord(host.decode(), data["info"], float(data["last_seen"])))
-        records.sort(key=lambda r: r.hostname)
-        return records
+    # -- broadcast -----------------------------------------------------------------------------
+    def _channel(self, channel: str) -> str:
+        return self._conn.key(f"celeriac:bcast:{channel}")
 
-    def withdraw(self, hostname: str) -> None:
+    def broadcast(self, channel: str, payload: bytes) -> None:
         with self._errors:
-            pipe = self._conn.base.pipeline(transaction=False)
-            pipe.execute_command("HDEL", self._conn.key("celeriac:workers"), hostname)
-            pipe.execute_command("ZREM", self._conn.key("celeriac:workers:exp"), hostname)
-            pipe.execute()
+            self._conn.client.execute_command("PUBLISH", self._channel(channel), bytes(payload))
+
+    def subscribe(self, channel: str) -> Subscription:
+        with self._errors:
+            return _RedisSubscription(self, self._channel(channel))
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -480,7 +438,12 @@ class RedisBroker(Broker):
         super().bind_node(hostname)
         self._consumer_pid = 0  # name the consumer again
 
-    def reclaim_node(self, hostname: str, queues: Sequence[str]) -> int:
+    def reclaim_node(
+        self,
+        hostname: str,
+        queues: Sequence[str],
+        node_announced: Callable[[], bool] | None = None,
+    ) -> int:
         # Consumers live per stream, so only the given queues' streams are searched. Listing
         # the node's consumers, deciding which are dead (needs this machine's process table)
         # and giving their entries back are separate steps; requeue.lua touches only entries
@@ -497,8 +460,7 @@ class RedisBroker(Broker):
             held = [(streams[int(i) - 1], name.decode()) for i, name in zip(
                 found[::2], found[1::2], strict=True
             )]
-            dead = set(dead_holders({n for _, n in held}, hostname,
-                                    lambda: self._announced(hostname)))
+            dead = set(dead_holders({n for _, n in held}, hostname, node_announced))
             return sum(self._give_back(key, name) for key, name in held if name in dead)
 
     def _give_back(self, stream: str, consumer: str) -> int:
@@ -514,13 +476,6 @@ class RedisBroker(Broker):
             for entry in pending:
                 args += (entry["message_id"], f"+{int(entry['times_delivered'])}")
             given += int(self._conn.run("requeue", [stream] * len(pending), args))
-
-    def _announced(self, hostname: str) -> bool:
-        """Whether worker ``hostname`` has a live presence record."""
-        score = self._conn.client.execute_command(
-            "ZSCORE", self._conn.key("celeriac:workers:exp"), hostname
-        )
-        return score is not None and float(score) > time.time()
 
 
 _REQUIRED_FIELDS = (b"h", b"p", b"b", b"t", b"e")
@@ -559,10 +514,67 @@ def _delivery(queue: str, stream: bytes, entry_id: bytes, delivered: int, fields
     return Delivery(envelope, queue, (stream, entry_id), delivered > 1, delivered, problem)
 
 
-def _unframe_record(record: bytes) -> list[bytes] | None:
-    """The 8 parts of a rejected-message record, or None when it is not one."""
-    try:
-        parts = unframe(record)
-    except struct.error:
-        return None
-    return parts if len(parts) == 8 and sum(map(len, parts)) + 32 == len(record) else None
+
+def _name(info: Any) -> str | None:
+    """The ``name`` of one XINFO GROUPS reply entry (a flat list, or a dict from redis-py)."""
+    if isinstance(info, dict):
+        value = info.get("name", info.get(b"name"))
+    else:
+        named = dict(zip(info[::2], info[1::2], strict=False))
+        value = named.get(b"name", named.get("name"))
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entry_ms(entry_id: Any) -> int:
+    """The creation time (ms since the epoch) a stream entry id starts with."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return int(text.partition("-")[0])
+
+
+def _last_delivered(info: Any) -> str:
+    if isinstance(info, dict):
+        value = info.get("last-delivered-id", info.get(b"last-delivered-id", "0-0"))
+    else:
+        named = dict(zip(info[::2], info[1::2], strict=False))
+        value = named.get(b"last-delivered-id", named.get("last-delivered-id", "0-0"))
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _RedisSubscription(Subscription):
+    """A pub/sub connection of its own, subscribed (and confirmed) before it is returned."""
+
+    def __init__(self, broker: RedisBroker, channel: str) -> None:
+        self._errors = broker._errors
+        self._pubsub = broker._conn.base.pubsub()
+        self._pubsub.subscribe(channel)
+        # Wait for the confirmation: a broadcast after subscribe() returns must arrive.
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            message = self._pubsub.get_message(timeout=0.1)
+            if message is not None and message["type"] == "subscribe":
+                break
+        else:
+            self._pubsub.close()
+            raise BrokerConnectionError(f"Redis did not confirm SUBSCRIBE {channel}")
+        self._closed = False
+
+    def get(self, timeout_s: float) -> list[bytes]:
+        if self._closed:
+            return []
+        out: list[bytes] = []
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        with self._errors:
+            while True:
+                wait_s = 0.0 if out else max(deadline - time.monotonic(), 0.0)
+                message = self._pubsub.get_message(timeout=wait_s)
+                if message is None:
+                    if out or time.monotonic() >= deadline:
+                        return out
+                    continue
+                if message["type"] == "message":
+                    out.append(bytes(message["data"]))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pubsub.close()

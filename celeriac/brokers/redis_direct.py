@@ -18,7 +18,7 @@ import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from celeriac.brokers.redis_client import RedisConnection, pack_commands
+from celeriac._redis.client import RedisConnection, pack_commands
 
 
 class Direct:

@@ -13,6 +13,11 @@ A claim is one ``BEGIN IMMEDIATE`` transaction (SQLite's single write lock) endi
 ``UPDATE ... RETURNING``, so two consumers never get the same row. SQLite has no notification, so
 an idle consumer polls with a cheap read and backs off from 1 ms to ``polling_interval``; a
 publish in the same process wakes it at once.
+
+Broadcasts are rows of ``broadcasts`` (ids never reused, AUTOINCREMENT): a subscription
+remembers the highest id when it was made and polls for newer rows of its channel; rows older
+than ``BROADCAST_KEEP_S`` are trimmed by the next broadcast, so a subscriber that does not
+read for that long misses what was trimmed.
 """
 
 from __future__ import annotations
@@ -20,17 +25,29 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import orjson
-
-from celeriac._utils.sqlite import Connections, parse_url, placeholders, signal_for
-from celeriac.backends.base import ResultBackend
-from celeriac.brokers.base import Broker, Settler, WorkerRecord, dead_holders, node_prefix
-from celeriac.exceptions import EncodeError, ImproperlyConfigured, TransportError
+from celeriac._utils.sqlite import (
+    DEDUPE_SCHEMA,
+    Connections,
+    parse_url,
+    placeholders,
+    signal_for,
+    take_key,
+)
+from celeriac._utils.stored import envelope_parts
+from celeriac.brokers.base import (
+    Broker,
+    Capabilities,
+    Settler,
+    Subscription,
+    dead_holders,
+    node_prefix,
+)
+from celeriac.exceptions import ImproperlyConfigured, TransportError
 from celeriac.message import Delivery, Envelope
-from celeriac.protocol import dead_letter, open_stored
+from celeriac.protocol import open_stored
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -43,21 +60,17 @@ CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, priority DESC, id)
     WHERE eta IS NULL AND lease_until IS NULL;
 CREATE INDEX IF NOT EXISTS messages_eta ON messages (eta) WHERE eta IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_lease ON messages (lease_until) WHERE lease_until IS NOT NULL;
-CREATE TABLE IF NOT EXISTS revoked (task_id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS rejected (
-    id INTEGER PRIMARY KEY, message_id INTEGER, queue TEXT NOT NULL,
-    task_id TEXT, headers BLOB NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
-    content_type TEXT NOT NULL, content_encoding TEXT NOT NULL,
-    reason TEXT NOT NULL, at REAL NOT NULL
+CREATE TABLE IF NOT EXISTS broadcasts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, payload BLOB NOT NULL,
+    at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS workers (
-    hostname TEXT PRIMARY KEY, info BLOB NOT NULL, last_seen REAL NOT NULL, expires_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dedupe (key TEXT PRIMARY KEY, expires_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS dedupe_expires ON dedupe (expires_at);
+CREATE INDEX IF NOT EXISTS broadcasts_channel ON broadcasts (channel, id);
 """
 
-# The columns _fields() fills, shared by messages and rejected.
+#: seconds a broadcast row is kept for subscribers that have not read it yet
+BROADCAST_KEEP_S = 60.0
+
+# The columns _fields() fills.
 _FIELDS = "task_id, headers, properties, body, content_type, content_encoding"
 _INSERT = f"INSERT INTO messages (queue, priority, eta, {_FIELDS}) VALUES (?,?,?,?,?,?,?,?,?)"
 _PROMOTE_DUE = "UPDATE messages SET eta = NULL WHERE eta IS NOT NULL AND eta <= ?"
@@ -79,8 +92,6 @@ _CLAIMED_COLUMNS = (
 )
 # The most ids bound in one statement (SQLite's limit is far higher; this keeps statements small).
 _CHUNK = 500
-# Rejected-message records kept; older ones are dropped so a poison stream cannot fill the disk.
-_MAX_REJECTED = 10_000
 _MIN_POLL_S = 0.001
 
 
@@ -119,22 +130,8 @@ def _probe_sql(queue_count: int) -> str:
     )
 
 
-def _dump(mapping: Mapping[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(mapping if type(mapping) is dict else dict(mapping))
-    except orjson.JSONEncodeError as exc:
-        raise EncodeError(f"Message headers/properties are not JSON-serialisable: {exc}") from exc
-
-
 def _fields(env: Envelope) -> tuple[Any, ...]:
-    return (
-        env.task_id or None,
-        _dump(env.headers),
-        _dump(env.properties),
-        env.body,
-        env.content_type,
-        env.content_encoding,
-    )
+    return (env.task_id or None, *envelope_parts(env))
 
 
 def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
@@ -144,6 +141,9 @@ def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
 
 class SQLiteBroker(Broker):
     schemes = ("sqlite", "sqla+sqlite")
+    capabilities = Capabilities(
+        native_delays=True, leases=True, priorities=True, broadcast=True, atomic_publish_once=True
+    )
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, transport_options=transport_options)
@@ -154,7 +154,7 @@ class SQLiteBroker(Broker):
         self.max_poll_s = max(
             float(self.transport_options.get("polling_interval", 0.05)), _MIN_POLL_S
         )
-        self._conns = Connections(self.path, SCHEMA, TransportError)
+        self._conns = Connections(self.path, SCHEMA + DEDUPE_SCHEMA, TransportError)
         self._poll_s = _MIN_POLL_S
 
     def _owner(self) -> str:
@@ -193,14 +193,10 @@ class SQLiteBroker(Broker):
 
         def insert(c: sqlite3.Connection) -> bool:
             # The key and the message commit together, or neither does.
-            c.execute("DELETE FROM dedupe WHERE expires_at <= ?", (now,))
-            claimed = c.execute(
-                "INSERT INTO dedupe (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                (key, now + ttl_s),
-            ).rowcount
+            claimed = take_key(c, key, ttl_s, now)
             if claimed:
                 c.execute(_INSERT, row)
-            return bool(claimed)
+            return claimed
 
         published = self._conns.transaction(insert)
         if published:
@@ -298,14 +294,18 @@ class SQLiteBroker(Broker):
         # consumer claimed after our lease ran out (owner changed) is not ours to delete.
         self._by_ids(_DELETE_OWNED, [d.tag for d in deliveries], after=[self._owner()])
 
-    def settle_with(self, backend: ResultBackend) -> Settler | None:
-        from celeriac.backends.sqlite import SCHEMA as RESULTS_SCHEMA
-        from celeriac.backends.sqlite import SQLiteBackend
-
-        if not isinstance(backend, SQLiteBackend) or backend.path != self.path:
+    def settle_with(self, backend: object) -> Settler | None:
+        # Duck-typed (brokers never import backends): a backend keeping its results in this
+        # very file says so with ``sqlite_path`` and lends ``write_rows``/``notify``.
+        if getattr(backend, "sqlite_path", None) != self.path:
+            return None
+        results_schema = getattr(backend, "results_schema", None)
+        write_rows = getattr(backend, "write_rows", None)
+        notify = getattr(backend, "notify", None)
+        if not isinstance(results_schema, str) or write_rows is None or notify is None:
             return None
         # The results table lives in this same file; make sure it exists on our connection.
-        self._conns.run(lambda c: c.executescript(RESULTS_SCHEMA))
+        self._conns.run(lambda c: c.executescript(results_schema))
 
         def settle(
             items: Sequence[tuple[str, str, bytes]],
@@ -317,13 +317,13 @@ class SQLiteBroker(Broker):
 
             def run(c: sqlite3.Connection) -> None:
                 if items:
-                    backend.write_rows(c, items, expires_s)
+                    write_rows(c, items, expires_s)
                 for chunk in _chunks(ids):
                     c.execute(_DELETE_OWNED.format(ids=placeholders(len(chunk))), [*chunk, owner])
 
             self._conns.transaction(run)
             if items:
-                backend.notify()
+                notify()
 
         return settle
 
@@ -350,30 +350,9 @@ class SQLiteBroker(Broker):
     def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
         if not deliveries:
             return
-        now = time.time()
-        # Recorded from the envelope in hand (a bounded copy), so the record exists even if the
-        # row is gone.
-        records = []
-        for d in deliveries:
-            envelope, why = dead_letter(d.envelope, reason)
-            records.append((d.tag, d.queue, *_fields(envelope), why, now))
-        ids = [d.tag for d in deliveries]
-        owner = self._owner()
-
-        def move(c: sqlite3.Connection) -> None:
-            c.executemany(
-                f"INSERT INTO rejected (message_id, queue, {_FIELDS}, reason, at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                records,
-            )
-            for chunk in _chunks(ids):
-                c.execute(_DELETE_OWNED.format(ids=placeholders(len(chunk))), [*chunk, owner])
-            c.execute(
-                "DELETE FROM rejected WHERE id <= (SELECT max(id) FROM rejected) - ?",
-                (_MAX_REJECTED,),
-            )
-
-        self._conns.transaction(move)
+        # Logged first: should we die before the delete, the message comes back, never vanishes.
+        self.log_rejected(deliveries, reason)
+        self._by_ids(_DELETE_OWNED, [d.tag for d in deliveries], after=[self._owner()])
 
     # -- queues --------------------------------------------------------------------------------
     def purge(self, queues: Sequence[str]) -> int:
@@ -398,92 +377,37 @@ class SQLiteBroker(Broker):
         params = (queue, queue, time.time(), queue)
         return int(self._conns.run(lambda c: c.execute(_QUEUE_SIZE, params).fetchone()[0]))
 
-    def rejected(self, limit: int = 100) -> list[tuple[Envelope, str]]:
-        rows = self._conns.run(
-            lambda c: c.execute(
-                "SELECT headers, properties, body, content_type, content_encoding, reason"
-                " FROM rejected ORDER BY id DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        )
-        rows.reverse()
-        return [(open_stored(h, p, b, ct, ce)[0], reason) for h, p, b, ct, ce, reason in rows]
-
-    # -- revokes -------------------------------------------------------------------------------
-    def revoke(self, task_ids: Sequence[str], expires_s: float) -> None:
+    # -- broadcast -----------------------------------------------------------------------------
+    def broadcast(self, channel: str, payload: bytes) -> None:
         now = time.time()
-        rows = [(task_id, now + expires_s) for task_id in task_ids]
 
-        def upsert(c: sqlite3.Connection) -> None:
-            c.execute("DELETE FROM revoked WHERE expires_at <= ?", (now,))
-            c.executemany(
-                "INSERT INTO revoked (task_id, expires_at) VALUES (?, ?) ON CONFLICT (task_id)"
-                " DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
-                rows,
+        def insert(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO broadcasts (channel, payload, at) VALUES (?, ?, ?)",
+                (channel, bytes(payload), now),
             )
+            c.execute("DELETE FROM broadcasts WHERE at < ?", (now - BROADCAST_KEEP_S,))
 
-        self._conns.transaction(upsert)
+        self._conns.transaction(insert)
+        signal_for(self.path, "broadcasts").notify()
 
-    def revoked(self, task_ids: Sequence[str]) -> set[str]:
-        ids = [t for t in task_ids if t]
-        if not ids:
-            return set()
-        now = time.time()
-
-        def lookup(c: sqlite3.Connection) -> set[str]:
-            # Revokes are rare: a one-row peek skips binding the whole id list when none exist.
-            if c.execute("SELECT 1 FROM revoked LIMIT 1").fetchone() is None:
-                return set()
-            found: set[str] = set()
-            for chunk in _chunks(ids):
-                found.update(
-                    row[0]
-                    for row in c.execute(
-                        f"SELECT task_id FROM revoked WHERE task_id IN ({placeholders(len(chunk))})"
-                        " AND expires_at > ?",
-                        [*chunk, now],
-                    )
-                )
-            return found
-
-        return self._conns.run(lookup)
-
-    # -- worker presence -----------------------------------------------------------------------
-    def announce(self, hostname: str, info: Mapping[str, Any], ttl_s: float) -> None:
-        now = time.time()
-        params = (hostname, _dump(info), now, now + ttl_s)
-        self._conns.run(
-            lambda c: c.execute(
-                "INSERT INTO workers (hostname, info, last_seen, expires_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (hostname) DO UPDATE SET info = excluded.info,"
-                " last_seen = excluded.last_seen, expires_at = excluded.expires_at",
-                params,
-            )
-        )
-
-    def workers(self) -> list[WorkerRecord]:
-        rows = self._conns.run(
-            lambda c: c.execute(
-                "SELECT hostname, info, last_seen FROM workers WHERE expires_at > ?"
-                " ORDER BY hostname",
-                (time.time(),),
-            ).fetchall()
-        )
-        return [WorkerRecord(host, orjson.loads(info), seen) for host, info, seen in rows]
-
-    def withdraw(self, hostname: str) -> None:
-        self._conns.run(lambda c: c.execute("DELETE FROM workers WHERE hostname = ?", (hostname,)))
+    def subscribe(self, channel: str) -> Subscription:
+        return _SQLiteSubscription(self, channel)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
         self._conns.close()
 
     # -- crash recovery ------------------------------------------------------------------------
-    def reclaim_node(self, hostname: str, queues: Sequence[str]) -> int:
+    def reclaim_node(
+        self,
+        hostname: str,
+        queues: Sequence[str],
+        node_announced: Callable[[], bool] | None = None,
+    ) -> int:
         # Every queue: the owner column tells the node's rows wherever they are. Deciding who is
         # dead and releasing their rows is one transaction, so nobody claims in between.
         prefix = node_prefix(hostname)
-        now = time.time()
 
         def release(c: sqlite3.Connection) -> int:
             owners = [
@@ -497,14 +421,8 @@ class SQLiteBroker(Broker):
             if not owners:
                 return 0
 
-            def announced() -> bool:
-                return c.execute(
-                    "SELECT 1 FROM workers WHERE hostname = ? AND expires_at > ?",
-                    (hostname, now),
-                ).fetchone() is not None
-
             changed = 0
-            for chunk in _chunks(dead_holders(owners, hostname, announced)):
+            for chunk in _chunks(dead_holders(owners, hostname, node_announced)):
                 changed += c.execute(
                     "UPDATE messages SET lease_until = NULL, owner = NULL"
                     f" WHERE lease_until IS NOT NULL AND owner IN ({placeholders(len(chunk))})",
@@ -516,3 +434,45 @@ class SQLiteBroker(Broker):
         if changed:
             self._notify()
         return changed
+
+
+class _SQLiteSubscription(Subscription):
+    """Polls ``broadcasts`` for rows of its channel newer than the last one it saw; woken at
+    once by a broadcast from this process."""
+
+    def __init__(self, broker: SQLiteBroker, channel: str) -> None:
+        self._conns = broker._conns
+        self._channel = channel
+        self._max_poll_s = broker.max_poll_s
+        self._signal = signal_for(broker.path, "broadcasts")
+        row = self._conns.run(lambda c: c.execute("SELECT max(id) FROM broadcasts").fetchone())
+        self._last_id = int(row[0] or 0)
+        self._closed = False
+
+    def _read(self) -> list[bytes]:
+        rows = self._conns.run(
+            lambda c: c.execute(
+                "SELECT id, payload FROM broadcasts WHERE channel = ? AND id > ? ORDER BY id",
+                (self._channel, self._last_id),
+            ).fetchall()
+        )
+        if rows:
+            self._last_id = int(rows[-1][0])
+        return [bytes(payload) for _, payload in rows]
+
+    def get(self, timeout_s: float) -> list[bytes]:
+        if self._closed:
+            return []
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        poll_s = _MIN_POLL_S
+        while True:
+            seen = self._signal.generation
+            found = self._read()
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0:
+                return found
+            self._signal.wait(seen, min(poll_s, remaining))
+            poll_s = min(poll_s * 2, self._max_poll_s)
+
+    def close(self) -> None:
+        self._closed = True

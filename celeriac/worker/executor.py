@@ -94,7 +94,8 @@ class Executor:
     def receive(self, deliveries: Sequence[Delivery]) -> None:
         """Decode a batch, settle the ones that must not run, reserve the rest. A message that
         cannot be read or validated is dead-lettered on its own; the batch goes on."""
-        revoked = self.broker.revoked([d.task_id for d in deliveries]) if deliveries else set()
+        revoked = self.app.coordination.revoked([d.task_id for d in deliveries]) if deliveries \
+            else set()
         now = time.time()
         for delivery in deliveries:
             if delivery.malformed is not None:

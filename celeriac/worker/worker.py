@@ -179,7 +179,10 @@ class Worker:
         broker = self.app.broker
         broker.bind_node(self.hostname)
         try:
-            reclaimed = broker.reclaim_node(self.hostname, self.queues)
+            reclaimed = broker.reclaim_node(
+                self.hostname, self.queues,
+                lambda: self.app.coordination.is_announced(self.hostname),
+            )
         except Exception as exc:  # the leases bring them back anyway
             logger.warning("worker: could not reclaim messages of an earlier %s: %s",
                            self.hostname, exc)
@@ -309,7 +312,7 @@ class Worker:
             logger.error("worker: could not settle messages at shutdown: %s", exc)
         finally:
             try:
-                self.app.broker.withdraw(self.hostname)
+                self.app.coordination.withdraw(self.hostname)
             except Exception:
                 pass
 
@@ -342,7 +345,7 @@ class Worker:
                     held = executor.held_deliveries()
                     if held:
                         broker.renew(held)
-                    broker.announce(self.hostname, self.info(), ttl)
+                    self.app.coordination.announce(self.hostname, self.info(), ttl)
                 if executor.active:
                     self._check_terminations(executor)
                 failing = False

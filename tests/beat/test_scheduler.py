@@ -281,32 +281,42 @@ def test_one_bad_entry_does_not_stop_the_others(app: Celery, clock: Clock,
     assert scheduler.schedule["bad"].total_run_count == 0
 
 
-def test_broker_errors_propagate_and_the_run_is_retried(app: Celery, clock: Clock,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    scheduler = Scheduler(app, every_10s(app), clock=clock)
-    scheduler.tick()
-    clock.advance(seconds=10)
-
-    def down(*args: Any) -> bool:
-        raise TransportError("down")
-
-    monkeypatch.setattr(app.broker, "publish_once", down)
-    with pytest.raises(TransportError):
+@pytest.mark.parametrize("atomic", [False, True], ids=["add_once-then-publish", "publish_once"])
+def test_broker_errors_propagate_and_the_run_is_retried(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, atomic: bool
+) -> None:
+    # memory:// has no atomic publish_once (the coordination store takes the key, then the
+    # broker publishes); sqlite:// has one.
+    url = f"sqlite:///{tmp_path / 'b.db'}" if atomic else f"memory://beat-{tmp_path.name}"
+    app = Celery("t", broker=url, backend=url)
+    try:
+        assert app.broker.capabilities.atomic_publish_once is atomic
+        scheduler = Scheduler(app, every_10s(app), clock=clock)
         scheduler.tick()
-    monkeypatch.undo()
-    clock.advance(seconds=2)
-    scheduler.tick()
-    (envelope,) = drain(app)
-    assert envelope.task_id == run_id("add", T0 + timedelta(seconds=10))
+        clock.advance(seconds=10)
+
+        def down(*args: Any) -> bool:
+            raise TransportError("down")
+
+        monkeypatch.setattr(app.broker, "publish_once" if atomic else "publish", down)
+        with pytest.raises(TransportError):
+            scheduler.tick()
+        monkeypatch.undo()
+        clock.advance(seconds=2)
+        scheduler.tick()
+        (envelope,) = drain(app)
+        assert envelope.task_id == run_id("add", T0 + timedelta(seconds=10))
+        clock.advance(seconds=2)
+        scheduler.tick()
+        assert drain(app) == []  # sent once: the retry settled it
+    finally:
+        app.close()
 
 
-def test_brokers_without_publish_once_still_get_runs(app: Celery, clock: Clock,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
-    def unsupported(*args: Any) -> bool:
-        raise NotImplementedError
-
-    monkeypatch.setattr(app.broker, "publish_once", unsupported)
+def test_without_a_coordination_store_runs_are_still_sent(
+    app: Celery, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    app.conf.coordination_url = "nosuch://anywhere"
     scheduler = Scheduler(app, every_10s(app), clock=clock)
     scheduler.tick()
     with caplog.at_level(logging.WARNING, logger="celeriac.beat"):

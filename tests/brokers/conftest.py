@@ -1,5 +1,8 @@
 """Fixtures of the broker contract suite: one ``broker`` per transport.
 
+Brokers made here log what they reject to ``coordination``, the coordination store on the same
+URL (as ``app.broker`` does through ``app.coordination``).
+
 A later transport joins the suite by adding its name to ``BROKER_KINDS`` and a branch to
 ``_url_for`` (skipping when its service is not reachable).
 """
@@ -16,6 +19,8 @@ import pytest
 
 from celeriac.brokers import Broker, create_broker
 from celeriac.brokers import memory as memory_broker
+from celeriac.coordination import CoordinationStore, create_store
+from celeriac.coordination import memory as memory_store
 from celeriac.message import Envelope
 from tests.redis.support import BROKER_DB, drop_keys, redis_url
 
@@ -47,17 +52,27 @@ def broker_url(broker_kind: str, tmp_path: Path) -> Iterator[str]:
     yield url
     if broker_kind == "memory":
         memory_broker.reset(url)
+        memory_store.reset(url)
     if broker_kind == "redis":
         drop_keys(url)
 
 
 @pytest.fixture
-def make_broker(broker_url: str) -> Iterator[BrokerFactory]:
+def coordination(broker_url: str) -> Iterator[CoordinationStore]:
+    """The coordination store on the suite's URL: where the brokers' rejects are logged."""
+    store = create_store(broker_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def make_broker(broker_url: str, coordination: CoordinationStore) -> Iterator[BrokerFactory]:
     """Brokers on the suite's URL (so they share queues), each with its own transport options."""
     made: list[Broker] = []
 
     def make(**transport_options: Any) -> Broker:
         broker = create_broker(broker_url, transport_options)
+        broker.rejected_sink = coordination.record_rejected
         made.append(broker)
         return broker
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from celeriac.brokers import Broker
+from celeriac.coordination import CoordinationStore
 from celeriac.message import Delivery
 from tests.brokers.conftest import BrokerFactory, EnvelopeFactory
 
@@ -166,7 +167,9 @@ def test_requeue_makes_available_now(broker: Broker, make_envelope: EnvelopeFact
     assert task_ids(broker.consume(["q"], 10, 0)) == ["t1"]
 
 
-def test_reject_removes_and_records_reason(broker: Broker, make_envelope: EnvelopeFactory) -> None:
+def test_reject_removes_and_logs_reason(
+    broker: Broker, coordination: CoordinationStore, make_envelope: EnvelopeFactory
+) -> None:
     broker.publish("q", make_envelope("bad", body=b"not json"))
     broker.publish("q", make_envelope("worse"))
     held = broker.consume(["q"], 10, EVENTUALLY_S)
@@ -174,13 +177,13 @@ def test_reject_removes_and_records_reason(broker: Broker, make_envelope: Envelo
     broker.reject(held[1:], "unknown task")
     assert broker.consume(["q"], 10, 0) == []
     assert broker.queue_size("q") == 0
-    records = broker.rejected()
+    records = coordination.rejected()
     assert [(env.task_id, reason) for env, reason in records[-2:]] == [
         ("bad", "cannot decode"),
         ("worse", "unknown task"),
     ]
     assert records[-2][0].body == b"not json"
-    assert [env.task_id for env, _ in broker.rejected(limit=1)] == ["worse"]
+    assert [env.task_id for env, _ in coordination.rejected(limit=1)] == ["worse"]
 
 
 def test_purge_removes_only_unclaimed_of_named_queues(
@@ -212,41 +215,15 @@ def test_queue_size_counts_ready_and_scheduled(
     assert broker.queue_size("q") == 3
 
 
-def test_revoke_and_expiry(broker: Broker) -> None:
-    assert broker.revoked(["a", "b"]) == set()
-    broker.revoke(["a", "b"], 60)
-    broker.revoke(["short"], 0.2)
-    assert broker.revoked(["a", "c", "short"]) == {"a", "short"}
-    assert broker.revoked([]) == set()
-    deadline = time.monotonic() + EVENTUALLY_S
-    while broker.revoked(["short"]) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert broker.revoked(["a", "b", "short"]) == {"a", "b"}
-
-
-def test_revoke_is_seen_by_another_broker_instance(make_broker: BrokerFactory) -> None:
-    make_broker().revoke(["x"], 60)
-    assert make_broker().revoked(["x", "y"]) == {"x"}
-
-
-def test_announce_workers_withdraw(broker: Broker) -> None:
-    assert broker.workers() == []
-    broker.announce("w1@host", {"pid": 1, "queues": ["q"]}, 60)
-    broker.announce("w2@host", {"pid": 2}, 0.2)
-    seen = {w.hostname: w for w in broker.workers()}
-    assert set(seen) == {"w1@host", "w2@host"}
-    assert dict(seen["w1@host"].info) == {"pid": 1, "queues": ["q"]}
-    assert seen["w1@host"].last_seen_s <= time.time()
-    broker.announce("w1@host", {"pid": 1, "queues": ["q", "r"]}, 60)
-    seen = {w.hostname: w for w in broker.workers()}
-    assert seen["w1@host"].info["queues"] == ["q", "r"]
-    deadline = time.monotonic() + EVENTUALLY_S
-    while len(broker.workers()) > 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert [w.hostname for w in broker.workers()] == ["w1@host"]
-    broker.withdraw("w1@host")
-    broker.withdraw("never-announced")
-    assert broker.workers() == []
+def test_reject_without_a_sink_still_removes(
+    make_broker: BrokerFactory, coordination: CoordinationStore, make_envelope: EnvelopeFactory
+) -> None:
+    broker = make_broker()
+    broker.rejected_sink = None
+    broker.publish("q", make_envelope("lonely"))
+    broker.reject(broker.consume(["q"], 10, EVENTUALLY_S), "no log")
+    assert broker.queue_size("q") == 0
+    assert coordination.rejected() == []
 
 
 def test_publish_many_keeps_order(broker: Broker, make_envelope: EnvelopeFactory) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import uuid
 from contextlib import closing
 from pathlib import Path
 
@@ -15,19 +14,20 @@ import pytest
 from celeriac.backends.sqlite import SQLiteBackend
 from celeriac.brokers import Broker
 from celeriac.brokers.sqlite import SQLiteBroker
+from celeriac.coordination import CoordinationStore
 from celeriac.message import Delivery, Envelope
 from celeriac.protocol import REJECTED_BODY_MAX_BYTES, REJECTED_HEADERS_MAX_BYTES
 from tests.brokers.conftest import envelope
 
 
-def test_rejected_records_are_bounded(broker: Broker) -> None:
+def test_rejected_records_are_bounded(broker: Broker, coordination: CoordinationStore) -> None:
     big = envelope("big", body=b"b" * (REJECTED_BODY_MAX_BYTES * 8), argsrepr="a" * 3_000_000)
     broker.publish("q", big)
     broker.publish("q", envelope("small"))
     deliveries = broker.consume(["q"], 10, 1)
     assert sorted(d.task_id for d in deliveries) == ["big", "small"]
     broker.reject(deliveries, "no good " * 5_000)
-    records = {env.task_id: (env, reason) for env, reason in broker.rejected()}
+    records = {env.task_id: (env, reason) for env, reason in coordination.rejected()}
     env, reason = records["big"]
     assert len(env.body) == REJECTED_BODY_MAX_BYTES
     assert "truncated" in reason and reason.startswith("no good")
@@ -36,22 +36,6 @@ def test_rejected_records_are_bounded(broker: Broker) -> None:
     assert small.body == b"[[2, 2], {}, {}]"
     assert dict(small.headers) == {"id": "small", "task": "tests.add"}
     assert broker.queue_size("q") == 0
-
-
-def test_memory_rejected_list_is_capped() -> None:
-    from celeriac.brokers import memory
-
-    broker = memory.MemoryBroker(f"memory://capped-{uuid.uuid4().hex}")
-    broker.publish_many([("q", envelope(f"t{i}")) for i in range(30)])
-    deliveries = broker.consume(["q"], 30, 1)
-    old = memory._MAX_REJECTED
-    memory._MAX_REJECTED = 10
-    try:
-        broker.reject(deliveries, "bad")
-    finally:
-        memory._MAX_REJECTED = old
-    assert [env.task_id for env, _ in broker.rejected()] == [f"t{i}" for i in range(20, 30)]
-    memory.reset(broker.url)
 
 
 # -- SQLite: one bad row is a malformed delivery, the rest of the batch is fine ------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from celeriac.brokers import Broker, base, create_broker
+from celeriac.coordination import CoordinationStore
 from tests.brokers.conftest import BrokerFactory, EnvelopeFactory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,18 +132,23 @@ def test_held_by_a_process_of_this_machine_reclaimed_once_it_is_gone(
 
 def test_held_on_another_machine_reclaimed_once_its_presence_lapsed(
     broker_url: str, make_broker: BrokerFactory, make_envelope: EnvelopeFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    coordination: CoordinationStore, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(base, "_MACHINE", "elsewhere")
     remote = _holding(broker_url, NODE, make_envelope, 2)
     monkeypatch.undo()
     try:
-        remote.announce(NODE, {"pid": 1}, ttl_s=60)
+        coordination.announce(NODE, {"pid": 1}, ttl_s=60)
         successor = make_broker(**LONG_LEASE)
         successor.bind_node(NODE)
-        assert successor.reclaim_node(NODE, ["q"]) == 0  # announced: alive
-        remote.withdraw(NODE)
-        assert successor.reclaim_node(NODE, ["q"]) == 2
+
+        def announced() -> bool:
+            return coordination.is_announced(NODE)
+
+        assert successor.reclaim_node(NODE, ["q"], announced) == 0  # announced: alive
+        assert successor.reclaim_node(NODE, ["q"]) == 0  # nobody to ask: alive
+        coordination.withdraw(NODE)
+        assert successor.reclaim_node(NODE, ["q"], announced) == 2
     finally:
         remote.close()
 

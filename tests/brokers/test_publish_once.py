@@ -1,4 +1,6 @@
-"""``Broker.publish_once``: one message per key within the ttl, atomically, across processes."""
+"""``Broker.publish_once``: one message per key within the ttl, atomically, across processes, on
+every broker declaring ``capabilities.atomic_publish_once``; its keys are the coordination
+store's ``add_once`` keys of the same URL."""
 
 from __future__ import annotations
 
@@ -9,10 +11,23 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from celeriac.brokers import Broker, create_broker
+from celeriac.coordination import CoordinationStore
 from tests.brokers.conftest import BrokerFactory, EnvelopeFactory
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _atomic_only(request: pytest.FixtureRequest) -> None:
+    """Tests on the contract's brokers run only on those declaring the capability."""
+    if "make_broker" not in request.fixturenames:
+        return
+    broker: Broker = request.getfixturevalue("make_broker")()
+    if not broker.capabilities.atomic_publish_once:
+        pytest.skip(f"{broker.url}: no atomic publish_once (beat uses add_once, then publish)")
 
 
 def drain(broker: Broker, queue: str = "q") -> list[str]:
@@ -126,9 +141,21 @@ def test_two_processes_publish_each_key_once(tmp_path: Path) -> None:
     assert sorted(ids) == sorted(f"k{n}" for n in range(count))
 
 
-def test_every_builtin_broker_implements_it() -> None:
+def test_a_key_taken_by_publish_once_is_taken_in_the_coordination_store(
+    broker: Broker, coordination: CoordinationStore, make_envelope: EnvelopeFactory
+) -> None:
+    assert broker.publish_once("q", make_envelope("a"), "shared", 60)
+    assert not coordination.add_once("shared", 60)
+    assert coordination.add_once("other", 60)
+    assert not broker.publish_once("q", make_envelope("b"), "other", 60)
+    assert drain(broker) == ["a"]
+
+
+def test_publish_once_exists_exactly_where_the_capability_says() -> None:
     from celeriac.brokers.memory import MemoryBroker
+    from celeriac.brokers.redis import RedisBroker
     from celeriac.brokers.sqlite import SQLiteBroker
 
-    for cls in (MemoryBroker, SQLiteBroker):
-        assert cls.publish_once is not Broker.publish_once
+    for cls in (MemoryBroker, SQLiteBroker, RedisBroker):
+        implemented = cls.publish_once is not Broker.publish_once
+        assert implemented == cls.capabilities.atomic_publish_once, cls

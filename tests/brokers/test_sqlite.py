@@ -6,7 +6,9 @@ import json
 import multiprocessing
 import os
 import signal
+import sqlite3
 import time
+from contextlib import closing
 from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 
 from celeriac._utils.sqlite import parse_url
 from celeriac.brokers.sqlite import SQLiteBroker
+from celeriac.coordination.sqlite import SQLiteCoordination
 from celeriac.exceptions import ImproperlyConfigured, TransportError
 from tests.brokers.conftest import envelope
 
@@ -109,13 +112,19 @@ def test_forked_child_uses_its_own_connection(url: str) -> None:
     broker.close()
 
 
-def test_revokes_survive_a_restart(url: str) -> None:
-    first = SQLiteBroker(url)
+def test_revokes_survive_a_restart_in_the_brokers_file(url: str) -> None:
+    broker = SQLiteBroker(url)
+    broker.publish("q", envelope("t1"))
+    first = SQLiteCoordination(url)
     first.revoke(["gone"], 60)
     first.close()
-    second = SQLiteBroker(url)
+    broker.close()
+    second = SQLiteCoordination(url)
     assert second.revoked(["gone", "kept"]) == {"gone"}
     second.close()
+    with closing(sqlite3.connect(SQLiteBroker(url).path)) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert {"messages", "revoked", "workers", "dedupe", "rejected"} <= tables
 
 
 def test_messages_survive_a_restart(url: str) -> None:
@@ -166,8 +175,10 @@ def test_many_ids_are_chunked(url: str) -> None:
     broker.renew(held)
     broker.requeue(held[:600])
     assert broker.queue_size("q") == 600
-    broker.revoke([d.task_id for d in held[:700]], 60)
-    assert len(broker.revoked([d.task_id for d in held])) == 700
+    store = SQLiteCoordination(url)
+    store.revoke([d.task_id for d in held[:700]], 60)
+    assert len(store.revoked([d.task_id for d in held])) == 700
+    store.close()
     broker.ack(held)
     # the 600 given back are no longer ours: the ack deletes only the 600 still held
     assert broker.queue_size("q") == 600

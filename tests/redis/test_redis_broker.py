@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 import redis
 
+from celeriac._redis.client import pack_commands
 from celeriac._utils import redis_wire
 from celeriac._utils.redis_wire import parse_redis_url, redact
 from celeriac.brokers import create_broker
 from celeriac.brokers.redis import RedisBroker
-from celeriac.brokers.redis_client import pack_commands
+from celeriac.coordination import create_store
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.message import Envelope
 from tests.brokers.conftest import envelope
@@ -374,7 +375,7 @@ def test_survives_a_redis_restart(private_redis: RedisServer) -> None:
         for call in (
             lambda: broker.publish("q", envelope("lost")),
             lambda: broker.consume(["q"], 10, 0.1),
-            lambda: broker.revoked(["x"]),
+            lambda: broker.queue_size("q"),
         ):
             started = time.monotonic()
             with pytest.raises(BrokerConnectionError, match="unreachable"):
@@ -387,8 +388,10 @@ def test_survives_a_redis_restart(private_redis: RedisServer) -> None:
         [got] = broker.consume(["q"], 10, 1)
         assert got.task_id == "after"
         broker.ack([got])
-        broker.revoke(["x"], 60)
-        assert broker.revoked(["x"]) == {"x"}
+        store = create_store(private_redis.url)
+        store.revoke(["x"], 60)
+        assert store.revoked(["x"]) == {"x"}
+        store.close()
     finally:
         broker.close()
 
@@ -491,7 +494,10 @@ def test_malformed_scheduled_members_are_dead_lettered(
     deliveries = broker.consume(["q"], 10, 1)
     assert [d.task_id for d in deliveries] == ["scheduled"]
     assert raw.zcard(eta_key) == 0
-    rejected = broker.rejected()
+    # consume.lua logs them where the coordination store on the broker's URL reads its log
+    store = create_store(broker.url)
+    rejected = store.rejected()
+    store.close()
     assert len(rejected) == 4
     for env, reason in rejected:
         assert "scheduled" in reason

@@ -54,7 +54,7 @@ def test_each_kind_of_bad_input_then_a_good_task(
 
     assert good.get(timeout=1) == 4
     # every malformed message is recorded as rejected, with a reason, and stored as FAILURE
-    reasons = [reason for _, reason in broker.rejected()]
+    reasons = [reason for _, reason in app.coordination.rejected()]
     assert len(reasons) == 6
     assert any("NotRegistered" in r for r in reasons)
     assert any("ContentDisallowed" in r for r in reasons)

@@ -2,8 +2,9 @@
 
 Each case is raw bytes (SQLite rows, Redis stream entries and scheduled members, envelopes of the
 wrong shape in the memory broker's heap) followed by a good task, with a real burst worker: the
-worker returns normally, the good task succeeds, each bad message is in ``broker.rejected()``
-with its reason, and is stored FAILURE when it carries a usable task id.
+worker returns normally, the good task succeeds, each bad message is in the rejected log
+(``app.coordination.rejected()``) with its reason, and is stored FAILURE when it carries a usable
+task id.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def _target(kind: str, workdir: Path) -> Iterator[Target]:
     if kind == "memory":
         url = f"memory://hostile-{uuid.uuid4().hex}"
         app = Celery("t", broker=url, backend=url)
-        state = memory_broker._state_for(url)
+        state = memory_broker._states.get(url)
 
         def inject(raws: list[Raw]) -> None:
             with state.lock:
@@ -260,7 +261,7 @@ def test_hostile_rows_then_a_good_task(
 
         assert worker.exitcode == 0
         assert good.get(timeout=5) == 4
-        rejected = app.broker.rejected(limit=1000)
+        rejected = app.coordination.rejected(limit=1000)
         reasons = [reason for _, reason in rejected]
         expected = len(cases) + len(extra_reasons)
         assert len(reasons) == expected, reasons
@@ -295,7 +296,7 @@ def test_a_poison_body_makes_a_bounded_record(kind: str, tmp_path: Path) -> None
         worker = _worker(app)
         assert worker.exitcode == 0
         assert good.get(timeout=5) == 3
-        [(envelope, reason)] = app.broker.rejected()
+        [(envelope, reason)] = app.coordination.rejected()
         assert len(envelope.body) <= 64 * 1024
         assert envelope.body == huge[: len(envelope.body)]
         assert "truncated" in reason
@@ -341,4 +342,4 @@ def test_arbitrary_messages_never_stop_a_worker(kind: str, raws: list[Raw]) -> N
         assert worker.exitcode == 0
         assert good.get(timeout=5) == 7
         assert target.stored() == 0
-        assert len(app.broker.rejected(limit=100)) <= len(raws)
+        assert len(app.coordination.rejected(limit=100)) <= len(raws)

@@ -1,7 +1,7 @@
-"""What the Redis broker and the Redis result backend share: redis-py clients built from a URL
-and options (one pool per process, rebuilt after ``fork``; one connection per thread), the Lua
-scripts, the translation of redis-py errors into celeriac's error tree, and the write-behind
-channel the broker's acks use.
+"""What the Redis broker, result backend and coordination store share: redis-py clients built
+from a URL and options (one pool per process, rebuilt after ``fork``; one connection per
+thread), the Lua scripts, the translation of redis-py errors into celeriac's error tree, and
+the write-behind channel the broker's acks use.
 
 Retries: redis-py's own :class:`~redis.retry.Retry` with exponential backoff re-runs a command
 (reconnecting first) on ConnectionError/TimeoutError, so a Redis restart costs the caller a short
@@ -43,7 +43,7 @@ from celeriac._utils.redis_wire import (
 from celeriac._utils.redis_wire import pack_commands as _pack_python
 from celeriac.exceptions import ImproperlyConfigured, TransportError
 
-logger = logging.getLogger("celeriac.brokers.redis")
+logger = logging.getLogger("celeriac.redis")
 
 
 def client_kwargs(
@@ -90,10 +90,10 @@ _script_cache: dict[str, str] = {}
 
 
 def lua_source(name: str) -> str:
-    """The text of ``redis_scripts/<name>.lua`` (read once per process)."""
+    """The text of ``scripts/<name>.lua`` (read once per process)."""
     text = _script_cache.get(name)
     if text is None:
-        path = resources.files("celeriac.brokers").joinpath(f"redis_scripts/{name}.lua")
+        path = resources.files("celeriac._redis").joinpath(f"scripts/{name}.lua")
         text = _script_cache[name] = path.read_text(encoding="utf-8")
     return text
 
@@ -240,7 +240,7 @@ class RedisConnection:
         return client
 
     def run(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        """Run ``redis_scripts/<name>.lua`` on this thread's connection: EVALSHA, loading the
+        """Run ``scripts/<name>.lua`` on this thread's connection: EVALSHA, loading the
         script again when Redis lost it (a restart)."""
         script = self._scripts.get(name)
         if script is None:
@@ -324,7 +324,7 @@ class WriteBehind:
         self._sources: dict[str, str] = {}
 
     def script_sha(self, name: str) -> str:
-        """The sha1 under which ``redis_scripts/<name>.lua`` runs in an ``EVALSHA`` sent here."""
+        """The sha1 under which ``scripts/<name>.lua`` runs in an ``EVALSHA`` sent here."""
         sha = self._shas.get(name)
         if sha is None:
             source = lua_source(name)
