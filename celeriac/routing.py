@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from celeriac._utils.imports import symbol_by_name
+
 Route = Mapping[str, Any] | Callable[..., Any] | Sequence[Any]
 
 
@@ -39,8 +41,6 @@ def lookup(
     for item in items:
         if isinstance(item, str):
             # a dotted path to a router function (Celery allows these in task_routes)
-            from celeriac._utils.imports import symbol_by_name
-
             item = symbol_by_name(item)
         if isinstance(item, (list, tuple)) and all(
             isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in item

@@ -275,9 +275,7 @@ class Task(Generic[TaskParams, TaskReturn]):
         **options: Any,
     ) -> EagerResult[TaskReturn]:
         """Run the task here and now, returning an EagerResult (``task_always_eager`` uses this)."""
-        from celeriac.trace import apply_eagerly
-
-        return apply_eagerly(
+        return self.app.apply_eagerly(
             self,
             list(args or ()),
             dict(kwargs or {}),
@@ -293,10 +291,7 @@ class Task(Generic[TaskParams, TaskReturn]):
         return self.app.AsyncResult(task_id, task_name=self.name, **kwargs)
 
     def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Signature:
-        from celeriac.app.base import signature_factory
-
-        sig: Signature = signature_factory(self, args, *starargs, **starkwargs)
-        return sig
+        return self.app.signature(self, args, *starargs, **starkwargs)
 
     subtask = signature
 
@@ -308,21 +303,15 @@ class Task(Generic[TaskParams, TaskReturn]):
 
     def map(self, it: Iterable[Any]) -> xmap:
         """One ``celery.map`` task calling this task on each item: ``add.map([...])``."""
-        from celeriac.canvas import xmap
-
-        return xmap(self.s(), it, app=self.app)
+        return self.app.xmap(self.s(), it)
 
     def starmap(self, it: Iterable[Sequence[Any]]) -> xstarmap:
         """One ``celery.starmap`` task calling this task with each item's arguments."""
-        from celeriac.canvas import xstarmap
-
-        return xstarmap(self.s(), it, app=self.app)
+        return self.app.xstarmap(self.s(), it)
 
     def chunks(self, it: Iterable[Sequence[Any]], n: int) -> ChunksSignature:
         """``it`` split into tasks of ``n`` calls each: ``add.chunks(zip(xs, ys), 10)``."""
-        from celeriac.canvas import chunks
-
-        return chunks(self.s(), it, n, app=self.app)
+        return self.app.chunks(self.s(), it, n)
 
     # -- retrying ---------------------------------------------------------------------------------
     def retry(

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Concatenate, Literal, overload
 
-from celeriac import _state, config, signals, states
+from celeriac import _state, canvas, config, signals, states, workflow
 from celeriac._types import TaskParams, TaskReturn
 from celeriac._utils.ids import new_id
+from celeriac._utils.imports import symbol_by_name
 from celeriac._utils.timeutils import maybe_delta
 from celeriac.app import sending
 from celeriac.app.sending import PublishSettings, as_list
@@ -31,6 +32,7 @@ from celeriac.result_meta import build_meta, decode_meta, encode_meta
 from celeriac.serialization import accepted_types
 from celeriac.task import Context, Task, autoretry_wrapper
 
+from celeriac.trace import apply_eagerly
 DEFAULT_SQLITE_URL = "sqlite:///celeriac.db"
 #: URL schemes whose broker has a same-URL result backend (used when none is configured)
 _BACKEND_FOR_BROKER = {"memory", "sqlite", "redis", "rediss", "redis+socket", "unix"}
@@ -45,14 +47,6 @@ def gen_task_name(app: Celery, name: str, module_name: str) -> str:
     if module_name == "__main__" and app.main:
         module_name = app.main
     return f"{module_name}.{name}"
-
-
-def signature_factory(task: Task, args: Any = None, *starargs: Any, **starkwargs: Any) -> Any:
-    try:
-        canvas = importlib.import_module("celeriac.canvas")
-    except ImportError:
-        raise NotImplementedError("Signatures and canvas primitives come with celeriac.canvas")
-    return canvas.Signature.from_task(task, args, *starargs, **starkwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +110,6 @@ class Celery:
         self._trace_settings: tuple[int, TraceSettings] | None = None
         self._publish_settings: tuple[int, PublishSettings] | None = None
         if task_cls is not None:
-            from celeriac._utils.imports import symbol_by_name
-
             self.task_cls = symbol_by_name(task_cls)
         self.on_configure = _AppSignal("on_configure")
         self.on_after_configure = _AppSignal("on_after_configure")
@@ -443,7 +435,7 @@ class Celery:
             with self._lock:
                 if self._coordination is None:
                     self._coordination = open_store(
-                        self.conf, self.broker_url, self.result_backend_url
+                        self.conf, self.broker_url, self.result_backend_url, in_process
                     )
                 store = self._coordination
         return store
@@ -454,6 +446,7 @@ class Celery:
 
     @property
     def result_backend_url(self) -> str | None:
+            in_process = not self.broker.shared_across_processes  # before the lock it takes
         url = (
             self.conf.result_backend
             or os.environ.get("CELERIAC_RESULT_BACKEND")
@@ -677,18 +670,34 @@ class Celery:
         errbacks = as_list(link_error) if state == states.FAILURE else None
         if not (callbacks or errbacks):
             return
-        from celeriac import workflow
-
         workflow.run_eager_callbacks(
             self, state, retval, callbacks, errbacks, task_id, request=request, traceback=traceback
         )
 
-    def signature(self, *args: Any, **kwargs: Any) -> Any:
-        """``app.signature('tasks.add', args=(2, 2), countdown=10)``: a signature of this app."""
-        from celeriac import canvas
-
+    # -- canvas: a Task reaches the canvas and the eager tracer through its app, which sits
+    # above both (docs/decisions/0013-import-layers.md)
+    def signature(self, varies: Any, *args: Any, **kwargs: Any) -> canvas.Signature:
+        """``app.signature('tasks.add', args=(2, 2), countdown=10)``: a signature of this app
+        (``task.signature(...)``, ``task.s(...)`` come here with the task)."""
+        if isinstance(varies, Task):
+            return canvas.Signature.from_task(varies, *args, **kwargs)
         kwargs["app"] = self
-        return canvas.signature(*args, **kwargs)
+        return canvas.signature(varies, *args, **kwargs)
+
+    def xmap(self, sig: canvas.Signature, it: Iterable[Any]) -> canvas.xmap:
+        """One ``celery.map`` task calling ``sig`` on each item (``task.map(it)``)."""
+        return canvas.xmap(sig, it, app=self)
+
+    def xstarmap(self, sig: canvas.Signature, it: Iterable[Sequence[Any]]) -> canvas.xstarmap:
+        """One ``celery.starmap`` task calling ``sig`` with each item's arguments."""
+        return canvas.xstarmap(sig, it, app=self)
+
+    def chunks(self, sig: canvas.Signature, it: Iterable[Sequence[Any]], n: int) -> canvas.chunks:
+        """``it`` split into ``celery.chunks`` tasks of ``n`` calls each (``task.chunks``)."""
+        return canvas.chunks(sig, it, n, app=self)
+
+    #: run a task here and now (``task.apply()``): the tracer's eager runner
+    apply_eagerly = staticmethod(apply_eagerly)
 
     # -- misc ------------------------------------------------------------------------------------
     def set_current(self) -> None:
@@ -698,17 +707,40 @@ class Celery:
         _state.set_current_app(self)
 
     def worker_main(self, argv: Sequence[str] | None = None) -> None:
-        from celeriac._utils.imports import symbol_by_name
-
-        symbol_by_name("celeriac.cli.main:run_worker_main")(self, argv)
+        """Start a worker for this app, as ``celeriac worker`` would (``argv``: its options)."""
+        _command_line("run_worker_main")(self, argv)
 
     def start(self, argv: Sequence[str] | None = None) -> None:
-        from celeriac._utils.imports import symbol_by_name
-
-        symbol_by_name("celeriac.cli.main:run_app_main")(self, argv)
+        """Run the ``celeriac`` command line for this app."""
+        _command_line("run_app_main")(self, argv)
 
     def __repr__(self) -> str:
         return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
+
+
+#: the console script the command line is installed as (``[project.scripts]``)
+CLI_SCRIPT = "celeriac"
+
+
+def _command_line(runner: str) -> Callable[[Celery, Sequence[str] | None], Any]:
+    """A runner of the installed command line (``run_app_main``, ``run_worker_main``).
+
+    The CLI sits above every runtime and nothing in the core imports it: it is found as an
+    installed component, through the ``celeriac`` console-script entry point, and the runner
+    is read from the module that entry point names (docs/decisions/0013-import-layers.md)."""
+    # importlib.metadata is slow to import and only these two calls need it
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="console_scripts", name=CLI_SCRIPT):
+        module = importlib.import_module(ep.module)
+        found = getattr(module, runner, None)
+        if callable(found):
+            return found  # type: ignore[no-any-return]
+    raise ImproperlyConfigured(
+        f"app.start() and app.worker_main() run the {CLI_SCRIPT!r} command line, which is not "
+        f"installed here: pip install celeriac (or pip install -e . in a checkout), or run "
+        f"python -m celeriac"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,25 @@ def kind(sig: Any) -> str:
 
 
 # -- merging and copying -----------------------------------------------------------------------
+def errbacks_of(sig: Any) -> list[Any]:
+    """The errbacks to call when ``sig`` as a whole cannot run (a failed chord's body)."""
+    k = kind(sig)
+    if k == "chain":
+        steps = sig.kwargs.get("tasks") or []
+        return errbacks_of(maybe_signature(steps[0])) if steps else []
+    if k == "chord":
+        body = sig.kwargs.get("body")
+        return errbacks_of(maybe_signature(body)) if body is not None else []
+    if k == "group":
+        found: list[Any] = []
+        for member in sig.kwargs.get("tasks") or []:
+            for errback in errbacks_of(maybe_signature(member)):
+                if errback not in found:
+                    found.append(errback)
+        return found
+    return list(sig["options"].get("link_error") or [])
+
+
 def merge_call(
     sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:

@@ -18,6 +18,7 @@ from celeriac.canvas.compose import (
     COMPOSITE,
     chunks_group,
     copy_sig,
+    errbacks_of,
     freeze,
     kind,
     link_parent,
@@ -290,13 +291,9 @@ def _apply_chord(
     for member_result in results:
         exc = failure_of(member_result)
         if exc is not None:
-            from celeriac import workflow
-
             error = ChordError(f"Dependency {member_result.id} raised {exc!r}")
             body_result: Any = failed_result(body, error, app)
-            workflow.run_eager_callbacks(
-                app, states.FAILURE, error, None, workflow.errbacks_of(body), body_result.id
-            )
+            app.run_eager_callbacks(states.FAILURE, error, None, errbacks_of(body), body_result.id)
             break
     else:
         body_result = apply(body, ([value_of(r) for r in results],), {}, {})

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac.exceptions import ColdShutdown
 from celeriac.message import Delivery
+from celeriac.task import Context
 from celeriac.trace import Outcome, failure_outcome, trace_task
 
 if TYPE_CHECKING:
@@ -82,8 +83,6 @@ def run_job(
     idempotent: it is called again when an interruption cut its first call short. One landing
     in ``end`` after the job finished leaves the job's own outcome as it was.
     """
-    from celeriac.task import Context
-
     started = time.perf_counter()
     outcome: Outcome | None = None
     try:
