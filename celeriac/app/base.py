@@ -432,6 +432,7 @@ class Celery:
         self._check_fork()
         store = self._coordination
         if store is None:
+            in_process = not self.broker.shared_across_processes  # before the lock it takes
             with self._lock:
                 if self._coordination is None:
                     self._coordination = open_store(
@@ -446,7 +447,6 @@ class Celery:
 
     @property
     def result_backend_url(self) -> str | None:
-            in_process = not self.broker.shared_across_processes  # before the lock it takes
         url = (
             self.conf.result_backend
             or os.environ.get("CELERIAC_RESULT_BACKEND")

@@ -48,17 +48,22 @@ def create_store(url: str, options: Mapping[str, Any] | None = None) -> Coordina
 
 
 
-def choose_url(configured: str | None, broker_url: str, backend_url: str | None) -> str:
+def choose_url(
+    configured: str | None, broker_url: str, backend_url: str | None, in_process: bool = False
+) -> str:
     """The coordination store's URL: ``coordination_url`` when set; else the broker's URL when
     a store serves its scheme (memory, SQLite, Redis: the state stays where it always was);
-    else the result backend's. ImproperlyConfigured when none has a store (e.g. an AMQP
-    broker with an RPC backend): set ``coordination_url``."""
+    else the result backend's; else, for a broker that lives in one process (``in_process``,
+    e.g. a third-party test transport), a ``memory://`` store of its own. ImproperlyConfigured
+    when none applies (e.g. an AMQP broker with an RPC backend): set ``coordination_url``."""
     if configured:
         return configured
     if has_store(broker_url):
         return broker_url
     if backend_url and has_store(backend_url):
         return backend_url
+    if in_process:
+        return f"memory://{broker_url}"
     raise ImproperlyConfigured(
         f"No coordination store serves the broker URL ({scheme_of(broker_url)}://) or the "
         "result backend: set coordination_url (e.g. 'redis://localhost:6379/0' or "
@@ -67,13 +72,13 @@ def choose_url(configured: str | None, broker_url: str, backend_url: str | None)
 
 
 def open_store(
-    conf: Mapping[str, Any], broker_url: str, backend_url: str | None
+    conf: Mapping[str, Any], broker_url: str, backend_url: str | None, in_process: bool = False
 ) -> CoordinationStore:
     """The coordination store an app with settings ``conf`` uses (see :func:`choose_url`). A
     store on the broker's URL takes the broker's transport options (so a Redis
     ``global_keyprefix`` is shared), one on the backend's the backend's, and
     ``coordination_transport_options`` wins over both."""
-    url = choose_url(conf.get("coordination_url"), broker_url, backend_url)
+    url = choose_url(conf.get("coordination_url"), broker_url, backend_url, in_process)
     options: dict[str, Any] = {}
     if url == broker_url:
         options.update(conf.get("broker_transport_options") or {})
