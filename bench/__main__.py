@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import canvas, drain, throughput
+from bench import canvas, drain, throughput, trees
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,18 @@ def main(argv: list[str] | None = None) -> int:
     cv.add_argument("--n", type=int, default=10000, help="tasks in the group / chord header")
     cv.add_argument("--prefetch", type=int, default=64, help="worker_prefetch_multiplier")
     cv.add_argument("--timeout", type=float, default=600, help="seconds to wait for each get()")
+    tr = sub.add_parser("trees", help="one celeriac source tree against another (before/after)")
+    tr.add_argument("--before", required=True, help="path of the older tree (a git worktree)")
+    tr.add_argument("--after", default=".", help="path of the newer tree")
+    tr.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="'' to skip Redis")
+    tr.add_argument("--n", type=int, default=20000, help="tasks drained")
+    tr.add_argument("--delay-n", type=int, default=10000, help="tasks sent one by one")
+    tr.add_argument("--rtt-n", type=int, default=1000, help="round trips timed")
+    tr.add_argument("--rounds", type=int, default=3, help="runs per tree (medians shown)")
     args = parser.parse_args(argv)
+    if args.name == "trees":
+        return trees.run(args.before, args.after, args.redis, args.n, args.delay_n, args.rtt_n,
+                         args.rounds)
     if args.name == "canvas":
         return canvas.run(args.broker, args.n, args.prefetch, args.timeout, argv)
     if args.name == "throughput":

@@ -1827,6 +1827,14 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 note=_AMQP_ONLY,
             ),
             _s(
+                "worker_middleware",
+                (),
+                "any",
+                "Middleware added after the built-ins: instances, classes or `module:Class` "
+                "paths (celeriac's own; see docs/middleware.md).",
+                status="implemented",
+            ),
+            _s(
                 "worker_pool",
                 "prefork",
                 "str",

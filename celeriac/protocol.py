@@ -252,6 +252,50 @@ def _embed_list(embed: dict[str, Any], key: str, name: str, task_id: str) -> lis
     raise _invalid(f"Task {name}[{task_id}]", f"embed {key!r} must be a list or null", value)
 
 
+def request_fields(
+    message: TaskMessage, *, queue: str, redelivered: bool, hostname: str
+) -> dict[str, Any]:
+    """The fields of the task request (``self.request``, a :class:`~celeriac.task.Context`)
+    for ``message`` delivered from ``queue`` to worker ``hostname``: the one mapping from a
+    message to a request, so nothing outside this module reads the wire's keys. Plain data:
+    it crosses to pool processes as it is."""
+    return {
+        "id": message.id,
+        "task": message.name,
+        "args": message.args,
+        "kwargs": message.kwargs,
+        "retries": message.retries,
+        "is_eager": False,
+        "called_directly": False,
+        "eta": message.eta,
+        "expires": message.expires,
+        "hostname": hostname,
+        "delivery_info": {
+            "exchange": "",
+            "routing_key": queue,
+            "priority": message.priority,
+            "redelivered": redelivered,
+        },
+        "root_id": message.root_id,
+        "parent_id": message.parent_id,
+        "group": message.group,
+        "group_index": message.group_index,
+        "callbacks": message.callbacks,
+        "errbacks": message.errbacks,
+        "chain": message.chain,
+        "chord": message.chord,
+        "correlation_id": message.correlation_id,
+        "reply_to": message.reply_to,
+        "origin": message.origin,
+        "timelimit": [message.time_limit_s, message.soft_time_limit_s],
+        "ignore_result": message.ignore_result,
+        "headers": dict(message.headers),
+        "argsrepr": message.argsrepr,
+        "kwargsrepr": message.kwargsrepr,
+        "shadow": message.shadow,
+    }
+
+
 def decode_task_message(envelope: Envelope, accept: Collection[str] | None) -> TaskMessage:
     """Decode and validate a v2 message; raises InvalidTaskError or a SerializationError
     (ContentDisallowed, DecodeError), nothing else.

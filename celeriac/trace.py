@@ -1,17 +1,25 @@
-"""Running one task call: hooks, signals, states, and the outcome to store.
+"""Running one task call: prepare -> call -> conclude, with hooks and the record to store.
 
-The tracer never talks to a broker and never stores results itself: it returns an
-:class:`Outcome` holding the encoded result record, and its caller (the worker's executor, or
-``apply()``) decides when to store it, so a worker can store a batch in one round trip.
+The tracer does no I/O: it never talks to a broker and never stores. It returns an
+:class:`Outcome` holding the encoded result record and, for a workflow task, the
+:class:`~celeriac.effects.Effects` the middleware planned (the chain's next message, records
+of steps that will never run, chord members to count); its caller (the worker's executor, or
+``apply()``) stores and publishes them, so a worker does both in batched round trips.
+
+The three steps are separate so that every call path shares them: :func:`trace_task` calls
+the task synchronously between :func:`prepare` and :func:`conclude`, and
+:func:`trace_task_async` awaits a coroutine there (an ``async def`` task), with the same
+hooks, states and records.
 
 The runner's safety net (rules every pool relies on):
 
 - In a worker, :func:`trace_task` never raises. Whatever escapes the task, its hooks
-  (before_start, on_success, on_failure, on_retry, after_return), signal handlers, the reprs of
-  its values, result encoding, or a time limit landing anywhere in here, becomes the outcome:
-  a FAILURE with a safe summary and a stored FAILURE record (ignore_result rules apply), or
-  REVOKED for :class:`~celeriac.exceptions.Terminated`. The one exception let through is
-  :class:`~celeriac.exceptions.ColdShutdown`, which the worker raises to stop a solo task.
+  (before_start, on_success, on_failure, on_retry, after_return), middleware hooks and signal
+  handlers, the reprs of its values, result encoding, or a time limit landing anywhere in
+  here, becomes the outcome: a FAILURE with a safe summary and a stored FAILURE record
+  (ignore_result rules apply), or REVOKED for :class:`~celeriac.exceptions.Terminated`. The
+  one exception let through is :class:`~celeriac.exceptions.ColdShutdown`, which the worker
+  raises to stop a solo task.
 - ``SystemExit`` and ``KeyboardInterrupt`` raised by a task are failures like any other error.
   The record keeps their type name (``"SystemExit"``, as Celery writes it), and readers never
   rebuild a BaseException-only type (see :mod:`celeriac.result_meta`), so ``get()`` raises an
@@ -24,6 +32,7 @@ The runner's safety net (rules every pool relies on):
 
 from __future__ import annotations
 
+import inspect
 import time
 import uuid
 from collections.abc import Mapping
@@ -31,8 +40,9 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from celeriac import _state, signals, states, workflow
+from celeriac import _state, states
 from celeriac._utils.einfo import ExceptionInfo, format_traceback
+from celeriac.effects import Effects
 from celeriac.exceptions import (
     ColdShutdown,
     Ignore,
@@ -43,11 +53,11 @@ from celeriac.exceptions import (
 )
 from celeriac.result import EagerResult
 from celeriac.result_meta import build_meta, encode_meta, encode_meta_checked, safe_repr
-from celeriac.task import Context
+from celeriac.task import Context, Task
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
-    from celeriac.task import Task
+    from celeriac.middleware.base import MiddlewareStack
 
 
 @dataclass(slots=True)
@@ -69,8 +79,10 @@ class Outcome:
     exc_type: str | None = None
     #: made by :func:`failure_outcome`: the job ended outside the tracer (a lost or killed
     #: process, a hard time limit, a terminate, an escaped exception), so nothing has
-    #: continued its workflow (chain, chord, callbacks) yet
+    #: planned its workflow (chain, chord, callbacks) yet
     ended_outside: bool = False
+    #: what the middleware planned for after the record is stored (workflow continuation)
+    effects: Effects | None = None
 
     def portable(self) -> Outcome:
         """A copy safe to pickle across a process boundary."""
@@ -84,32 +96,33 @@ class Outcome:
             self.reject_requeue,
             self.exc_type,
             self.ended_outside,
+            self.effects,
         )
 
 
-def _call(task: Task, request: Context, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    if type(task).__call__ is not _base_call:
-        request.in_trace = True
-        return task(*args, **kwargs)
-    return task.run(*args, **kwargs)
-
-
-def _base_call_of() -> Any:
-    from celeriac.task import Task
-
-    return Task.__call__
-
-
-_base_call = _base_call_of()
-
+_BASE_CALL = Task.__call__
 _STORED_STATES = frozenset({states.SUCCESS, states.FAILURE, states.RETRY})
 #: the reason stored for a task stopped by revoke(terminate=True), as Celery stores it
 TERMINATED_REASON = "terminated"
 
 
 @dataclass(slots=True)
+class Prepared:
+    """A call between :func:`prepare` and :func:`conclude`: the request is pushed."""
+
+    task: Task
+    request: Context
+    args: list[Any]
+    kwargs: dict[str, Any]
+    eager: bool
+    store_result: bool
+    started_s: float
+    middleware: MiddlewareStack
+
+
+@dataclass(slots=True)
 class _Run:
-    """What :func:`_run` found, before the workflow step and the summary."""
+    """What :func:`conclude` found, before the middleware's conclusion and the summary."""
 
     state: str
     retval: Any
@@ -146,23 +159,176 @@ def trace_task(
     in a worker this never raises except ColdShutdown)."""
     started = time.perf_counter()
     try:
-        run = _run(task, request, args, kwargs, eager, store_result, started)
+        prepared = prepare(task, request, args, kwargs, eager=eager, store_result=store_result,
+                           started_s=started)
+        try:
+            retval, error = call(prepared), None
+        except BaseException as exc:
+            retval, error = None, exc
+        run = conclude(prepared, retval, error)
     except ColdShutdown:
         raise
     except BaseException as exc:
         if eager and not isinstance(exc, Exception):
             raise
         run = _escaped(task, request, exc, store_result, started)
+    return _outcome(task, request, run, eager, store_result, started)
+
+
+async def trace_task_async(
+    task: Task,
+    request: Context,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    store_result: bool = True,
+) -> Outcome:
+    """:func:`trace_task` for a task whose call returns an awaitable (``async def``): the
+    same prepare and conclude, with the call awaited; the same safety rules."""
+    started = time.perf_counter()
     try:
-        if not eager and (request.chain or request.chord or request.callbacks or request.errbacks):
-            # Part of a workflow: store now, then publish what follows (the last chord member
-            # must see every header result already stored).
-            run.payload = workflow.after_run(
-                task.app, request, run.state, run.retval, run.payload, run.traceback
+        prepared = prepare(task, request, args, kwargs, store_result=store_result,
+                           started_s=started)
+        try:
+            retval = call(prepared)
+            if inspect.isawaitable(retval):
+                retval = await retval
+            error = None
+        except BaseException as exc:
+            retval, error = None, exc
+        run = conclude(prepared, retval, error)
+    except ColdShutdown:
+        raise
+    except BaseException as exc:
+        run = _escaped(task, request, exc, store_result, started)
+    return _outcome(task, request, run, False, store_result, started)
+
+
+def prepare(
+    task: Task,
+    request: Context,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    eager: bool = False,
+    store_result: bool = True,
+    started_s: float | None = None,
+) -> Prepared:
+    """Before the call: ``before_task`` middleware hooks, the request pushed (``self.request``,
+    ``current_task``), ``before_start``. May raise; when it does, nothing stays pushed."""
+    middleware = task.app.middleware
+    prepared = Prepared(task, request, args, kwargs, eager, store_result,
+                        time.perf_counter() if started_s is None else started_s, middleware)
+    for hook in middleware.before_task:
+        hook(task, request, args, kwargs)
+    task.request_stack.append(request)
+    _state.push_task(task)
+    try:
+        task.before_start(request.id or "", args, kwargs)
+    except BaseException:
+        _release(prepared, states.PENDING, None)
+        raise
+    return prepared
+
+
+def call(prepared: Prepared) -> Any:
+    """The task's own call (its ``__call__`` when overridden, else ``run``). For an ``async
+    def`` task this returns the coroutine, which the async path awaits."""
+    task = prepared.task
+    if type(task).__call__ is not _BASE_CALL:
+        prepared.request.in_trace = True
+        return task(*prepared.args, **prepared.kwargs)
+    return task.run(*prepared.args, **prepared.kwargs)
+
+
+def conclude(prepared: Prepared, retval: Any, error: BaseException | None) -> _Run:
+    """After the call returned ``retval`` or raised ``error``: the state, the task's hooks
+    and the middleware's, the record to store; the request is popped whatever happens.
+    Raises ColdShutdown and Terminated (not the task's own failure: the caller decides), and,
+    eager, BaseException-only errors."""
+    task, request = prepared.task, prepared.request
+    args, kwargs = prepared.args, prepared.kwargs
+    middleware = prepared.middleware
+    task_id = request.id or ""
+    einfo: ExceptionInfo | None = None
+    reject_requeue: bool | None = None
+    state: str = states.PENDING
+    payload: bytes | None = None
+    try:
+        if error is None:
+            state = states.SUCCESS
+            task.on_success(retval, task_id, args, kwargs)
+            for hook in middleware.on_task_success:
+                hook(task, request, retval)
+        elif isinstance(error, Retry):
+            state = states.RETRY
+            reason = error.exc if isinstance(error.exc, BaseException) else error
+            retval = error
+            einfo = ExceptionInfo(reason)
+            task.on_retry(reason, task_id, args, kwargs, einfo)
+            for hook in middleware.on_task_retry:
+                hook(task, request, reason, einfo)
+        elif isinstance(error, Ignore):
+            state = states.IGNORED
+            retval = error
+        elif isinstance(error, Reject):
+            state = states.REJECTED
+            retval = error
+            reject_requeue = error.requeue
+            for hook in middleware.on_task_rejected:
+                hook(task, request, error)
+        elif isinstance(error, (ColdShutdown, Terminated)):
+            raise error
+        else:
+            if prepared.eager and not isinstance(error, Exception):
+                raise error
+            state = states.FAILURE
+            retval = error
+            einfo = ExceptionInfo(error)
+            task.on_failure(error, task_id, args, kwargs, einfo)
+            for hook in middleware.on_task_failure:
+                hook(task, request, error, einfo, args, kwargs)
+        runtime_s = time.perf_counter() - prepared.started_s
+        if prepared.store_result and state in _STORED_STATES and _keeps_record(task, request,
+                                                                               state):
+            settings = task.app.trace_settings()
+            stored_value = retval.exc if isinstance(retval, Retry) and retval.exc else retval
+            if isinstance(stored_value, Retry) and stored_value.exc is None:
+                stored_value = str(stored_value)
+            meta = build_meta(
+                task_id,
+                state,
+                stored_value,
+                traceback=einfo.traceback if einfo and state == states.FAILURE else None,
+                request=request,
+                extended=settings.result_extended,
+                worker=request.hostname,
             )
+            payload, encode_error = encode_meta_checked(meta, settings.result_serializer)
+            if encode_error is not None:  # what was stored is a FAILURE: say so
+                state, retval, einfo = states.FAILURE, encode_error, None
+        task.after_return(state, retval, task_id, args, kwargs, einfo)
+    finally:
+        _release(prepared, state, retval)
+    return _Run(state, retval, runtime_s, einfo, payload, reject_requeue,
+                einfo.traceback if einfo else None)
+
+
+def _release(prepared: Prepared, state: str, retval: Any) -> None:
+    """Pop the request, then the ``after_task`` hooks (Celery's task_postrun)."""
+    prepared.task.request_stack.pop()
+    _state.pop_task()
+    for hook in prepared.middleware.after_task:
+        hook(prepared.task, prepared.request, prepared.args, prepared.kwargs, state, retval)
+
+
+def _outcome(
+    task: Task, request: Context, run: _Run, eager: bool, store_result: bool, started: float
+) -> Outcome:
+    """The outcome of ``run``, with the middleware's conclusion (the workflow's effects)."""
+    try:
         retval = run.retval
-        is_exc = isinstance(retval, BaseException)
-        return Outcome(
+        outcome = Outcome(
             state=run.state,
             retval=retval,
             summary=_summary(retval, task.resultrepr_maxsize),
@@ -170,8 +336,17 @@ def trace_task(
             payload=run.payload,
             traceback=run.traceback,
             reject_requeue=run.reject_requeue,
-            exc_type=type(retval).__name__ if is_exc else None,
+            exc_type=type(retval).__name__ if isinstance(retval, BaseException) else None,
         )
+        if not eager:
+            for hook in task.app.middleware.conclude:
+                effects = hook(task, request, outcome)
+                if effects:
+                    if outcome.effects is None:
+                        outcome.effects = effects
+                    else:
+                        outcome.effects.extend(effects)
+        return outcome
     except ColdShutdown:
         raise
     except BaseException as exc:  # a time limit landing after the run: the last net
@@ -190,118 +365,6 @@ def _summary(value: Any, max_chars: int) -> str:
         except BaseException:
             return "Retry"
     return safe_repr(value, max_chars)
-
-
-def _run(
-    task: Task,
-    request: Context,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    eager: bool,
-    store_result: bool,
-    started: float,
-) -> _Run:
-    """The task call with its hooks and signals; may raise anything (trace_task catches)."""
-    app = task.app
-    task_id = request.id or ""
-    run_signals = bool(signals.task_prerun._receivers or signals.task_postrun._receivers)
-    if run_signals:
-        signals.task_prerun.send(sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs)
-    stack = task.request_stack
-    stack.append(request)
-    _state.push_task(task)
-    einfo: ExceptionInfo | None = None
-    reject_requeue: bool | None = None
-    state: str = states.PENDING
-    retval: Any = None
-    runtime_s = 0.0
-    payload: bytes | None = None
-    try:
-        settings = app.trace_settings()
-        track_started = task.track_started
-        if track_started is None:
-            track_started = settings.track_started
-        if not eager and track_started and not (task.ignore_result or request.ignore_result):
-            app.store_result(
-                task_id,
-                {"pid": _pid(), "hostname": request.hostname},
-                states.STARTED,
-                request=request,
-            )
-        task.before_start(task_id, args, kwargs)
-        try:
-            retval = _call(task, request, args, kwargs)
-            state = states.SUCCESS
-        except Retry as exc:
-            state = states.RETRY
-            reason = exc.exc if isinstance(exc.exc, BaseException) else exc
-            retval = exc
-            einfo = ExceptionInfo(reason)
-            task.on_retry(reason, task_id, args, kwargs, einfo)
-            signals.task_retry.send(sender=task, request=request, reason=reason, einfo=einfo)
-        except Ignore as exc:
-            state = states.IGNORED
-            retval = exc
-        except Reject as exc:
-            state = states.REJECTED
-            retval = exc
-            reject_requeue = exc.requeue
-            signals.task_rejected.send(sender=task, message=None, exc=exc)
-        except (ColdShutdown, Terminated):
-            raise  # not the task's own failure: trace_task decides
-        except BaseException as exc:
-            if eager and not isinstance(exc, Exception):
-                raise
-            state = states.FAILURE
-            retval = exc
-            einfo = ExceptionInfo(exc)
-            task.on_failure(exc, task_id, args, kwargs, einfo)
-            signals.task_failure.send(
-                sender=task,
-                task_id=task_id,
-                exception=exc,
-                args=args,
-                kwargs=kwargs,
-                traceback=exc.__traceback__,
-                einfo=einfo,
-            )
-        else:
-            task.on_success(retval, task_id, args, kwargs)
-            if signals.task_success._receivers:
-                signals.task_success.send(sender=task, result=retval)
-        runtime_s = time.perf_counter() - started
-        if store_result and state in _STORED_STATES and _keeps_record(task, request, state):
-            stored_value = retval.exc if isinstance(retval, Retry) and retval.exc else retval
-            if isinstance(stored_value, Retry) and stored_value.exc is None:
-                stored_value = str(stored_value)
-            meta = build_meta(
-                task_id,
-                state,
-                stored_value,
-                traceback=einfo.traceback if einfo and state == states.FAILURE else None,
-                request=request,
-                extended=settings.result_extended,
-                worker=request.hostname,
-            )
-            payload, encode_error = encode_meta_checked(meta, settings.result_serializer)
-            if encode_error is not None:  # what was stored is a FAILURE: say so
-                state, retval, einfo = states.FAILURE, encode_error, None
-        task.after_return(state, retval, task_id, args, kwargs, einfo)
-    finally:
-        stack.pop()
-        _state.pop_task()
-        if run_signals:
-            signals.task_postrun.send(
-                sender=task,
-                task_id=task_id,
-                task=task,
-                args=args,
-                kwargs=kwargs,
-                retval=retval,
-                state=state,
-            )
-    return _Run(state, retval, runtime_s, einfo, payload, reject_requeue,
-                einfo.traceback if einfo else None)
 
 
 def _escaped(
@@ -379,12 +442,6 @@ def _bare_record(app: Celery, task_id: str, state: str, exc: BaseException) -> b
         raise
     except BaseException:
         return None
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 def apply_eagerly(

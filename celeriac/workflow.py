@@ -1,141 +1,80 @@
-"""The canvas continuation: what happens after a task that is part of a workflow finishes.
+"""The canvas continuation: what follows a task that is part of a workflow, as data.
 
 A task is part of a workflow when its message carries ``callbacks``, ``errbacks``, ``chain``
-or ``chord`` (all in the body's embed). The tracer stores such a task's result itself and then
-calls :func:`after_run`; plain tasks never come here and keep the worker's batched result path.
+or ``chord`` (all in the body's embed). :func:`plan` turns such a task's end into
+:class:`~celeriac.effects.Effects` without any I/O (the continuation middleware calls it where
+the task ran); the worker's executor stores, counts and publishes them in its batched flush,
+after the task's own result (see :mod:`celeriac.effects` for the order).
 
 * SUCCESS: each ``link`` callback is sent with the result as first argument (unless
   immutable); the next ``chain`` step is sent with the result prepended and the rest of the
   chain in its own message.
 * FAILURE: each ``link_error`` errback is called in this process with ``(request, exc,
   traceback)`` when its task takes more than one positional argument, otherwise sent as a
-  task with the failed task's id (Celery's two styles); in-process errbacks run before the
-  failure is stored, so they are done when ``.get()`` raises. The remaining chain steps never run:
-  their results are stored as FAILURE with the same exception, so ``.get()`` on the chain's
-  result raises it at once instead of waiting forever.
-* REVOKED (from the worker's executor, :func:`on_revoked`): like FAILURE, without errbacks.
-* A chord header member, in any of those end states, adds one to the chord's counter with
-  the backend's atomic ``incr``; the member that brings it to the chord size reads the header's
-  result ids (saved when the chord was sent) and all header results in one ``get_many``, then
-  sends the body with the list, or, when a member failed or was revoked, stores the body as
-  FAILURE with ``ChordError("Dependency <id> raised <exc>")`` and calls the body's errbacks.
+  task with the failed task's id (Celery's two styles); in-process errbacks run during
+  planning, before the failure is stored, so they are done when ``.get()`` raises. The
+  remaining chain steps never run: their results are stored as FAILURE with the same
+  exception, so ``.get()`` on the chain's result raises it at once instead of waiting forever.
+* REVOKED (a message discarded by the worker, or a terminated task): like FAILURE, without
+  errbacks.
+* A chord header member, in any of those end states, becomes a chord part; the executor counts
+  it (:func:`count_chord_parts`) with the backend's atomic ``incr``; the member that brings the
+  counter to the chord size reads the header's result ids (saved when the chord was sent) and
+  all header results in one ``get_many``, then sends the body with the list, or, when a member
+  failed or was revoked, stores the body as FAILURE with ``ChordError("Dependency <id> raised
+  <exc>")`` and calls the body's errbacks (in the worker's main process).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import states
-from celeriac.canvas.compose import PLAIN, kind, slot_id
+from celeriac.canvas.compose import PLAIN, errbacks_of, kind, slot_id
 from celeriac.canvas.primitives import chain
 from celeriac.canvas.send import Batch, send_signature
 from celeriac.canvas.signature import Signature, maybe_signature
-from celeriac.exceptions import ChordError, TaskRevokedError
+from celeriac.effects import ChordPart, Effects, plain
+from celeriac.exceptions import ChordError
 from celeriac.result_meta import build_meta, decode_exception
 from celeriac.task import Context
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
-    from celeriac.protocol import TaskMessage
 
 logger = logging.getLogger("celeriac.workflow")
 
 #: how long a chord counter lives when results never expire
 _COUNTER_EXPIRES_S = 86400.0
+#: the end states that continue a workflow (RETRY: the new message carries it on)
+_FINAL = frozenset({states.SUCCESS, states.FAILURE, states.REVOKED})
 
 
 def chord_key(group_id: str) -> str:
     return f"chord-unlock-{group_id}"
 
 
-# -- entry points -----------------------------------------------------------------------------
-def after_run(
-    app: Celery,
-    request: Context,
-    state: str,
-    retval: Any,
-    payload: bytes | None,
-    traceback: str | None,
-) -> bytes | None:
-    """Called by the tracer for a workflow task: store its result here (the continuation may
-    need it stored, e.g. the chord's last member reads every header result), and continue.
-    Returns the payload still to be stored by the caller: None, unless storing here failed."""
-
-    def store() -> None:
-        if payload is not None and app.result_backend_url:
-            app.backend.store(request.id or "", state, payload, app.result_expires_s)
-
-    try:
-        continue_after(app, request, state, retval, traceback, store=store)
-    except Exception:
-        logger.exception("Task %s[%s]: cannot continue its workflow", request.task, request.id)
-        try:
-            store()
-        except Exception:
-            return payload
-    return None
-
-
-def on_revoked(app: Celery, message: TaskMessage, why: str) -> None:
-    """A revoked or expired message that was part of a chain or chord: stop the chain, count
-    the chord member (the executor stores the REVOKED record too; storing it here first lets
-    the chord's last member see it)."""
-    if not (message.chain or message.chord):
-        return
-    request = Context(
-        id=message.id,
-        task=message.name,
-        args=message.args,
-        kwargs=message.kwargs,
-        group=message.group,
-        group_index=message.group_index,
-        root_id=message.root_id,
-        parent_id=message.parent_id,
-        chain=message.chain,
-        chord=message.chord,
-        called_directly=False,
-    )
-    exc = TaskRevokedError(why)
-
-    def store() -> None:
-        if app.result_backend_url:
-            meta = build_meta(message.id, states.REVOKED, exc, request=request)
-            app.backend.store(
-                message.id, states.REVOKED, app.encode_result(meta), app.result_expires_s
-            )
-
-    try:
-        continue_after(app, request, states.REVOKED, exc, None, store=store)
-    except Exception:
-        logger.exception("Task %s[%s]: cannot settle its workflow", message.name, message.id)
-
-
-def continue_after(
+# -- planning ---------------------------------------------------------------------------------
+def plan(
     app: Celery,
     request: Context,
     state: str,
     retval: Any,
     traceback: str | None = None,
-    store: Callable[[], None] | None = None,
-) -> None:
-    """Publish what follows ``request``'s task ending in ``state`` (see the module doc).
-
-    ``store`` stores the task's own result. It is called after in-process errbacks (so when
-    ``.get()`` raises, they have run) and before anything that may read it (chord counting).
-    """
-    if state not in (states.SUCCESS, states.FAILURE, states.REVOKED):
-        if store is not None:
-            store()
-        return  # RETRY: the new message carries the workflow on; IGNORED/REJECTED: nothing
+) -> Effects:
+    """What follows ``request``'s task ending in ``state`` with ``retval`` (its return value,
+    or its exception), as effects (see the module doc). No I/O, except what in-process
+    errbacks do themselves."""
+    effects = Effects()
+    if state not in _FINAL:
+        return effects
     batch = Batch(app)
     carry = {"parent_id": request.id, "root_id": request.root_id or request.id}
     if state == states.FAILURE and request.errbacks:
         call_errbacks(app, request.errbacks, request, retval, traceback, batch)
-    if store is not None:
-        store()
     if state == states.SUCCESS:
         for callback in request.callbacks or ():
             send_signature(callback, (retval,), carry, batch)
@@ -145,14 +84,33 @@ def continue_after(
             rest = chain(following, *reversed(remaining), app=app)
             send_signature(rest, (retval,), carry, batch)
     elif request.chain:
-        fail_signatures(app, request.chain, retval, state, traceback, batch)
+        fail_signatures(app, request.chain, retval, state, traceback, effects)
     if request.chord:
-        chord_part_done(app, request.group, request.chord, batch)
-    batch.flush()
+        effects.chord_parts.append((request.group, plain(request.chord)))
+    effects.extend(batch.collect())
+    return effects
 
 
-# -- chords -----------------------------------------------------------------------------------
-def chord_part_done(app: Celery, group_id: str | None, body: Any, batch: Batch) -> None:
+# -- chords (the executor's side: I/O) -----------------------------------------------------------
+def count_chord_parts(app: Celery, parts: Sequence[ChordPart]) -> Effects:
+    """Count finished chord header members (after their results are stored); returns what
+    the completing members release: the chord body's message, or its failure records, plus
+    any chord parts those add (a failed body that was itself a chord member). One part that
+    cannot be counted is logged and the rest go on."""
+    effects = Effects()
+    batch = Batch(app)
+    for group_id, body in parts:
+        try:
+            _chord_part_done(app, group_id, body, batch, effects)
+        except Exception:
+            logger.exception("Chord %s: cannot count a finished member", group_id)
+    effects.extend(batch.collect())
+    return effects
+
+
+def _chord_part_done(
+    app: Celery, group_id: str | None, body: Any, batch: Batch, effects: Effects
+) -> None:
     """One header member of chord ``group_id`` has finished; the last one runs the body."""
     body = maybe_signature(body, app=app)
     size = body.get("chord_size")
@@ -170,7 +128,8 @@ def chord_part_done(app: Celery, group_id: str | None, body: Any, batch: Batch) 
     backend.delete_counter(key)
     header = app.restore_group(group_id)
     if header is None:
-        fail_body(app, body, ChordError(f"Chord {group_id}: header result ids are gone"), batch)
+        fail_body(app, body, ChordError(f"Chord {group_id}: header result ids are gone"),
+                  batch, effects)
         return
     ids = [result.id for result in header.results]
     values = []
@@ -182,16 +141,19 @@ def chord_part_done(app: Celery, group_id: str | None, body: Any, batch: Batch) 
                 if meta is not None
                 else LookupError("no result stored")
             )
-            fail_body(app, body, ChordError(f"Dependency {task_id} raised {reason!r}"), batch)
+            fail_body(app, body, ChordError(f"Dependency {task_id} raised {reason!r}"), batch,
+                      effects)
             return
         values.append(meta["result"])
     root_id = body["options"].get("root_id")
     send_signature(body, (values,), {"root_id": root_id} if root_id else {}, batch)
 
 
-def fail_body(app: Celery, body: Signature, exc: BaseException, batch: Batch) -> None:
-    """The chord body will never run: store its failure and call its errbacks."""
-    fail_signatures(app, [body], exc, states.FAILURE, None, batch)
+def fail_body(
+    app: Celery, body: Signature, exc: BaseException, batch: Batch, effects: Effects
+) -> None:
+    """The chord body will never run: its failure is stored and its errbacks called."""
+    fail_signatures(app, [body], exc, states.FAILURE, None, effects)
     options = body["options"]
     request = Context(
         id=slot_id(body),
@@ -211,22 +173,21 @@ def fail_signatures(
     exc: BaseException,
     state: str,
     traceback: str | None,
-    batch: Batch,
+    effects: Effects,
 ) -> None:
-    """Store ``exc`` as the result of every task in ``sigs`` (steps that will never run), then
-    count the ones that were chord members so those chords still complete."""
+    """Records of ``exc`` as the result of every task in ``sigs`` (steps that will never
+    run), and chord parts for the ones that were chord members, so those chords still
+    complete."""
     ids: list[str] = []
     chords: list[tuple[str | None, Any]] = []
     for sig in sigs:
         _collect(maybe_signature(sig, app=app), ids, chords, count=True)
     if ids and app.result_backend_url:
-        records = []
         for task_id in ids:
             meta = build_meta(task_id, state, exc, traceback=traceback)
-            records.append((task_id, state, app.encode_result(meta)))
-        app.backend.store_many(records, app.result_expires_s)
+            effects.records.append((task_id, state, app.encode_result(meta)))
     for group_id, body in chords:
-        chord_part_done(app, group_id, body, batch)
+        effects.chord_parts.append((group_id, plain(body)))
 
 
 def _collect(
@@ -254,25 +215,6 @@ def _collect(
 
 
 # -- errbacks ---------------------------------------------------------------------------------
-def errbacks_of(sig: Any) -> list[Any]:
-    """The errbacks to call when ``sig`` as a whole cannot run (a failed chord's body)."""
-    k = kind(sig)
-    if k == "chain":
-        steps = sig.kwargs.get("tasks") or []
-        return errbacks_of(maybe_signature(steps[0])) if steps else []
-    if k == "chord":
-        body = sig.kwargs.get("body")
-        return errbacks_of(maybe_signature(body)) if body is not None else []
-    if k == "group":
-        found: list[Any] = []
-        for member in sig.kwargs.get("tasks") or []:
-            for errback in errbacks_of(maybe_signature(member)):
-                if errback not in found:
-                    found.append(errback)
-        return found
-    return list(sig["options"].get("link_error") or [])
-
-
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 

@@ -25,6 +25,7 @@ from celeriac.control import Control
 from celeriac.coordination import CoordinationStore, open_store
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.message import Envelope
+from celeriac.middleware import MiddlewareStack, build_stack
 from celeriac.registry import TaskRegistry
 from celeriac.result import AsyncResult
 from celeriac.result import GroupResult as _GroupResult
@@ -108,6 +109,7 @@ class Celery:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._trace_settings: tuple[int, TraceSettings] | None = None
+        self._middleware: tuple[int, MiddlewareStack] | None = None
         self._publish_settings: tuple[int, PublishSettings] | None = None
         if task_cls is not None:
             self.task_cls = symbol_by_name(task_cls)
@@ -198,6 +200,18 @@ class Celery:
         )
         self._publish_settings = (version, settings)
         return settings
+
+    @property
+    def middleware(self) -> MiddlewareStack:
+        """The middleware stack: the built-ins, then ``worker_middleware``'s entries (see
+        :mod:`celeriac.middleware`); built again when the configuration changes."""
+        cached = self._middleware
+        version = self.conf._version
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        stack = build_stack(self.conf.get("worker_middleware"))
+        self._middleware = (version, stack)
+        return stack
 
     def trace_settings(self) -> TraceSettings:
         """Settings the tracer reads for every task, looked up once per configuration change."""
@@ -432,7 +446,6 @@ class Celery:
         self._check_fork()
         store = self._coordination
         if store is None:
-            in_process = not self.broker.shared_across_processes  # before the lock it takes
             with self._lock:
                 if self._coordination is None:
                     self._coordination = open_store(
@@ -447,6 +460,7 @@ class Celery:
 
     @property
     def result_backend_url(self) -> str | None:
+            in_process = not self.broker.shared_across_processes  # before the lock it takes
         url = (
             self.conf.result_backend
             or os.environ.get("CELERIAC_RESULT_BACKEND")
@@ -513,30 +527,16 @@ class Celery:
         if isinstance(prepared, AsyncResult):
             return prepared
         queue, envelope = prepared
-        if signals.before_task_publish._receivers:
-            signals.before_task_publish.send(
-                sender=name,
-                body=envelope.body,
-                exchange="",
-                routing_key=queue,
-                headers=envelope.headers,
-                properties=envelope.properties,
-                declare=[],
-                retry_policy=None,
-            )
+        middleware = self.middleware
+        for hook in middleware.before_publish:
+            hook(self, queue, envelope)
         broker = self.broker
         try:
             broker.publish(queue, envelope)
         except BrokerConnectionError as exc:
             sending.publish_again(self, exc, lambda: broker.publish(queue, envelope), options)
-        if signals.after_task_publish._receivers:
-            signals.after_task_publish.send(
-                sender=name,
-                body=envelope.body,
-                headers=envelope.headers,
-                exchange="",
-                routing_key=queue,
-            )
+        for hook in middleware.after_publish:
+            hook(self, queue, envelope)
         return (result_cls or AsyncResult)(task_id, task_name=name, app=self)
 
     def send_many(

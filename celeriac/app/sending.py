@@ -19,6 +19,7 @@ from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.message import Envelope
 from celeriac.protocol import build_task_message, clone_task_message
 from celeriac.result import AsyncResult
+from celeriac.send_options import DEFAULT_SEND, SendOptions
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 #: options under which one call's message cannot be reused as a template for the next
 _TEMPLATE_SAFE = frozenset(
     {"task_id", "link", "link_error", "chain", "chord", "group_id", "group_index", "headers",
-     "parent_id", "root_id", "_task", "_keep_parent", "retries"}
+     "parent_id", "root_id", "retries"}
 )
 
 
@@ -180,18 +181,16 @@ def prepare_message(
     shadow: str | None = None,
     chain: Any = None,
     task_type: Any = None,
+    send_options: SendOptions = DEFAULT_SEND,
     **options: Any,
 ) -> tuple[str, Envelope] | AsyncResult:
     """Build the message for one task call: returns (queue, envelope), or an EagerResult
     when ``task_always_eager`` runs the task here instead."""
     task_id = task_id or new_id()
-    options.pop("_result_cls", None)
-    task = options.pop("_task", None)
-    keep_parent = options.pop("_keep_parent", False)
     ps = app.publish_settings()
-    if ps.always_eager and task is None and name in app._tasks:
+    if ps.always_eager and send_options.allow_eager and name in app._tasks:
         return app._tasks[name].apply(args, kwargs, task_id=task_id, **options)
-    if not keep_parent:
+    if not send_options.keep_parent:
         parent = _state.current_task()
         if parent is not None:
             request = parent.request
@@ -296,11 +295,18 @@ def send_many(
 
 def _publish_batch(app: Celery, broker: Broker, batch: list[tuple[str, Envelope]]) -> None:
     """One ``publish_many`` round trip, retried as a whole on a broken connection (batches sent
-    before it are not sent again)."""
+    before it are not sent again), between the middleware's publish hooks."""
+    middleware = app.middleware
+    for hook in middleware.before_publish:
+        for queue, envelope in batch:
+            hook(app, queue, envelope)
     try:
         broker.publish_many(batch)
     except BrokerConnectionError as exc:
         publish_again(app, exc, lambda: broker.publish_many(batch))
+    for hook in middleware.after_publish:
+        for queue, envelope in batch:
+            hook(app, queue, envelope)
 
 
 # -- periodic tasks ---------------------------------------------------------------------------

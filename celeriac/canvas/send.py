@@ -29,8 +29,10 @@ from celeriac.canvas.compose import (
     unroll,
 )
 from celeriac.canvas.signature import Signature, maybe_signature
+from celeriac.effects import Effects, Record
 from celeriac.exceptions import ChordError
 from celeriac.result import AsyncResult, EagerResult, GroupResult, ResultSet
+from celeriac.result_meta import build_meta
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -42,6 +44,12 @@ logger = logging.getLogger("celeriac.canvas")
 _STRUCTURAL = frozenset(
     {"task_id", "chord", "chain", "group_id", "group_index", "link", "link_error", "root_id"}
 )
+
+
+def group_record(app: Celery, group: GroupResult) -> Record:
+    """The record that saves ``group``'s member ids (what ``app.save_group`` stores)."""
+    meta = build_meta(group.id or "", states.SUCCESS, [[r.id, None] for r in group.results])
+    return (f"celery-taskset-meta-{group.id}", states.SUCCESS, app.encode_result(meta))
 
 
 class Batch:
@@ -61,6 +69,21 @@ class Batch:
                 self.app.check_arguments(task, args, kwargs)
             task._with_defaults(options)
         self.calls.append((name, args, kwargs, options))
+
+    def collect(self) -> Effects:
+        """The collected calls as effects, without I/O: the saved-group records and the
+        messages (a call that ``task_always_eager`` ran here has none). The caller stores
+        the records before it publishes the messages, as :meth:`flush` does."""
+        effects = Effects()
+        groups, self.groups = self.groups, []
+        for group_result in groups:
+            effects.records.append(group_record(self.app, group_result))
+        calls, self.calls = self.calls, []
+        for name, args, kwargs, options in calls:
+            prepared = self.app.prepare_message(name, args, kwargs, **options)
+            if not isinstance(prepared, AsyncResult):
+                effects.messages.append(prepared)
+        return effects
 
     def flush(self) -> None:
         # Header ids are stored before any header task can run and look for them.

@@ -5,6 +5,12 @@ Ack timing (Celery's): by default a message is acked when its task starts; with
 task process died is requeued when ``reject_on_worker_lost`` is set (acks_late only),
 otherwise acked and marked FAILURE with WorkerLostError. Results are stored in batches,
 always before the acks that depend on them.
+
+The executor does the I/O the tracer plans: it stores each outcome's record, and performs the
+:class:`~celeriac.effects.Effects` the middleware attaches (workflow continuations) in the
+same batched flush, in the order :mod:`celeriac.effects` states. It calls the middleware's
+worker hooks (``after_receive``, ``after_discard``, ``before_process``, ``after_process``,
+``after_settle``); one that raises is logged and changes nothing else.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states, workflow
 from celeriac._utils.text import saferepr
+from celeriac.effects import Effects, Record
 from celeriac.exceptions import (
     InvalidTaskError,
     NotRegistered,
@@ -26,12 +33,10 @@ from celeriac.exceptions import (
     WorkerLostError,
 )
 from celeriac.message import Delivery, Envelope
-from celeriac.protocol import TaskMessage, decode_task_message
+from celeriac.protocol import TaskMessage, decode_task_message, request_fields
 from celeriac.result_meta import build_meta
-from celeriac.task import Context
-from celeriac.trace import Outcome
+from celeriac.trace import Outcome, failure_outcome
 from celeriac.worker.pools.base import Job, Pool
-from celeriac.worker.pools.prefork import failure_outcome
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -76,7 +81,13 @@ class Executor:
         self.reserved: deque[Job] = deque()
         #: jobs handed to the pool
         self.active: dict[int, Job] = {}
-        self._to_store: list[tuple[str, str, bytes]] = []
+        self.middleware = app.middleware
+        self._to_store: list[Record] = []
+        #: continuation messages and chord members to count, from outcomes' effects
+        self._to_publish: list[tuple[str, Envelope]] = []
+        self._chord_parts: list[tuple[str | None, dict[str, Any]]] = []
+        #: records that must be stored before the next job starts (STARTED)
+        self._start_pending = False
         self._to_ack: list[Delivery] = []
         self._to_requeue: list[Delivery] = []
         self._to_reject: list[tuple[Delivery, str]] = []
@@ -118,9 +129,12 @@ class Executor:
                 elif message.expires_s is not None and message.expires_s < now:
                     self._revoked(delivery, message, "expired")
                 else:
-                    self.reserved.append(self._job(delivery, message, task))
+                    job = self._job(delivery, message, task)
+                    self.reserved.append(job)
                     if self.info_enabled:
                         logger.info("Task %s[%s] received", message.name, message.id)
+                    for hook in self.middleware.after_receive:
+                        self._call_hook(hook, self, job)
             except Exception as exc:  # e.g. a signal receiver that raised
                 self._bad_message(delivery, InvalidTaskError(f"Cannot take message: {exc!r}"))
 
@@ -134,41 +148,8 @@ class Executor:
             else self.default_reject_on_lost
         )
         time_limit, soft_time_limit = message.time_limit_s, message.soft_time_limit_s
-        request = {
-            "id": message.id,
-            "task": message.name,
-            "args": message.args,
-            "kwargs": message.kwargs,
-            "retries": message.retries,
-            "is_eager": False,
-            "called_directly": False,
-            "eta": message.eta,
-            "expires": message.expires,
-            "hostname": self.hostname,
-            "delivery_info": {
-                "exchange": "",
-                "routing_key": delivery.queue,
-                "priority": message.priority,
-                "redelivered": delivery.redelivered,
-            },
-            "root_id": message.root_id,
-            "parent_id": message.parent_id,
-            "group": message.group,
-            "group_index": message.group_index,
-            "callbacks": message.callbacks,
-            "errbacks": message.errbacks,
-            "chain": message.chain,
-            "chord": message.chord,
-            "correlation_id": message.correlation_id,
-            "reply_to": message.reply_to,
-            "origin": message.origin,
-            "timelimit": [time_limit, soft_time_limit],
-            "ignore_result": message.ignore_result,
-            "headers": dict(message.headers),
-            "argsrepr": message.argsrepr,
-            "kwargsrepr": message.kwargsrepr,
-            "shadow": message.shadow,
-        }
+        request = request_fields(message, queue=delivery.queue,
+                                 redelivered=delivery.redelivered, hostname=self.hostname)
         return Job(
             id=next(self._ids),
             task_name=message.name,
@@ -225,39 +206,53 @@ class Executor:
     def _revoked(self, delivery: Delivery, message: TaskMessage, why: str) -> None:
         logger.info("Discarding %s task: %s[%s]", why, message.name, message.id)
         self._fail_record(message.id, TaskRevokedError(why), states.REVOKED)
-        workflow.on_revoked(self.app, message, why)  # chains stop, chord counters still count
-        signals.task_revoked.send(
-            sender=self, request=None, terminated=False, signum=None, expired=why == "expired"
-        )
         self._to_ack.append(delivery)
+        # The continuation middleware stops a chain and counts a chord member here.
+        for hook in self.middleware.after_discard:
+            self._call_hook(hook, self, message, why)
 
     # -- dispatch ---------------------------------------------------------------------------------
     def dispatch(self) -> int:
-        """Hand reserved jobs to the pool while it has free slots; returns how many."""
+        """Hand reserved jobs to the pool while it has free slots; returns how many. The
+        ``before_process`` hooks run first; records they add for before the start (STARTED)
+        are stored before the pool gets the jobs."""
         started = 0
         pool = self.pool
         reserved = self.reserved
-        while reserved and not self.stopping and pool.free_slots() > 0:
-            job = reserved.popleft()
-            job.started_s = time.monotonic()
-            self.active[job.id] = job
-            if not job.acks_late and not job.acked and job.delivery is not None:
-                # Early ack (Celery's default): the message is settled as its task starts.
-                if pool.runs_inline and self.early_ack_batch > 1:
-                    self._ack_ahead(job)
-                else:
-                    self._to_ack.append(job.delivery)
-                if pool.runs_inline:
+        before_process = self.middleware.before_process
+        while reserved and not self.stopping:
+            free = pool.free_slots()
+            if free <= 0:
+                break
+            batch: list[Job] = []
+            flush_first = False
+            now = time.monotonic()
+            while reserved and len(batch) < free:
+                job = reserved.popleft()
+                job.started_s = now
+                self.active[job.id] = job
+                if not job.acks_late and not job.acked and job.delivery is not None:
+                    # Early ack (Celery's default): the message is settled as its task starts.
+                    if pool.runs_inline and self.early_ack_batch > 1:
+                        self._ack_ahead(job)
+                    else:
+                        self._to_ack.append(job.delivery)
                     # The task runs inside apply(), so settle now (results of the jobs
                     # before it go in the same flush).
-                    self.flush()
-            try:
-                pool.apply(job)
-            except Exception as exc:  # a pool must not raise; if it does, the job fails
-                logger.exception("worker: pool could not run %s[%s]", job.task_name,
-                                 job.request["id"])
-                self.complete([(job, self._lost(job, exc))])
-            started += 1
+                    flush_first = flush_first or pool.runs_inline
+                for hook in before_process:
+                    self._call_hook(hook, self, job)
+                batch.append(job)
+            if flush_first or self._start_pending:
+                self.flush()
+            for job in batch:
+                try:
+                    pool.apply(job)
+                except Exception as exc:  # a pool must not raise; if it does, the job fails
+                    logger.exception("worker: pool could not run %s[%s]", job.task_name,
+                                     job.request["id"])
+                    self.complete([(job, self._lost(job, exc))])
+            started += len(batch)
         return started
 
     def _lost(self, job: Job, exc: BaseException) -> Outcome:
@@ -287,15 +282,11 @@ class Executor:
                 continue
             self.processed += 1
             self._log_outcome(job, outcome)
-            if outcome.state == states.REVOKED and signals.task_revoked._receivers:
-                signals.task_revoked.send(
-                    sender=self, request=Context(**job.request), terminated=True,
-                    signum=job.terminate_signum, expired=False,
-                )
-            if outcome.ended_outside and outcome.payload is not None and _in_workflow(job):
-                self._continue_workflow(job, outcome)
-            elif outcome.payload is not None and self.backend is not None:
+            if outcome.payload is not None and self.backend is not None:
                 self._to_store.append((job.request["id"], outcome.state, outcome.payload))
+            # The continuation middleware queues the workflow's effects after the record.
+            for hook in self.middleware.after_process:
+                self._call_hook(hook, self, job, outcome)
             delivery = job.delivery
             if delivery is None or not job.acks_late:
                 continue
@@ -317,31 +308,30 @@ class Executor:
             else:
                 self._to_ack.append(delivery)
 
-    def _continue_workflow(self, job: Job, outcome: Outcome) -> None:
-        """A job of a chain, chord or linked call that ended outside the tracer (its process
-        was lost or killed, a hard time limit, a terminate): store its record now and go on
-        with the workflow as the tracer would have, so a chain fails its remaining steps and a
-        chord counts the member instead of waiting forever."""
-        request = Context(**job.request)
-        task_id = job.request["id"]
-        payload = outcome.payload
-        assert payload is not None
-        exc = outcome.retval if isinstance(outcome.retval, BaseException) else (
-            TaskRevokedError("terminated") if outcome.state == states.REVOKED
-            else WorkerLostError(outcome.summary)
-        )
+    # -- what middleware queues ---------------------------------------------------------------
+    def add_records(self, records: Sequence[Record], *, before_start: bool = False) -> None:
+        """Store ``records`` at the next flush, after the records already queued;
+        ``before_start``: before the next job is handed to the pool (STARTED)."""
+        if self.backend is None:
+            return
+        self._to_store.extend(records)
+        if before_start:
+            self._start_pending = True
 
-        def store() -> None:
-            if self.backend is not None:
-                self.backend.store(task_id, outcome.state, payload, self.result_expires_s)
+    def add_effects(self, effects: Effects) -> None:
+        """Perform ``effects`` at the next flush (which comes at once): records stored after
+        those already queued, then chord members counted, then messages published, then
+        pending acks."""
+        if effects.records:
+            self.add_records(effects.records)
+        self._chord_parts.extend(effects.chord_parts)
+        self._to_publish.extend(effects.messages)
 
+    def _call_hook(self, hook: Any, *args: Any) -> None:
         try:
-            workflow.continue_after(self.app, request, outcome.state, exc, outcome.traceback,
-                                    store=store)
+            hook(*args)
         except Exception:
-            logger.exception("Task %s[%s]: cannot settle its workflow", job.task_name, task_id)
-            if self.backend is not None:
-                self._to_store.append((task_id, outcome.state, payload))
+            logger.exception("worker: middleware hook %s raised", _hook_name(hook))
 
     def _log_outcome(self, job: Job, outcome: Outcome) -> None:
         name, task_id = job.task_name, job.request["id"]
@@ -375,7 +365,8 @@ class Executor:
     FLUSH_AFTER_S = 0.01
 
     def flush_due(self) -> bool:
-        if self._to_requeue or self._to_reject or self._late_pending:
+        if (self._to_requeue or self._to_reject or self._late_pending or self._to_publish
+                or self._chord_parts):
             return True
         pending = len(self._to_store) + len(self._to_ack)
         if not pending:
@@ -389,6 +380,10 @@ class Executor:
         failing call did not take stays pending for the next flush (after a reconnect)."""
         self._pending_since = time.monotonic()
         self._late_pending = False
+        self._start_pending = False
+        stored, acked = len(self._to_store), len(self._to_ack)
+        if self._to_publish or self._chord_parts:
+            self._perform_effects()
         if self._settle is not None and (self._to_store or self._to_ack):
             self._settle(self._to_store, self.result_expires_s, self._to_ack)
             self._to_store, self._to_ack = [], []
@@ -409,6 +404,40 @@ class Executor:
             for reason, group in by_reason.items():
                 self.broker.reject(group, reason)
             self._to_reject = []
+        if (stored or acked) and self.middleware.after_settle:
+            for hook in self.middleware.after_settle:
+                self._call_hook(hook, self, stored, acked)
+
+    def _perform_effects(self) -> None:
+        """Store what is queued (the results continuations follow), count chord members
+        (each counted once: a part leaves the queue before it is counted), publish."""
+        backend = self.backend
+        if self._to_store:
+            assert backend is not None
+            backend.store_many(self._to_store, self.result_expires_s)
+            self._to_store = []
+        while self._chord_parts:
+            parts, self._chord_parts = self._chord_parts, []
+            if backend is None:
+                logger.error("Chord members finished but no result backend is configured: "
+                             "%d chord bodies will not run", len(parts))
+                break
+            released = workflow.count_chord_parts(self.app, parts)
+            if released.records:
+                backend.store_many(released.records, self.result_expires_s)
+            self._to_publish.extend(released.messages)
+            self._chord_parts.extend(released.chord_parts)
+        if self._to_publish:
+            messages = self._to_publish
+            middleware = self.middleware
+            for queue, envelope in messages:
+                for hook in middleware.before_publish:
+                    self._call_hook(hook, self.app, queue, envelope)
+            self.broker.publish_many(messages)
+            self._to_publish = []
+            for queue, envelope in messages:
+                for hook in middleware.after_publish:
+                    self._call_hook(hook, self.app, queue, envelope)
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def held_deliveries(self) -> list[Delivery]:
@@ -484,7 +513,7 @@ class Executor:
         ]
 
 
-def _in_workflow(job: Job) -> bool:
-    request = job.request
-    return bool(request.get("chain") or request.get("chord") or request.get("callbacks")
-                or request.get("errbacks"))
+def _hook_name(hook: Any) -> str:
+    owner = getattr(hook, "__self__", None)
+    name = getattr(hook, "__name__", repr(hook))
+    return f"{type(owner).__name__}.{name}" if owner is not None else name

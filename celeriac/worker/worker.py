@@ -13,7 +13,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from queue import Empty, SimpleQueue
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -157,7 +157,7 @@ class Worker:
         heartbeat = threading.Thread(target=self._heartbeat, name="celeriac-heartbeat", daemon=True)
         heartbeat.start()
         beat_thread = self._start_beat() if self.embed_beat else None
-        signals.worker_ready.send(sender=self)
+        self._run_hooks(app.middleware.worker_boot)  # the signals middleware: worker_ready
         logger.info("%s ready.", self.hostname)
         try:
             self._loop()
@@ -169,8 +169,15 @@ class Worker:
             if beat_thread is not None:
                 beat_thread.join(timeout=2)
             heartbeat.join(timeout=2)
-            signals.worker_shutdown.send(sender=self)
+            self._run_hooks(app.middleware.worker_shutdown)  # signals: worker_shutdown
         return self.exitcode
+
+    def _run_hooks(self, hooks: Sequence[Callable[[Any], None]]) -> None:
+        for hook in hooks:
+            try:
+                hook(self)
+            except Exception:
+                logger.exception("worker: middleware hook %r raised", hook)
 
     def _reclaim_predecessor(self) -> None:
         """Hold messages under this node's name, and take back at once what a dead earlier
