@@ -17,6 +17,7 @@ from celeriac.exceptions import (
     Reject,
     Retry,
 )
+from celeriac.send_options import FROM_TASK, RETRY
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -216,7 +217,7 @@ class Task(Generic[TaskParams, TaskReturn]):
         """Send the task to a worker; options as Celery's (countdown, eta, expires, queue,
         priority, ignore_result, headers, time_limit, soft_time_limit, serializer...)."""
         app = self.app
-        if app.publish_settings().always_eager and not options.pop("_force_send", False):
+        if app.publish_settings().always_eager:
             return self.apply(
                 args, kwargs, task_id=task_id, link=link, link_error=link_error, **options
             )
@@ -231,7 +232,7 @@ class Task(Generic[TaskParams, TaskReturn]):
             link=link,
             link_error=link_error,
             shadow=shadow,
-            _task=self,
+            send_options=FROM_TASK,
             **options,
         )
 
@@ -356,7 +357,7 @@ class Task(Generic[TaskParams, TaskReturn]):
                 raise signal
             return signal
         delivery_info = request.delivery_info or {}
-        send_options: dict[str, Any] = {
+        resend: dict[str, Any] = {
             "task_id": request.id,
             "retries": retries + 1,
             "root_id": request.root_id,
@@ -371,16 +372,15 @@ class Task(Generic[TaskParams, TaskReturn]):
             "queue": delivery_info.get("routing_key") or options.pop("queue", None),
             "priority": delivery_info.get("priority"),
             "ignore_result": request.ignore_result,
-            "_keep_parent": True,
         }
         if request.timelimit:
-            send_options["time_limit"], send_options["soft_time_limit"] = request.timelimit
+            resend["time_limit"], resend["soft_time_limit"] = request.timelimit
         if eta is not None:
-            send_options["eta"] = eta
+            resend["eta"] = eta
         else:
-            send_options["countdown"] = countdown
-        send_options.update(options)
-        self.app.send_task(self.name or "", new_args, new_kwargs, _task=self, **send_options)
+            resend["countdown"] = countdown
+        resend.update(options)
+        self.app.send_task(self.name or "", new_args, new_kwargs, send_options=RETRY, **resend)
         signal = Retry(exc=exc, when=when)
         if throw:
             raise signal

@@ -30,10 +30,11 @@ from celeriac.registry import TaskRegistry
 from celeriac.result import AsyncResult
 from celeriac.result import GroupResult as _GroupResult
 from celeriac.result_meta import build_meta, decode_meta, encode_meta
+from celeriac.send_options import DEFAULT_SEND, SendOptions
 from celeriac.serialization import accepted_types
 from celeriac.task import Context, Task, autoretry_wrapper
-
 from celeriac.trace import apply_eagerly
+
 DEFAULT_SQLITE_URL = "sqlite:///celeriac.db"
 #: URL schemes whose broker has a same-URL result backend (used when none is configured)
 _BACKEND_FOR_BROKER = {"memory", "sqlite", "redis", "rediss", "redis+socket", "unix"}
@@ -446,6 +447,7 @@ class Celery:
         self._check_fork()
         store = self._coordination
         if store is None:
+            in_process = not self.broker.shared_across_processes  # before the lock it takes
             with self._lock:
                 if self._coordination is None:
                     self._coordination = open_store(
@@ -460,7 +462,6 @@ class Celery:
 
     @property
     def result_backend_url(self) -> str | None:
-            in_process = not self.broker.shared_across_processes  # before the lock it takes
         url = (
             self.conf.result_backend
             or os.environ.get("CELERIAC_RESULT_BACKEND")
@@ -506,11 +507,15 @@ class Celery:
         name: str,
         args: Sequence[Any] | None = None,
         kwargs: Mapping[str, Any] | None = None,
+        *,
+        send_options: SendOptions = DEFAULT_SEND,
         **options: Any,
     ) -> tuple[str, Envelope] | AsyncResult:
         """Build the message for one task call: (queue, envelope), or an EagerResult when
         ``task_always_eager`` runs the task here instead (see :mod:`celeriac.app.sending`)."""
-        return sending.prepare_message(self, name, args, kwargs, **options)
+        return sending.prepare_message(
+            self, name, args, kwargs, send_options=send_options, **options
+        )
 
     def send_task(
         self,
@@ -519,11 +524,16 @@ class Celery:
         kwargs: Mapping[str, Any] | None = None,
         task_id: str | None = None,
         result_cls: type[AsyncResult] | None = None,
+        *,
+        send_options: SendOptions = DEFAULT_SEND,
         **options: Any,
     ) -> AsyncResult:
-        """Send a task by name (the worker that has it registered runs it)."""
+        """Send a task by name (the worker that has it registered runs it). ``options`` are
+        Celery's; ``send_options`` carries celeriac's own flags (:mod:`celeriac.send_options`)."""
         task_id = task_id or new_id()
-        prepared = self.prepare_message(name, args, kwargs, task_id=task_id, **options)
+        prepared = self.prepare_message(
+            name, args, kwargs, task_id=task_id, send_options=send_options, **options
+        )
         if isinstance(prepared, AsyncResult):
             return prepared
         queue, envelope = prepared
