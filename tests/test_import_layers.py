@@ -14,6 +14,7 @@ blocks excluded: they never run), then asserts:
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import itertools
 import shutil
 import subprocess
@@ -23,6 +24,10 @@ from pathlib import Path
 import pytest
 
 import celeriac
+from celeriac import Celery
+from celeriac.app.base import _command_line
+from celeriac.cli.main import run_worker_main
+from celeriac.exceptions import ImproperlyConfigured
 
 ROOT = Path(celeriac.__file__).parent
 REPO = ROOT.parent
@@ -203,3 +208,17 @@ def test_import_linter_contracts() -> None:
         ["lint-imports", "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+
+
+# -- the core finds the CLI as an installed component (ADR 0013) -----------------------------------
+
+
+def test_app_finds_the_cli_through_the_console_script() -> None:
+    assert _command_line("run_worker_main") is run_worker_main
+
+
+def test_app_without_an_installed_cli_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **_: [])
+    app = Celery(broker="memory://no-cli", set_as_current=False)
+    with pytest.raises(ImproperlyConfigured, match="python -m celeriac"):
+        app.start(["--help"])
