@@ -61,6 +61,12 @@ class Envelope:
         value = self.properties.get("priority")
         return value if type(value) is int else 0
 
+    @property
+    def has_eta(self) -> bool:
+        """Whether the message carries an ``eta`` (a cheap test before :meth:`eta_timestamp`
+        on the publish path)."""
+        return bool(self.headers.get("eta"))
+
     def eta_timestamp(self) -> float | None:
         """When the message may be delivered (epoch seconds), or None for now (also when the
         ``eta`` header is unreadable: see :func:`schedule_timestamp`)."""

@@ -162,10 +162,9 @@ class RedisBroker(Broker):
     # -- producing -----------------------------------------------------------------------------
     def _command(self, queue: str, env: Envelope, now: float) -> tuple[Any, ...]:
         """The XADD (due now) or ZADD (scheduled) that stores ``env``."""
-        headers = env.headers
         priority = env.priority
         fields = _fields(env)
-        if headers.get("eta"):
+        if env.has_eta:
             eta = env.eta_timestamp()
             if eta is not None and eta > now:
                 digit = str(min(max(priority, 0), 9)).encode()

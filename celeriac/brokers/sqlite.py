@@ -173,7 +173,7 @@ class SQLiteBroker(Broker):
         now = time.time()
         rows = []
         for queue, env in items:
-            eta = env.eta_timestamp() if env.headers.get("eta") else None
+            eta = env.eta_timestamp() if env.has_eta else None
             due = eta if eta is not None and eta > now else None
             rows.append((queue, env.priority, due, *_fields(env)))
         if not rows:
@@ -187,7 +187,7 @@ class SQLiteBroker(Broker):
 
     def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
         now = time.time()
-        eta = envelope.eta_timestamp() if envelope.headers.get("eta") else None
+        eta = envelope.eta_timestamp() if envelope.has_eta else None
         row = (queue, envelope.priority, eta if eta is not None and eta > now else None,
                *_fields(envelope))
 
