@@ -19,7 +19,7 @@ from celeriac._utils.imports import symbol_by_name
 from celeriac._utils.timeutils import maybe_delta
 from celeriac.app import sending
 from celeriac.app.sending import PublishSettings, as_list
-from celeriac.backends import ResultBackend, create_backend
+from celeriac.backends import BACKENDS, ResultBackend, create_backend
 from celeriac.brokers import Broker, create_broker, scheme_of
 from celeriac.control import Control
 from celeriac.coordination import CoordinationStore, open_store
@@ -36,8 +36,6 @@ from celeriac.task import Context, Task, autoretry_wrapper
 from celeriac.trace import apply_eagerly
 
 DEFAULT_SQLITE_URL = "sqlite:///celeriac.db"
-#: URL schemes whose broker has a same-URL result backend (used when none is configured)
-_BACKEND_FOR_BROKER = {"memory", "sqlite", "redis", "rediss", "redis+socket", "unix"}
 
 _TASK_OPTION_ATTRS = frozenset(
     name for name in vars(Task) if not name.startswith("_") and not callable(vars(Task)[name])
@@ -470,7 +468,8 @@ class Celery:
         if url:
             return str(url)
         broker_url = self.broker_url
-        if scheme_of(broker_url) in _BACKEND_FOR_BROKER:
+        if scheme_of(broker_url) in BACKENDS.builtins:
+            # A built-in backend serves the broker's own URL: results live beside the messages.
             return broker_url
         return None
 

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import celeriac
 from celeriac._utils.sqlite import parse_url
+from celeriac.backends.sqlite import SQLiteBackend
+from celeriac.brokers.sqlite import SQLiteBroker
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -29,7 +31,8 @@ ART = r"""
 """.strip("\n").splitlines()
 ART_WIDTH = 18
 MASK = "**"
-SQLITE_SCHEMES = ("sqlite", "sqla+sqlite", "db+sqlite")
+#: URL schemes naming a SQLite file (the banner shows its absolute path)
+SQLITE_SCHEMES = frozenset(SQLiteBroker.schemes + SQLiteBackend.schemes)
 
 
 def mask_url(url: str) -> str:
