@@ -9,27 +9,23 @@ from celeriac._state import current_task as _current_task
 from celeriac._state import get_current_app as _get_current_app
 from celeriac.app.base import Celery
 from celeriac.app.shared import shared_task
+from celeriac.canvas import (
+    Signature,
+    chain,
+    chord,
+    chunks,
+    group,
+    maybe_signature,
+    signature,
+    subtask,
+    xmap,
+    xstarmap,
+)
 from celeriac.signals import Signal
 from celeriac.task import Task
 
 __version__ = "0.1.0"
 VERSION = tuple(int(p) for p in __version__.split("."))
-
-_CANVAS = frozenset(
-    {
-        "signature",
-        "subtask",
-        "chain",
-        "chord",
-        "group",
-        "chunks",
-        "xmap",
-        "xstarmap",
-        "maybe_signature",
-        "Signature",
-    }
-)
-
 
 class _CurrentApp:
     """``celeriac.current_app``: the app that is current in this thread."""
@@ -51,15 +47,6 @@ class _CurrentTask:
 
 current_app = _CurrentApp()
 current_task = _CurrentTask()
-
-
-def __getattr__(name: str) -> Any:
-    # Canvas primitives load on first use so `import celeriac` stays light.
-    if name in _CANVAS:
-        from celeriac import canvas
-
-        return getattr(canvas, name)
-    raise AttributeError(f"module 'celeriac' has no attribute {name!r}")
 
 
 __all__ = [

@@ -41,11 +41,9 @@ FUNCTION_IMPORTS_ALLOWED: Mapping[tuple[str, str], str] = {
     ("celeriac.canvas.signature", "celeriac.canvas.send"): "canvas-internal, see ADR 0013",
     ("celeriac.canvas.signature", "celeriac.canvas.compose"): "canvas-internal, see ADR 0013",
     # Lazy loads at the edges (not cycles): the CLI imports the demo app and beat only for the
-    # command that needs them, and the package root loads the canvas names on first use.
+    # command that needs them.
     ("celeriac.cli.demo", "celeriac.beat"): "loaded only by `celeriac demo --beat`",
     ("celeriac.cli.demo", "celeriac.cli.demo_app"): "defines tasks on import: only for the demo",
-    ("celeriac", "celeriac.canvas"): "PEP 562 __getattr__ of the package root",
-    ("celeriac.worker.worker", "celeriac._utils.imports"): "to be moved to module level",
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from celeriac import signals
+from celeriac.beat import run_embedded
 from celeriac.cli.banner import render_banner
 from celeriac.cli.context import (
     COMMA_SEPARATED_LIST,
@@ -213,7 +214,7 @@ def worker(
                 max_tasks_per_child=max_tasks_per_child,
                 time_limit=time_limit,
                 soft_time_limit=soft_time_limit,
-                beat=beat,
+                beat=run_embedded if beat else None,
             )
         except ImproperlyConfigured as exc:
             raise click.ClickException(str(exc)) from None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
 from celeriac.control import termination_requests
-from celeriac.exceptions import ColdShutdown, TransportError
+from celeriac.exceptions import ColdShutdown, ImproperlyConfigured, TransportError
 from celeriac.worker.executor import Executor
 from celeriac.worker.pools import create_pool
 
@@ -72,8 +72,18 @@ class Worker:
         soft_time_limit: float | None = None,
         install_signal_handlers: bool = True,
         burst: bool = False,
-        beat: bool = False,
+        beat: Callable[[Celery, threading.Event], None] | None = None,
     ) -> None:
+        """``beat`` is what ``worker -B`` runs in a thread, ``beat(app, stop_event)``: the CLI
+        passes :func:`celeriac.beat.run_embedded` (the worker does not import beat: they are
+        sibling runtimes)."""
+        if isinstance(beat, bool):  # the flag it used to be
+            if beat:
+                raise ImproperlyConfigured(
+                    "Worker(beat=True): pass the embedded scheduler itself, "
+                    "Worker(..., beat=celeriac.beat.run_embedded)"
+                )
+            beat = None
         self.app = app
         conf = app.conf
         app.ensure_configured()
@@ -156,7 +166,7 @@ class Worker:
         self.pool.start()
         heartbeat = threading.Thread(target=self._heartbeat, name="celeriac-heartbeat", daemon=True)
         heartbeat.start()
-        beat_thread = self._start_beat() if self.embed_beat else None
+        beat_thread = self._start_beat(self.embed_beat) if self.embed_beat else None
         self._run_hooks(app.middleware.worker_boot)  # the signals middleware: worker_ready
         logger.info("%s ready.", self.hostname)
         try:
@@ -198,16 +208,9 @@ class Worker:
             logger.warning("worker: %d message(s) held by an earlier %s that died are back "
                            "in the queue", reclaimed, self.hostname)
 
-    def _start_beat(self) -> threading.Thread | None:
-        try:
-            from celeriac._utils.imports import symbol_by_name
-
-            run_embedded = symbol_by_name("celeriac.beat.service:run_embedded")
-        except (ImportError, AttributeError):
-            logger.warning("worker: -B given but celeriac.beat is not available")
-            return None
+    def _start_beat(self, run: Callable[[Celery, threading.Event], None]) -> threading.Thread:
         thread = threading.Thread(
-            target=run_embedded,
+            target=run,
             args=(self.app, self._stop_event),
             name="celeriac-beat",
             daemon=True,
