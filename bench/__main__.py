@@ -44,10 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--delay-n", type=int, default=10000, help="tasks sent one by one")
     tr.add_argument("--rtt-n", type=int, default=1000, help="round trips timed")
     tr.add_argument("--rounds", type=int, default=3, help="runs per tree (medians shown)")
+    tr.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")
     args = parser.parse_args(argv)
     if args.name == "trees":
         return trees.run(args.before, args.after, args.redis, args.n, args.delay_n, args.rtt_n,
-                         args.rounds)
+                         args.rounds, sqlite=not args.no_sqlite)
     if args.name == "canvas":
         return canvas.run(args.broker, args.n, args.prefetch, args.timeout, argv)
     if args.name == "throughput":

@@ -120,9 +120,10 @@ def _run(tree: Path, url: str, n: int, delay_n: int, rtt_n: int) -> dict[str, An
 
 
 def run(before: str, after: str, redis_url: str, n: int, delay_n: int, rtt_n: int,
-        rounds: int) -> int:
+        rounds: int, sqlite: bool = True) -> int:
     trees = {"before": Path(before).resolve(), "after": Path(after).resolve()}
-    services = [("SQLite", "sqlite")] + ([("Redis", redis_url)] if redis_url else [])
+    services = ([("SQLite", "sqlite")] if sqlite else []) + (
+        [("Redis", redis_url)] if redis_url else [])
     print(f"before = {trees['before']}\nafter  = {trees['after']}")
     print(f"n={n} delay_n={delay_n} rtt_n={rtt_n} rounds={rounds}, default settings, solo\n")
     for label, url in services:

@@ -17,6 +17,15 @@ logger = logging.getLogger("celeriac.signals")
 
 Receiver = Callable[..., Any]
 
+#: bumped whenever any signal gains or loses a receiver: the middleware stack is rebuilt then,
+#: so the signals middleware runs only for signals someone listens to
+generation = 0
+
+
+def _changed() -> None:
+    global generation
+    generation += 1
+
 
 class Signal:
     def __init__(self, name: str, providing_args: set[str] | None = None) -> None:
@@ -37,6 +46,7 @@ class Signal:
             with self._lock:
                 if not any(r is ref or r == ref for r, _ in self._receivers):
                     self._receivers.append((ref, sender))
+                    _changed()
             return fun
 
         if receiver is None:
@@ -51,7 +61,10 @@ class Signal:
                 for r, s in self._receivers
                 if (r() if isinstance(r, weakref.WeakMethod) else r) != receiver
             ]
-            return len(self._receivers) != before
+            if len(self._receivers) == before:
+                return False
+            _changed()
+            return True
 
     @property
     def receivers(self) -> list[tuple[Any, Any]]:

@@ -118,6 +118,8 @@ class Prepared:
     store_result: bool
     started_s: float
     middleware: MiddlewareStack
+    #: the task's app (looked up once per call)
+    app: Celery
 
 
 @dataclass(slots=True)
@@ -216,9 +218,10 @@ def prepare(
 ) -> Prepared:
     """Before the call: ``before_task`` middleware hooks, the request pushed (``self.request``,
     ``current_task``), ``before_start``. May raise; when it does, nothing stays pushed."""
-    middleware = task.app.middleware
+    app = task.app
+    middleware = app.middleware
     prepared = Prepared(task, request, args, kwargs, eager, store_result,
-                        time.perf_counter() if started_s is None else started_s, middleware)
+                        time.perf_counter() if started_s is None else started_s, middleware, app)
     for hook in middleware.before_task:
         hook(task, request, args, kwargs)
     task.request_stack.append(request)
@@ -291,7 +294,7 @@ def conclude(prepared: Prepared, retval: Any, error: BaseException | None) -> _R
         runtime_s = time.perf_counter() - prepared.started_s
         if prepared.store_result and state in _STORED_STATES and _keeps_record(task, request,
                                                                                state):
-            settings = task.app.trace_settings()
+            settings = prepared.app.trace_settings()
             stored_value = retval.exc if isinstance(retval, Retry) and retval.exc else retval
             if isinstance(stored_value, Retry) and stored_value.exc is None:
                 stored_value = str(stored_value)
@@ -326,6 +329,7 @@ def _outcome(
     task: Task, request: Context, run: _Run, eager: bool, store_result: bool, started: float
 ) -> Outcome:
     """The outcome of ``run``, with the middleware's conclusion (the workflow's effects)."""
+    app = task.app
     try:
         retval = run.retval
         outcome = Outcome(
@@ -339,7 +343,7 @@ def _outcome(
             exc_type=type(retval).__name__ if isinstance(retval, BaseException) else None,
         )
         if not eager:
-            for hook in task.app.middleware.conclude:
+            for hook in app.middleware.conclude:
                 effects = hook(task, request, outcome)
                 if effects:
                     if outcome.effects is None:
@@ -352,7 +356,7 @@ def _outcome(
     except BaseException as exc:  # a time limit landing after the run: the last net
         if eager and not isinstance(exc, Exception):
             raise
-        return _ended(task.app, task, request, exc, time.perf_counter() - started,
+        return _ended(app, task, request, exc, time.perf_counter() - started,
                       store=store_result)
 
 

@@ -99,10 +99,20 @@ class Connections:
     closing could disturb the parent's locks and WAL index mapping.
     """
 
-    def __init__(self, path: str, schema: str, error_class: type[Exception]) -> None:
+    def __init__(
+        self,
+        path: str,
+        schema: str,
+        error_class: type[Exception],
+        *,
+        migrate: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """``schema`` is run on every new connection (``CREATE ... IF NOT EXISTS``), then
+        ``migrate``, which brings a file made by an older release up to date."""
         _all_connections.add(self)
         self.path = path
         self._schema = schema
+        self._migrate = migrate
         self._error_class = error_class
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -162,6 +172,8 @@ class Connections:
             c.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             c.execute("PRAGMA temp_store=MEMORY")
             c.executescript(self._schema)
+            if self._migrate is not None:
+                self._migrate(c)
 
         self._retry(setup, conn, write=False)
 

@@ -25,7 +25,7 @@ from celeriac.control import Control
 from celeriac.coordination import CoordinationStore, open_store
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.message import Envelope
-from celeriac.middleware import MiddlewareStack, build_stack
+from celeriac.middleware import MiddlewareStack, load_middleware
 from celeriac.registry import TaskRegistry
 from celeriac.result import AsyncResult
 from celeriac.result import GroupResult as _GroupResult
@@ -108,7 +108,7 @@ class Celery:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._trace_settings: tuple[int, TraceSettings] | None = None
-        self._middleware: tuple[int, MiddlewareStack] | None = None
+        self._middleware: tuple[int, int, MiddlewareStack] | None = None
         self._publish_settings: tuple[int, PublishSettings] | None = None
         if task_cls is not None:
             self.task_cls = symbol_by_name(task_cls)
@@ -205,11 +205,17 @@ class Celery:
         """The middleware stack: the built-ins, then ``worker_middleware``'s entries (see
         :mod:`celeriac.middleware`); built again when the configuration changes."""
         cached = self._middleware
-        version = self.conf._version
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        stack = build_stack(self.conf.get("worker_middleware"))
-        self._middleware = (version, stack)
+        version, generation = self.conf._version, signals.generation
+        if cached is not None and cached[0] == version and cached[1] == generation:
+            return cached[2]
+        # Instances are made once per configuration; the stack is rebuilt when a signal gains
+        # or loses a receiver (the signals middleware runs only for heard signals).
+        if cached is None or cached[0] != version:
+            instances = load_middleware(self.conf.get("worker_middleware"))
+        else:
+            instances = list(cached[2])
+        stack = MiddlewareStack(instances)
+        self._middleware = (version, generation, stack)
         return stack
 
     def trace_settings(self) -> TraceSettings:

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY, queue TEXT NOT NULL, priority INTEGER NOT NULL DEFAULT 0,
     eta REAL, lease_until REAL, owner TEXT, delivery_count INTEGER NOT NULL DEFAULT 0,
     task_id TEXT, headers BLOB NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
-    content_type TEXT NOT NULL, content_encoding TEXT NOT NULL
+    content_type TEXT NOT NULL, content_encoding TEXT NOT NULL, ready_at REAL
 );
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, priority DESC, id)
     WHERE eta IS NULL AND lease_until IS NULL;
@@ -72,7 +72,16 @@ BROADCAST_KEEP_S = 60.0
 
 # The columns _fields() fills.
 _FIELDS = "task_id, headers, properties, body, content_type, content_encoding"
-_INSERT = f"INSERT INTO messages (queue, priority, eta, {_FIELDS}) VALUES (?,?,?,?,?,?,?,?,?)"
+# ready_at: when the message was published or falls due (oldest_age_s); NULL in rows written
+# before the column existed.
+_INSERT = (
+    f"INSERT INTO messages (queue, priority, eta, ready_at, {_FIELDS}) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+_OLDEST_READY = (
+    "SELECT MIN(ready_at) FROM messages WHERE queue = ? AND lease_until IS NULL "
+    "AND (eta IS NULL OR eta <= ?)"
+)
 _PROMOTE_DUE = "UPDATE messages SET eta = NULL WHERE eta IS NOT NULL AND eta <= ?"
 _EXPIRE_LEASES = (
     "UPDATE messages SET lease_until = NULL WHERE lease_until IS NOT NULL AND lease_until < ?"
@@ -139,6 +148,20 @@ def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
         yield ids[start : start + _CHUNK]
 
 
+def _add_ready_at(conn: sqlite3.Connection) -> None:
+    """Files made before ``ready_at`` existed get the column (NULL in their old rows, which
+    ``oldest_age_s`` then leaves out). Two processes may race to add it: the loser's error
+    says the column exists, which is what it wanted."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    if "ready_at" in columns:
+        return
+    try:
+        conn.execute("ALTER TABLE messages ADD COLUMN ready_at REAL")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
+
+
 class SQLiteBroker(Broker):
     schemes = ("sqlite", "sqla+sqlite")
     capabilities = Capabilities(
@@ -154,7 +177,8 @@ class SQLiteBroker(Broker):
         self.max_poll_s = max(
             float(self.transport_options.get("polling_interval", 0.05)), _MIN_POLL_S
         )
-        self._conns = Connections(self.path, SCHEMA + DEDUPE_SCHEMA, TransportError)
+        self._conns = Connections(self.path, SCHEMA + DEDUPE_SCHEMA, TransportError,
+                                  migrate=_add_ready_at)
         self._poll_s = _MIN_POLL_S
 
     def _owner(self) -> str:
@@ -175,7 +199,7 @@ class SQLiteBroker(Broker):
         for queue, env in items:
             eta = env.eta_timestamp() if env.has_eta else None
             due = eta if eta is not None and eta > now else None
-            rows.append((queue, env.priority, due, *_fields(env)))
+            rows.append((queue, env.priority, due, due or now, *_fields(env)))
         if not rows:
             return
 
@@ -188,8 +212,8 @@ class SQLiteBroker(Broker):
     def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
         now = time.time()
         eta = envelope.eta_timestamp() if envelope.has_eta else None
-        row = (queue, envelope.priority, eta if eta is not None and eta > now else None,
-               *_fields(envelope))
+        due = eta if eta is not None and eta > now else None
+        row = (queue, envelope.priority, due, due or now, *_fields(envelope))
 
         def insert(c: sqlite3.Connection) -> bool:
             # The key and the message commit together, or neither does.
@@ -376,6 +400,12 @@ class SQLiteBroker(Broker):
     def queue_size(self, queue: str) -> int:
         params = (queue, queue, time.time(), queue)
         return int(self._conns.run(lambda c: c.execute(_QUEUE_SIZE, params).fetchone()[0]))
+
+    def oldest_age_s(self, queue: str) -> float | None:
+        now = time.time()
+        params = (queue, now)
+        oldest = self._conns.run(lambda c: c.execute(_OLDEST_READY, params).fetchone()[0])
+        return None if oldest is None else max(now - float(oldest), 0.0)
 
     # -- broadcast -----------------------------------------------------------------------------
     def broadcast(self, channel: str, payload: bytes) -> None:

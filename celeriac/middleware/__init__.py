@@ -27,6 +27,7 @@ __all__ = [
     "SignalsMiddleware",
     "StartedMiddleware",
     "build_stack",
+    "load_middleware",
 ]
 
 
@@ -45,8 +46,13 @@ def _load(spec: Any) -> Middleware:
     return spec
 
 
-def build_stack(user: Iterable[Any] | None) -> MiddlewareStack:
-    """The built-ins followed by the user's middleware ``user`` (see the module doc)."""
+def load_middleware(user: Iterable[Any] | None) -> list[Middleware]:
+    """The built-ins followed by the user's middleware ``user`` (see the module doc), made."""
     items: list[Middleware] = [SignalsMiddleware(), StartedMiddleware(), ContinuationMiddleware()]
     items.extend(_load(spec) for spec in user or ())
-    return MiddlewareStack(items)
+    return items
+
+
+def build_stack(user: Iterable[Any] | None) -> MiddlewareStack:
+    """A stack of :func:`load_middleware`'s middleware."""
+    return MiddlewareStack(load_middleware(user))

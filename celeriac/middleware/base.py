@@ -4,7 +4,9 @@ A middleware is an object with some of the hook methods of :class:`Middleware`; 
 a no-op by default, so a middleware overrides only what it needs. The app holds them in a
 :class:`MiddlewareStack`: the built-ins first (signals, STARTED, workflow continuation), then
 the user's from ``worker_middleware`` in their order. A hook nobody overrides costs nothing:
-the stack keeps, per hook, only the methods that override it.
+the stack keeps, per hook, only the methods that override it (and that the middleware's
+``enabled(hook)`` allows: the signals middleware enables a hook only while its signal has
+receivers).
 
 Where each hook runs (rules every middleware can rely on):
 
@@ -142,6 +144,12 @@ class Middleware:
         here), or None."""
         return None
 
+    def enabled(self, hook: str) -> bool:
+        """Whether the stack calls this middleware's ``hook`` (default: every overridden one).
+        Asked whenever the stack is built: when the configuration changes and when any signal
+        gains or loses a receiver."""
+        return True
+
 
 class MiddlewareStack:
     """The app's middleware, ordered, with each hook's overriding methods pre-collected.
@@ -174,7 +182,7 @@ class MiddlewareStack:
             methods = tuple(
                 getattr(m, hook)
                 for m in self.middleware
-                if getattr(type(m), hook, base) is not base
+                if getattr(type(m), hook, base) is not base and m.enabled(hook)
             )
             setattr(self, hook, methods)
 

@@ -38,7 +38,10 @@ class ContinuationMiddleware(Middleware):
     """Continues chains, chords and linked calls after each workflow task."""
 
     def conclude(self, task: Task, request: Context, outcome: Outcome) -> Effects | None:
-        if request.is_eager or not in_workflow(request):
+        # Attribute reads, not in_workflow(): this runs after every task.
+        if request.is_eager or not (
+            request.chain or request.chord or request.callbacks or request.errbacks
+        ):
             return None
         try:
             return workflow.plan(task.app, request, outcome.state, outcome.retval,

@@ -1,9 +1,9 @@
 """Celery's task signals, sent from the middleware hooks (the built-in first in every stack).
 
-Each hook sends its signal only when it has receivers, so a worker nobody listens to pays one
-attribute test per hook. Worker lifecycle: ``worker_boot`` sends ``worker_ready`` and
-``worker_shutdown`` sends ``worker_shutdown``; ``worker_init`` is sent by the worker itself,
-before its pool exists.
+The stack calls a hook only while its signal has receivers (``enabled``; the stack is rebuilt
+when a receiver connects or disconnects), so a worker nobody listens to pays nothing. Worker
+lifecycle: ``worker_boot`` sends ``worker_ready`` and ``worker_shutdown`` sends
+``worker_shutdown``; ``worker_init`` is sent by the worker itself, before its pool exists.
 """
 
 from __future__ import annotations
@@ -23,8 +23,30 @@ if TYPE_CHECKING:
     from celeriac.trace import Outcome
 
 
+#: the signal each hook sends (a hook runs only while its signal has receivers)
+_SIGNAL_OF = {
+    "before_publish": signals.before_task_publish,
+    "after_publish": signals.after_task_publish,
+    "worker_boot": signals.worker_ready,
+    "worker_shutdown": signals.worker_shutdown,
+    "after_receive": signals.task_received,
+    "after_discard": signals.task_revoked,
+    "after_process": signals.task_revoked,
+    "before_task": signals.task_prerun,
+    "on_task_success": signals.task_success,
+    "on_task_retry": signals.task_retry,
+    "on_task_failure": signals.task_failure,
+    "on_task_rejected": signals.task_rejected,
+    "after_task": signals.task_postrun,
+}
+
+
 class SignalsMiddleware(Middleware):
     """Sends ``before_task_publish`` ... ``task_postrun`` where Celery sends them."""
+
+    def enabled(self, hook: str) -> bool:
+        signal = _SIGNAL_OF.get(hook)
+        return signal is None or bool(signal._receivers)
 
     def before_publish(self, app: Any, queue: str, envelope: Envelope) -> None:
         if signals.before_task_publish._receivers:

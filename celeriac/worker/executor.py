@@ -81,7 +81,6 @@ class Executor:
         self.reserved: deque[Job] = deque()
         #: jobs handed to the pool
         self.active: dict[int, Job] = {}
-        self.middleware = app.middleware
         self._to_store: list[Record] = []
         #: continuation messages and chord members to count, from outcomes' effects
         self._to_publish: list[tuple[str, Envelope]] = []
@@ -107,6 +106,7 @@ class Executor:
         cannot be read or validated is dead-lettered on its own; the batch goes on."""
         revoked = self.app.coordination.revoked([d.task_id for d in deliveries]) if deliveries \
             else set()
+        after_receive = self.app.middleware.after_receive
         now = time.time()
         for delivery in deliveries:
             if delivery.malformed is not None:
@@ -133,7 +133,7 @@ class Executor:
                     self.reserved.append(job)
                     if self.info_enabled:
                         logger.info("Task %s[%s] received", message.name, message.id)
-                    for hook in self.middleware.after_receive:
+                    for hook in after_receive:
                         self._call_hook(hook, self, job)
             except Exception as exc:  # e.g. a signal receiver that raised
                 self._bad_message(delivery, InvalidTaskError(f"Cannot take message: {exc!r}"))
@@ -208,7 +208,7 @@ class Executor:
         self._fail_record(message.id, TaskRevokedError(why), states.REVOKED)
         self._to_ack.append(delivery)
         # The continuation middleware stops a chain and counts a chord member here.
-        for hook in self.middleware.after_discard:
+        for hook in self.app.middleware.after_discard:
             self._call_hook(hook, self, message, why)
 
     # -- dispatch ---------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ class Executor:
         started = 0
         pool = self.pool
         reserved = self.reserved
-        before_process = self.middleware.before_process
+        before_process = self.app.middleware.before_process
         while reserved and not self.stopping:
             free = pool.free_slots()
             if free <= 0:
@@ -276,6 +276,7 @@ class Executor:
 
     # -- outcomes ---------------------------------------------------------------------------------
     def complete(self, finished: Sequence[tuple[Job, Outcome]]) -> None:
+        after_process = self.app.middleware.after_process
         for job, outcome in finished:
             if self.active.pop(job.id, None) is None:
                 # Abandoned at cold shutdown: its message was already given back or recorded.
@@ -285,7 +286,7 @@ class Executor:
             if outcome.payload is not None and self.backend is not None:
                 self._to_store.append((job.request["id"], outcome.state, outcome.payload))
             # The continuation middleware queues the workflow's effects after the record.
-            for hook in self.middleware.after_process:
+            for hook in after_process:
                 self._call_hook(hook, self, job, outcome)
             delivery = job.delivery
             if delivery is None or not job.acks_late:
@@ -404,8 +405,9 @@ class Executor:
             for reason, group in by_reason.items():
                 self.broker.reject(group, reason)
             self._to_reject = []
-        if (stored or acked) and self.middleware.after_settle:
-            for hook in self.middleware.after_settle:
+        after_settle = self.app.middleware.after_settle
+        if (stored or acked) and after_settle:
+            for hook in after_settle:
                 self._call_hook(hook, self, stored, acked)
 
     def _perform_effects(self) -> None:
@@ -429,7 +431,7 @@ class Executor:
             self._chord_parts.extend(released.chord_parts)
         if self._to_publish:
             messages = self._to_publish
-            middleware = self.middleware
+            middleware = self.app.middleware
             for queue, envelope in messages:
                 for hook in middleware.before_publish:
                     self._call_hook(hook, self.app, queue, envelope)

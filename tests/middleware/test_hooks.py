@@ -333,3 +333,30 @@ def test_acks_late_message_is_acked_after_its_continuation_is_published(
     first_ack = next(i for i, (name, detail) in enumerate(calls)
                      if name == "after_settle" and detail[1] > 0)
     assert published < first_ack
+
+
+def test_signal_hooks_run_only_while_someone_listens(app: Celery) -> None:
+    def receiver(**kwargs: Any) -> None: ...
+
+    assert app.middleware.before_task == ()
+    signals.task_prerun.connect(receiver)
+    try:
+        assert [h.__self__.__class__.__name__ for h in app.middleware.before_task] == [
+            "SignalsMiddleware"]
+        assert app.middleware.after_task == ()  # task_postrun still has no receiver
+    finally:
+        signals.task_prerun.disconnect(receiver)
+    assert app.middleware.before_task == ()
+
+
+def test_user_middleware_instances_survive_a_signal_change(app: Celery) -> None:
+    app.conf.worker_middleware = [Recorder]
+    mine = list(app.middleware)[-1]
+
+    def receiver(**kwargs: Any) -> None: ...
+
+    signals.task_success.connect(receiver)
+    try:
+        assert list(app.middleware)[-1] is mine
+    finally:
+        signals.task_success.disconnect(receiver)
