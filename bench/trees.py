@@ -55,7 +55,9 @@ DRIVER = textwrap.dedent(
         worker = subprocess.Popen(worker_cmd, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         try:
-            last = results[-1].get(timeout=1800)
+            # A fine polling interval: SQLite's get() backs off up to 0.5 s between reads,
+            # which would round every drain time up to the next half second.
+            last = results[-1].get(timeout=1800, interval=0.002)
             rate = len(results) / (time.perf_counter() - t)
             assert last == expect, last
         finally:
