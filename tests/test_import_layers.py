@@ -35,11 +35,6 @@ REPO = ROOT.parent
 #: (importing module, imported module) pairs allowed inside a function. Each says why; a pair
 #: dodging a cycle does not belong here: break the cycle instead.
 FUNCTION_IMPORTS_ALLOWED: Mapping[tuple[str, str], str] = {
-    # Inside one subpackage: Signature's verbs forward to compose/send, which build and walk
-    # signatures (Signature and chain are mutually recursive). Removing it needs the split in
-    # docs/decisions/0013-import-layers.md ("Left inside canvas").
-    ("celeriac.canvas.signature", "celeriac.canvas.send"): "canvas-internal, see ADR 0013",
-    ("celeriac.canvas.signature", "celeriac.canvas.compose"): "canvas-internal, see ADR 0013",
     # Lazy loads at the edges (not cycles): the CLI imports the demo app and beat only for the
     # command that needs them.
     ("celeriac.cli.demo", "celeriac.beat"): "loaded only by `celeriac demo --beat`",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from celeriac import _state
 from celeriac._utils.text import saferepr
@@ -22,6 +22,49 @@ if TYPE_CHECKING:
     from celeriac.task import Task
 
 S = TypeVar("S", bound="Signature")
+
+
+class Verbs(Protocol):
+    """What a signature does, as opposed to what it holds: sending, running, freezing,
+    copying, piping. :mod:`celeriac.canvas.verbs` implements it over ``send`` and ``compose``
+    and the package installs it on import (:func:`install_verbs`), so this module, which
+    those two build on, imports neither."""
+
+    def call_directly(self, sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        ...
+
+    def apply_async(
+        self, sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any],
+        options: dict[str, Any],
+    ) -> Any: ...
+
+    def apply(
+        self, sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any],
+        options: dict[str, Any],
+    ) -> Any: ...
+
+    def freeze(self, sig: Signature, **ids: Any) -> Any: ...
+
+    def clone(
+        self, sig: Signature, args: tuple[Any, ...], kwargs: dict[str, Any],
+        options: dict[str, Any],
+    ) -> Signature: ...
+
+    def pipe(self, left: Signature, right: Any) -> Any: ...
+
+
+_verbs: list[Verbs] = []
+
+
+def install_verbs(verbs: Verbs) -> None:
+    """Give every signature its verbs (``celeriac.canvas`` does this once, on import)."""
+    _verbs[:] = [verbs]
+
+
+def _do() -> Verbs:
+    # Importing any celeriac.canvas module runs the package's __init__ first, which installs
+    # the verbs; only a call made while that __init__ is still running could find none.
+    return _verbs[0]
 
 #: subtask_type -> class, so a dict from the wire comes back as the right primitive
 _TYPES: dict[str, type[Signature]] = {}
@@ -169,9 +212,7 @@ class Signature(dict[str, Any]):
     # -- verbs (forwarded) ----------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the task function right here (no message), with partial arguments merged."""
-        from celeriac.canvas import send
-
-        return send.call_directly(self, args, kwargs)
+        return _do().call_directly(self, args, kwargs)
 
     def delay(self, *args: Any, **kwargs: Any) -> ResultBase:
         result: ResultBase = self.apply_async(args, kwargs)
@@ -185,9 +226,7 @@ class Signature(dict[str, Any]):
         **options: Any,
     ) -> Any:
         """Send it: partial ``args`` go first, ``kwargs`` and ``options`` are merged in."""
-        from celeriac.canvas import send
-
-        return send.apply_async(self, tuple(args or ()), dict(kwargs or {}), options)
+        return _do().apply_async(self, tuple(args or ()), dict(kwargs or {}), options)
 
     def apply(
         self,
@@ -196,9 +235,7 @@ class Signature(dict[str, Any]):
         **options: Any,
     ) -> Any:
         """Run it here and now (every task of a workflow, in this process)."""
-        from celeriac.canvas import send
-
-        return send.apply(self, tuple(args or ()), dict(kwargs or {}), options)
+        return _do().apply(self, tuple(args or ()), dict(kwargs or {}), options)
 
     def freeze(
         self,
@@ -210,9 +247,7 @@ class Signature(dict[str, Any]):
         group_index: int | None = None,
     ) -> Any:
         """Assign task ids now (kept by the send) and return the result it will have."""
-        from celeriac.canvas import compose
-
-        return compose.freeze(
+        return _do().freeze(
             self,
             _id=_id,
             group_id=group_id,
@@ -229,9 +264,7 @@ class Signature(dict[str, Any]):
         **options: Any,
     ) -> Signature:
         """A copy, with partial ``args`` in front and ``kwargs``/``options`` merged in."""
-        from celeriac.canvas import compose
-
-        return compose.clone(self, tuple(args or ()), dict(kwargs or {}), options)
+        return _do().clone(self, tuple(args or ()), dict(kwargs or {}), options)
 
     partial = clone
 
@@ -260,9 +293,7 @@ class Signature(dict[str, Any]):
         return self
 
     def __or__(self, other: Any) -> Any:
-        from celeriac.canvas import compose
-
-        return compose.pipe(self, other)
+        return _do().pipe(self, other)
 
     def __invert__(self) -> Any:
         return self.apply_async().get()
