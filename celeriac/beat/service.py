@@ -36,6 +36,12 @@ _CELERY_SCHEDULERS = {
     "celery.beat.PersistentScheduler": "celeriac.beat:PersistentScheduler",
     "celery.beat:Scheduler": "celeriac.beat:Scheduler",
     "celery.beat.Scheduler": "celeriac.beat:Scheduler",
+    # django_celery_beat's scheduler: the Django app celeriac.contrib.django.beat (an edge
+    # package, named here by string only; nothing in the core imports it)
+    "django_celery_beat.schedulers:DatabaseScheduler":
+        "celeriac.contrib.django.schedulers:DatabaseScheduler",
+    "django_celery_beat.schedulers.DatabaseScheduler":
+        "celeriac.contrib.django.schedulers:DatabaseScheduler",
 }
 
 

@@ -1,0 +1,68 @@
+"""Two real ``celeriac beat`` processes with the database scheduler on one SQLite database and
+one SQLite broker: every run of an every-second task is sent exactly once."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from celeriac.beat import run_id
+from celeriac.contrib.django.beat.models import IntervalSchedule, PeriodicTask
+from tests.beat.test_processes import queued_ids
+from tests.cli.workers import WorkerProcess
+from tests.django.conftest import subprocess_env
+
+PROJECT = """
+    from celeriac import Celery
+
+    app = Celery("proj", broker="sqlite:///broker.db")
+
+
+    @app.task
+    def mark(tag):
+        return tag
+"""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RUN_S = 10.0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["django_celery_beat.schedulers:DatabaseScheduler",
+                                  "celeriac.contrib.django.schedulers:DatabaseScheduler"])
+def test_two_beats_send_each_run_exactly_once(tmp_path: Path, path: str) -> None:
+    (tmp_path / "proj.py").write_text(textwrap.dedent(PROJECT))
+    PeriodicTask.objects.create(
+        name="tick", task="proj.mark", args='["tick"]',
+        interval=IntervalSchedule.objects.create(every=1, period="seconds"))
+    env = subprocess_env(DJANGO_SETTINGS_MODULE="tests.django.beat_settings")
+    beats = [WorkerProcess(tmp_path, ["-A", "proj", "beat", "-l", "info", "-S", path], env=env)
+             for _ in range(2)]
+    try:
+        for beat in beats:
+            beat.wait_for("beat: Starting", timeout_s=60)
+        started = time.time()
+        time.sleep(RUN_S)
+        stopped = time.time()
+        for beat in beats:
+            assert beat.stop() == 0, beat.output()
+    finally:
+        for beat in beats:
+            beat.kill()
+    outputs = [beat.output() for beat in beats]
+    assert "Traceback" not in "".join(outputs), outputs
+    ids = queued_ids(tmp_path)
+    assert len(ids) == len(set(ids)), "a run was sent twice"
+    run_of = {run_id("tick", EPOCH + timedelta(seconds=second)): second
+              for second in range(int(started) - 30, int(stopped) + 5)}
+    assert set(ids) <= set(run_of), "a message that is no run of the entry"
+    seconds = sorted(run_of[i] for i in ids)
+    assert len(seconds) >= RUN_S - 2, outputs
+    # no slot between the first and the last run was skipped
+    assert seconds == list(range(seconds[0], seconds[-1] + 1))
+    sent_lines = [output.count("Sending due task tick (proj.mark)") for output in outputs]
+    assert sum(sent_lines) == len(ids), sent_lines
+    assert PeriodicTask.objects.get(name="tick").total_run_count == len(ids)
