@@ -24,6 +24,16 @@ BACKENDS = PluginRegistry(
             ("redis", "rediss", "redis+socket", "unix", "sentinel"),
             extras=("redis",),
         ),
+        Plugin(
+            "celeriac.contrib.django.results.backends:DatabaseBackend",
+            ("django-db",),
+            extras=("django",),
+        ),
+        Plugin(
+            "celeriac.contrib.django.results.backends:CacheBackend",
+            ("django-cache",),
+            extras=("django",),
+        ),
     ],
 )
 
