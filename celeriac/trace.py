@@ -120,6 +120,8 @@ class Prepared:
     middleware: MiddlewareStack
     #: the task's app (looked up once per call)
     app: Celery
+    #: the task's request stack (``self.request`` reads its top)
+    stack: list[Context]
 
 
 @dataclass(slots=True)
@@ -160,11 +162,18 @@ def trace_task(
     """Run ``task`` with ``request`` and return the outcome (see the module's safety rules:
     in a worker this never raises except ColdShutdown)."""
     started = time.perf_counter()
+    prepared: Prepared | None = None
     try:
         prepared = prepare(task, request, args, kwargs, eager=eager, store_result=store_result,
                            started_s=started)
         try:
-            retval, error = call(prepared), None
+            # call(prepared), inlined: this is every task's path
+            if type(task).__call__ is not _BASE_CALL:
+                request.in_trace = True
+                retval = task(*args, **kwargs)
+            else:
+                retval = task.run(*args, **kwargs)
+            error = None
         except BaseException as exc:
             retval, error = None, exc
         run = conclude(prepared, retval, error)
@@ -174,7 +183,7 @@ def trace_task(
         if eager and not isinstance(exc, Exception):
             raise
         run = _escaped(task, request, exc, store_result, started)
-    return _outcome(task, request, run, eager, store_result, started)
+    return _outcome(task, request, run, eager, store_result, started, prepared)
 
 
 async def trace_task_async(
@@ -220,11 +229,13 @@ def prepare(
     ``current_task``), ``before_start``. May raise; when it does, nothing stays pushed."""
     app = task.app
     middleware = app.middleware
+    stack = task.request_stack
     prepared = Prepared(task, request, args, kwargs, eager, store_result,
-                        time.perf_counter() if started_s is None else started_s, middleware, app)
+                        time.perf_counter() if started_s is None else started_s, middleware, app,
+                        stack)
     for hook in middleware.before_task:
         hook(task, request, args, kwargs)
-    task.request_stack.append(request)
+    stack.append(request)
     _state.push_task(task)
     try:
         task.before_start(request.id or "", args, kwargs)
@@ -319,17 +330,23 @@ def conclude(prepared: Prepared, retval: Any, error: BaseException | None) -> _R
 
 def _release(prepared: Prepared, state: str, retval: Any) -> None:
     """Pop the request, then the ``after_task`` hooks (Celery's task_postrun)."""
-    prepared.task.request_stack.pop()
+    prepared.stack.pop()
     _state.pop_task()
     for hook in prepared.middleware.after_task:
         hook(prepared.task, prepared.request, prepared.args, prepared.kwargs, state, retval)
 
 
 def _outcome(
-    task: Task, request: Context, run: _Run, eager: bool, store_result: bool, started: float
+    task: Task,
+    request: Context,
+    run: _Run,
+    eager: bool,
+    store_result: bool,
+    started: float,
+    prepared: Prepared | None = None,
 ) -> Outcome:
     """The outcome of ``run``, with the middleware's conclusion (the workflow's effects)."""
-    app = task.app
+    app = task.app if prepared is None else prepared.app
     try:
         retval = run.retval
         outcome = Outcome(
@@ -343,7 +360,8 @@ def _outcome(
             exc_type=type(retval).__name__ if isinstance(retval, BaseException) else None,
         )
         if not eager:
-            for hook in app.middleware.conclude:
+            middleware = app.middleware if prepared is None else prepared.middleware
+            for hook in middleware.conclude:
                 effects = hook(task, request, outcome)
                 if effects:
                     if outcome.effects is None:

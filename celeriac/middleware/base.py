@@ -15,7 +15,8 @@ Where each hook runs (rules every middleware can rely on):
   continuation). A ``before_publish`` that raises stops the send and the error reaches the
   caller.
 - ``worker_boot`` / ``worker_shutdown``, ``after_receive``, ``after_discard``,
-  ``before_process``, ``after_process``, ``after_settle``: in the worker's main process, on
+  ``before_process``, ``after_lost``, ``after_process``, ``after_settle``: in the worker's
+  main process, on
   its main loop thread. ``before_process`` runs before the job is handed to the pool, so
   records it adds (``executor.add_records``) are stored before the task starts.
   ``after_process`` sees every outcome exactly once, including those of jobs whose process
@@ -57,6 +58,7 @@ HOOKS: tuple[str, ...] = (
     "on_task_rejected",
     "after_task",
     "conclude",
+    "after_lost",
     "after_process",
     "after_settle",
     "worker_shutdown",
@@ -91,8 +93,13 @@ class Middleware:
     def before_process(self, executor: Any, job: Any) -> None:
         """``job`` is about to be handed to the pool."""
 
+    def after_lost(self, executor: Any, job: Any, outcome: Outcome) -> None:
+        """``job`` ended outside the tracer (its process died, a hard time limit, a
+        terminate): no ``conclude`` ran for it. Called before ``after_process``."""
+
     def after_process(self, executor: Any, job: Any, outcome: Outcome) -> None:
-        """``job`` finished (or its process died) with ``outcome``; its record is queued."""
+        """``job`` finished (or its process died) with ``outcome``; its record and the
+        effects its ``conclude`` hooks returned are queued."""
 
     def after_settle(self, executor: Any, stored: int, acked: int) -> None:
         """A flush stored ``stored`` records and acked ``acked`` messages."""
@@ -171,6 +178,7 @@ class MiddlewareStack:
     on_task_rejected: tuple[Callable[..., None], ...]
     after_task: tuple[Callable[..., None], ...]
     conclude: tuple[Callable[..., Effects | None], ...]
+    after_lost: tuple[Callable[..., None], ...]
     after_process: tuple[Callable[..., None], ...]
     after_settle: tuple[Callable[..., None], ...]
     worker_shutdown: tuple[Callable[..., None], ...]

@@ -1,12 +1,11 @@
 """Workflow continuation (chains, chords, link/link_error) as a middleware.
 
 Where the task ran, ``conclude`` plans what follows it (:func:`celeriac.workflow.plan`: no
-I/O) and attaches the plan to the outcome; in the worker's main process ``after_process``
-hands the plan to the executor, which stores, counts chord members and publishes it in its
+I/O) and returns the plan as effects, which the executor stores, counts and publishes in its
 batched flush. A job that ended outside the tracer (its process died, a hard time limit, a
-terminate) has no plan from its process: it is planned here, from its request. A message
-discarded as revoked or expired stops its chain and counts its chord member
-(``after_discard``).
+terminate) has no plan from its process: ``after_lost`` plans it in the worker, from its
+request. A message discarded as revoked or expired stops its chain and counts its chord
+member (``after_discard``).
 """
 
 from __future__ import annotations
@@ -51,10 +50,8 @@ class ContinuationMiddleware(Middleware):
                              request.id)
             return None
 
-    def after_process(self, executor: Any, job: Any, outcome: Outcome) -> None:
-        if outcome.effects is not None:
-            executor.add_effects(outcome.effects)
-        elif outcome.ended_outside and outcome.payload is not None and in_workflow(job.request):
+    def after_lost(self, executor: Any, job: Any, outcome: Outcome) -> None:
+        if outcome.payload is not None and in_workflow(job.request):
             exc = outcome.retval if isinstance(outcome.retval, BaseException) else (
                 TaskRevokedError("terminated") if outcome.state == states.REVOKED
                 else WorkerLostError(outcome.summary)

@@ -27,9 +27,11 @@ class StartedMiddleware(Middleware):
             return
         track = task.track_started
         if track is None:
-            track = app.trace_settings().track_started
+            track = executor.track_started
+        if not track:
+            return
         request = job.request
-        if not track or task.ignore_result or request.get("ignore_result"):
+        if task.ignore_result or request.get("ignore_result"):
             return
         task_id = request["id"]
         meta = build_meta(

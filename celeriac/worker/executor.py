@@ -75,12 +75,15 @@ class Executor:
         self.default_time_limit = conf.task_time_limit
         self.default_soft_time_limit = conf.task_soft_time_limit
         self.acks_on_failure = bool(conf.task_acks_on_failure_or_timeout)
+        #: ``task_track_started`` (the STARTED middleware's default for tasks that do not say)
+        self.track_started = bool(conf.task_track_started)
         self.result_expires_s = app.result_expires_s
         self._ids = itertools.count(1)
         #: jobs decoded and waiting for a free pool slot (their messages are not acked yet)
         self.reserved: deque[Job] = deque()
         #: jobs handed to the pool
         self.active: dict[int, Job] = {}
+        self.middleware = app.middleware
         self._to_store: list[Record] = []
         #: continuation messages and chord members to count, from outcomes' effects
         self._to_publish: list[tuple[str, Envelope]] = []
@@ -106,7 +109,10 @@ class Executor:
         cannot be read or validated is dead-lettered on its own; the batch goes on."""
         revoked = self.app.coordination.revoked([d.task_id for d in deliveries]) if deliveries \
             else set()
-        after_receive = self.app.middleware.after_receive
+        # The stack is looked up once per batch (it changes with the configuration and when a
+        # signal gains or loses a receiver); dispatch, complete and flush use this copy.
+        self.middleware = middleware = self.app.middleware
+        after_receive = middleware.after_receive
         now = time.time()
         for delivery in deliveries:
             if delivery.malformed is not None:
@@ -134,7 +140,10 @@ class Executor:
                     if self.info_enabled:
                         logger.info("Task %s[%s] received", message.name, message.id)
                     for hook in after_receive:
-                        self._call_hook(hook, self, job)
+                        try:
+                            hook(self, job)
+                        except Exception:
+                            _hook_failed(hook)
             except Exception as exc:  # e.g. a signal receiver that raised
                 self._bad_message(delivery, InvalidTaskError(f"Cannot take message: {exc!r}"))
 
@@ -208,7 +217,7 @@ class Executor:
         self._fail_record(message.id, TaskRevokedError(why), states.REVOKED)
         self._to_ack.append(delivery)
         # The continuation middleware stops a chain and counts a chord member here.
-        for hook in self.app.middleware.after_discard:
+        for hook in self.middleware.after_discard:
             self._call_hook(hook, self, message, why)
 
     # -- dispatch ---------------------------------------------------------------------------------
@@ -219,7 +228,7 @@ class Executor:
         started = 0
         pool = self.pool
         reserved = self.reserved
-        before_process = self.app.middleware.before_process
+        before_process = self.middleware.before_process
         while reserved and not self.stopping:
             free = pool.free_slots()
             if free <= 0:
@@ -227,7 +236,8 @@ class Executor:
             batch: list[Job] = []
             flush_first = False
             now = time.monotonic()
-            while reserved and len(batch) < free:
+            while reserved and free > 0:
+                free -= 1
                 job = reserved.popleft()
                 job.started_s = now
                 self.active[job.id] = job
@@ -241,7 +251,10 @@ class Executor:
                     # before it go in the same flush).
                     flush_first = flush_first or pool.runs_inline
                 for hook in before_process:
-                    self._call_hook(hook, self, job)
+                    try:
+                        hook(self, job)
+                    except Exception:
+                        _hook_failed(hook)
                 batch.append(job)
             if flush_first or self._start_pending:
                 self.flush()
@@ -276,7 +289,8 @@ class Executor:
 
     # -- outcomes ---------------------------------------------------------------------------------
     def complete(self, finished: Sequence[tuple[Job, Outcome]]) -> None:
-        after_process = self.app.middleware.after_process
+        middleware = self.middleware
+        after_process, after_lost = middleware.after_process, middleware.after_lost
         for job, outcome in finished:
             if self.active.pop(job.id, None) is None:
                 # Abandoned at cold shutdown: its message was already given back or recorded.
@@ -285,9 +299,20 @@ class Executor:
             self._log_outcome(job, outcome)
             if outcome.payload is not None and self.backend is not None:
                 self._to_store.append((job.request["id"], outcome.state, outcome.payload))
-            # The continuation middleware queues the workflow's effects after the record.
+            if outcome.effects is not None:  # what middleware planned where the task ran
+                self.add_effects(outcome.effects)
+            if outcome.ended_outside:
+                # No process planned anything for it: the continuation middleware does now.
+                for hook in after_lost:
+                    try:
+                        hook(self, job, outcome)
+                    except Exception:
+                        _hook_failed(hook)
             for hook in after_process:
-                self._call_hook(hook, self, job, outcome)
+                try:
+                    hook(self, job, outcome)
+                except Exception:
+                    _hook_failed(hook)
             delivery = job.delivery
             if delivery is None or not job.acks_late:
                 continue
@@ -332,7 +357,7 @@ class Executor:
         try:
             hook(*args)
         except Exception:
-            logger.exception("worker: middleware hook %s raised", _hook_name(hook))
+            _hook_failed(hook)
 
     def _log_outcome(self, job: Job, outcome: Outcome) -> None:
         name, task_id = job.task_name, job.request["id"]
@@ -382,7 +407,9 @@ class Executor:
         self._pending_since = time.monotonic()
         self._late_pending = False
         self._start_pending = False
-        stored, acked = len(self._to_store), len(self._to_ack)
+        after_settle = self.middleware.after_settle
+        if after_settle:
+            stored, acked = len(self._to_store), len(self._to_ack)
         if self._to_publish or self._chord_parts:
             self._perform_effects()
         if self._settle is not None and (self._to_store or self._to_ack):
@@ -405,8 +432,7 @@ class Executor:
             for reason, group in by_reason.items():
                 self.broker.reject(group, reason)
             self._to_reject = []
-        after_settle = self.app.middleware.after_settle
-        if (stored or acked) and after_settle:
+        if after_settle and (stored or acked):
             for hook in after_settle:
                 self._call_hook(hook, self, stored, acked)
 
@@ -431,7 +457,7 @@ class Executor:
             self._chord_parts.extend(released.chord_parts)
         if self._to_publish:
             messages = self._to_publish
-            middleware = self.app.middleware
+            middleware = self.middleware
             for queue, envelope in messages:
                 for hook in middleware.before_publish:
                     self._call_hook(hook, self.app, queue, envelope)
@@ -513,6 +539,11 @@ class Executor:
             }
             for job in list(self.active.values())
         ]
+
+
+def _hook_failed(hook: Any) -> None:
+    """Log the middleware hook that just raised (called from its ``except``)."""
+    logger.exception("worker: middleware hook %s raised", _hook_name(hook))
 
 
 def _hook_name(hook: Any) -> str:

@@ -360,3 +360,32 @@ def test_user_middleware_instances_survive_a_signal_change(app: Celery) -> None:
         assert list(app.middleware)[-1] is mine
     finally:
         signals.task_success.disconnect(receiver)
+
+
+def test_after_lost_sees_a_job_whose_process_died(
+    app: Celery, run_worker: RunWorker, tmp_path: Any
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    app.conf.broker_url = url
+    app.conf.result_backend = url
+    lost: list[tuple[str, str | None]] = []
+
+    class Lost(Middleware):
+        def after_lost(self, executor: Any, job: Any, outcome: Any) -> None:
+            lost.append((outcome.state, outcome.exc_type))
+
+    app.conf.worker_middleware = [Lost]
+
+    @app.task
+    def dies() -> None:
+        os._exit(1)
+
+    @app.task
+    def lives() -> int:
+        return 1
+
+    dead, alive = dies.delay(), lives.delay()
+    run_worker(pool="prefork", concurrency=1)
+    assert alive.get(timeout=5) == 1
+    assert dead.state == states.FAILURE
+    assert lost == [(states.FAILURE, "WorkerLostError")]
