@@ -26,6 +26,27 @@ _apps: weakref.WeakSet[Celery] = weakref.WeakSet()
 _on_app_finalizers: list[Callable[[Celery], Any]] = []
 #: Whether a running task is allowed to block on results (allow_join_result).
 _join_local = threading.local()
+#: How ``Task.delay_on_commit`` defers a send until the database transaction commits: set by a
+#: framework integration (celeriac.contrib.django: ``django.db.transaction.on_commit``).
+_on_commit: Callable[[Callable[[], Any]], Any] | None = None
+
+
+def set_on_commit(hook: Callable[[Callable[[], Any]], Any] | None) -> None:
+    """Install the function that runs a callback once the current transaction commits."""
+    global _on_commit
+    _on_commit = hook
+
+
+def on_commit(callback: Callable[[], Any]) -> None:
+    """Run ``callback`` when the current transaction commits (at once outside a transaction),
+    through the hook an integration installed; without one, say which integration is missing."""
+    if _on_commit is None:
+        raise ImproperlyConfigured(
+            "delay_on_commit/apply_async_on_commit need a transaction manager: add "
+            "'celeriac.contrib.django' to INSTALLED_APPS (or start the process with the "
+            "celeriac CLI and DJANGO_SETTINGS_MODULE set)"
+        )
+    _on_commit(callback)
 
 
 def set_current_app(app: Celery) -> None:

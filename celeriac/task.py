@@ -203,6 +203,22 @@ class Task(Generic[TaskParams, TaskReturn]):
         """Send the task with these arguments (``apply_async`` with no options)."""
         return self.apply_async(args, kwargs)
 
+    def delay_on_commit(self, *args: TaskParams.args, **kwargs: TaskParams.kwargs) -> None:
+        """``delay`` once the current database transaction commits (never, if it rolls back; at
+        once outside a transaction). Returns nothing: the task id is not known before the send.
+        Needs a transaction integration (``celeriac.contrib.django``)."""
+        _state.on_commit(lambda: self.apply_async(args, kwargs))
+
+    def apply_async_on_commit(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        """``apply_async`` once the current database transaction commits (see
+        :meth:`delay_on_commit`)."""
+        _state.on_commit(lambda: self.apply_async(args, kwargs, **options))
+
     def apply_async(
         self,
         args: Sequence[Any] | None = None,

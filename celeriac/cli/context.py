@@ -18,6 +18,7 @@ import click
 
 from celeriac.app.base import Celery
 from celeriac.cli.discovery import AppNotFound, find_app
+from celeriac.contrib.django import fixup as django_fixup
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,6 +82,9 @@ class CLIContext:
         if changed:
             # Connections made at import time were made to the old URLs.
             app.close()
+        # A Django project: django.setup() before the app finalizes (autodiscover), database
+        # connections handled around tasks; nothing otherwise.
+        django_fixup.install(app)
         return app
 
     def set_workdir(self, path: str) -> None:
