@@ -145,12 +145,13 @@ class DatabaseBackend(ResultBackend):
                 members = meta.get("result")
                 ids = [m[0] for m in members if m] if isinstance(members, list) else None
                 groups.append(group_model(
-                    group_id=task_id[len(GROUP_PREFIX):], result=_json_text(ids),
+                    group_id=task_id[len(GROUP_PREFIX):], result=_json_text(ids), date_created=now,
                     payload=payload, date_done=done, expires_at=until,
                 ))
                 continue
             tasks.append(task_model(
                 task_id=task_id, status=state, payload=payload, date_done=done, expires_at=until,
+                date_created=now,
                 result=_json_text(meta.get("result")), traceback=meta.get("traceback"),
                 task_name=_short(meta.get("name")), task_args=_json_text(meta.get("args")),
                 task_kwargs=_json_text(meta.get("kwargs")), worker=_short(meta.get("worker")),

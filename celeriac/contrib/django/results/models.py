@@ -10,6 +10,7 @@ expired record is invisible at once; the rows themselves go in ``cleanup()``.
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from celeriac import states
 
@@ -20,7 +21,7 @@ class _Record(models.Model):  # type: ignore[misc]
     """What task and group records share: the encoded record, its dates and its expiry."""
 
     payload = models.BinaryField("stored record")
-    date_created = models.DateTimeField("created", auto_now_add=True, db_index=True)
+    date_created = models.DateTimeField("created", default=timezone.now, db_index=True)
     date_done = models.DateTimeField("done", null=True, db_index=True)
     expires_at = models.DateTimeField("expires", null=True, db_index=True)
 
