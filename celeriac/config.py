@@ -882,10 +882,10 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "cache_backend",
                 None,
                 "str",
-                "Cache backend name (now normally given in `result_backend`).",
+                "The Django cache (a `CACHES` alias) the `django-cache` result backend uses "
+                "(None: `default`).",
                 "CELERY_CACHE_BACKEND",
-                status="unsupported",
-                note=_no_backend("cache (memcached)"),
+                status="implemented",
             ),
             _s(
                 "cache_backend_options",

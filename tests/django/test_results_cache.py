@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
-from celeriac import states
+from celeriac import Celery, states
 from celeriac.backends import create_backend
 from celeriac.exceptions import ImproperlyConfigured
 
@@ -55,3 +55,11 @@ def test_url_and_option_name_the_cache() -> None:
 def test_unknown_cache_alias_is_a_configuration_error() -> None:
     with pytest.raises(ImproperlyConfigured, match="no cache 'nope'"):
         create_backend("django-cache://nope").get("t1")
+
+
+@pytest.mark.usefixtures("two_caches")
+def test_the_apps_cache_backend_setting_names_the_cache(app: Celery) -> None:
+    app.conf.update(result_backend="django-cache", cache_backend="results")
+    app.store_result("t1", 7, states.SUCCESS)
+    assert _holds("results", "t1") and not _holds("default", "t1")
+    assert app.AsyncResult("t1").get(timeout=1) == 7

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celeriac import states
+from celeriac._state import maybe_current_app
 from celeriac.backends.base import ResultBackend
 from celeriac.exceptions import ImproperlyConfigured
 
@@ -298,6 +299,15 @@ class DatabaseBackend(ResultBackend):
             connection.close()
 
 
+def _current_cache_backend() -> str | None:
+    """The current app's ``cache_backend`` setting. A backend is not told its app's settings
+    (only ``result_backend_transport_options``), and the app that made it is the current one
+    in the processes that use it (a worker, a Django site with one app)."""
+    app = maybe_current_app()
+    value = app.conf.cache_backend if app is not None else None
+    return str(value) if value else None
+
+
 def _django_ready() -> bool:
     from django.apps import apps
 
@@ -320,7 +330,12 @@ class CacheBackend(ResultBackend):
         from django.conf import settings
         from django.core.cache import caches
 
-        alias = self._alias_option or getattr(settings, "CELERY_CACHE_BACKEND", None) or "default"
+        alias = (
+            self._alias_option
+            or _current_cache_backend()
+            or getattr(settings, "CELERY_CACHE_BACKEND", None)
+            or "default"
+        )
         try:
             return caches[alias]
         except Exception as exc:  # django raises InvalidCacheBackendError
