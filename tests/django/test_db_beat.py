@@ -292,3 +292,44 @@ def test_admin_pages_load_and_actions_toggle_tasks(client: Client) -> None:
     response = client.post("/admin/celeriac_beat/periodictask/add/", form)
     assert response.status_code == 302, response.content[:2000]
     assert PeriodicTask.objects.get(name="from-admin").args == "[1]"
+
+
+@pytest.mark.django_db
+def test_settings_entries_become_rows_once(app: Celery, clock: Clock) -> None:
+    from celeriac.schedules import crontab
+
+    app.conf.timezone = "Asia/Shanghai"
+    app.conf.beat_schedule = {
+        "ten": {"task": "proj.add", "schedule": 10, "args": (1, 2),
+                "options": {"queue": "q", "expires": 5}},
+        "monday": {"task": "proj.mul", "schedule": crontab(hour=20, minute=20, day_of_week=1)},
+        "zoned": {"task": "proj.mul", "schedule": crontab(minute="*/15", tz="Europe/Berlin")},
+        "half": {"task": "proj.add", "schedule": timedelta(milliseconds=500)},
+    }
+    scheduler = DatabaseScheduler(app, clock=clock)
+    assert sorted(scheduler.entries) == ["half", "monday", "ten", "zoned"]
+    ten = PeriodicTask.objects.get(name="ten")
+    assert (ten.args, ten.queue, ten.expire_seconds) == ("[1, 2]", "q", 5)
+    assert ten.interval is not None and (ten.interval.every, ten.interval.period) == (
+        10, "seconds")
+    half = PeriodicTask.objects.get(name="half")
+    assert half.interval is not None and half.interval.every == 500_000
+    monday = PeriodicTask.objects.get(name="monday").crontab
+    assert monday is not None
+    assert (monday.minute, monday.hour, monday.day_of_week, monday.timezone) == (
+        "20", "20", "1", "")
+    zoned = PeriodicTask.objects.get(name="zoned").crontab
+    assert zoned is not None and zoned.timezone == "Europe/Berlin"
+    # The row wins once it exists: an admin edit is not overwritten by the settings.
+    PeriodicTask.objects.filter(name="ten").update(queue="edited")
+    DatabaseScheduler(app, clock=clock)
+    assert PeriodicTask.objects.get(name="ten").queue == "edited"
+    assert PeriodicTask.objects.filter(name="ten").count() == 1
+    # Monday 20:20 in Shanghai (the app's zone) is 12:20 UTC.
+    clock.now = datetime(2024, 5, 6, 12, 19, tzinfo=UTC)
+    only_monday = DatabaseScheduler(app, {}, clock=clock)
+    only_monday.entries = {"monday": only_monday.entries["monday"]}
+    only_monday.tick()
+    clock.advance(minutes=1)
+    only_monday.tick()
+    assert published(only_monday) == [("monday", datetime(2024, 5, 6, 12, 20, tzinfo=UTC))]

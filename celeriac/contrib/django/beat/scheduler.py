@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from celeriac.beat.entry import ScheduleEntry
@@ -107,10 +107,46 @@ class DatabaseScheduler(Scheduler):
         self._next_check = 0.0
         #: entry name -> (row id, one-off, expires)
         self._rows: dict[str, tuple[int, bool, datetime | None]] = {}
-        super().__init__(app, schedule, max_interval, **kwargs)
+        self._settings_entries = schedule
+        lazy = bool(kwargs.pop("lazy", False))
+        super().__init__(app, schedule, max_interval, lazy=True, **kwargs)
+        self.add_settings_entries()
+        if not lazy:
+            self.setup_schedule()
 
     def create_store(self) -> ScheduleStore:
         return DatabaseStore(self.using)
+
+    def add_settings_entries(self) -> list[str]:
+        """Store the ``beat_schedule`` entries of the settings (or those this scheduler was
+        given) that have no row yet, so that the admin shows and edits them: a row wins over
+        the settings once it exists. Entries whose schedule has no row form (a user schedule
+        class) are logged and left out. The names of the rows added."""
+        from django.db import transaction
+
+        from celeriac.contrib.django.beat.models import PeriodicTask
+
+        source = self._settings_entries
+        if source is None:
+            source = self.app.conf.beat_schedule
+        added = []
+        for name, spec in (source or {}).items():
+            if PeriodicTask.objects.using(self.using).filter(name=name).exists():
+                continue
+            try:
+                with transaction.atomic(using=self.using):
+                    row = row_from_spec(name, spec, self.app, self.using)
+                    if row is None:
+                        continue
+                    row.save(using=self.using)
+            except Exception as exc:
+                logger.warning("DatabaseScheduler: beat_schedule[%r] is not stored: %s",
+                               name, exc)
+                continue
+            added.append(name)
+        if added:
+            logger.info("DatabaseScheduler: stored beat_schedule entries %s", ", ".join(added))
+        return added
 
     # -- reading the rows -----------------------------------------------------------------------
     def setup_schedule(self) -> None:
@@ -210,3 +246,50 @@ class DatabaseScheduler(Scheduler):
     @property
     def info(self) -> str:
         return self.store.description
+
+
+def row_from_spec(name: str, spec: Any, app: Celery, using: str = "default") -> Any:
+    """A new (unsaved) ``PeriodicTask`` for one ``beat_schedule`` entry, its schedule row
+    saved; None for a schedule with no row form."""
+    import json
+
+    from celeriac.contrib.django.beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+    from celeriac.schedules import crontab, schedule
+
+    entry = spec if isinstance(spec, ScheduleEntry) else ScheduleEntry.from_spec(name, spec)
+    sched = entry.schedule
+    fields: dict[str, Any] = {}
+    if isinstance(sched, crontab):
+        zone = sched.__dict__.get("_tz")
+        minute, hour, day_of_week, day_of_month, month_of_year = (
+            _cron_field(value) for value in sched._orig)
+        fields["crontab"] = CrontabSchedule.objects.using(using).create(
+            minute=minute, hour=hour, day_of_week=day_of_week, day_of_month=day_of_month,
+            month_of_year=month_of_year, timezone=str(getattr(zone, "key", "") or ""))
+    elif isinstance(sched, schedule):
+        every_us = sched.run_every // timedelta(microseconds=1)
+        every, period = (every_us // 1_000_000, "seconds") if every_us % 1_000_000 == 0 else (
+            every_us, "microseconds")
+        fields["interval"] = IntervalSchedule.objects.using(using).create(
+            every=every, period=period)
+    else:
+        logger.warning("DatabaseScheduler: beat_schedule[%r]: a %s has no database form; "
+                       "it is not run by this scheduler", name, type(sched).__name__)
+        return None
+    options = entry.options
+    expires = options.get("expires")
+    return PeriodicTask(
+        name=name, task=entry.task, args=json.dumps(list(entry.args)),
+        kwargs=json.dumps(entry.kwargs), queue=str(options.get("queue") or ""),
+        priority=options.get("priority"),
+        expire_seconds=int(expires) if isinstance(expires, int | float) else None,
+        description="from beat_schedule", **fields,
+    )
+
+
+def _cron_field(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    return ",".join(str(part) for part in value)
