@@ -74,17 +74,23 @@ def _decode(payload: bytes) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
+def _text(value: Any, max_chars: int | None = None) -> str | None:
+    """A column's text: PostgreSQL refuses NUL characters in text, so they become U+FFFD (the
+    exact record stays in ``payload``)."""
+    return None if value is None else str(value)[:max_chars].replace("\x00", "\ufffd")
+
+
 def _json_text(value: Any) -> str | None:
     if value is None:
         return None
     try:
         return json.dumps(value, ensure_ascii=False, default=repr)
     except (TypeError, ValueError):
-        return repr(value)
+        return _text(repr(value))
 
 
 def _short(value: Any, max_chars: int = 255) -> str | None:
-    return None if value is None else str(value)[:max_chars]
+    return _text(value, max_chars)
 
 
 class DatabaseBackend(ResultBackend):
@@ -153,7 +159,7 @@ class DatabaseBackend(ResultBackend):
             tasks.append(task_model(
                 task_id=task_id, status=state, payload=payload, date_done=done, expires_at=until,
                 date_created=now,
-                result=_json_text(meta.get("result")), traceback=meta.get("traceback"),
+                result=_json_text(meta.get("result")), traceback=_text(meta.get("traceback")),
                 task_name=_short(meta.get("name")), task_args=_json_text(meta.get("args")),
                 task_kwargs=_json_text(meta.get("kwargs")), worker=_short(meta.get("worker")),
                 retries=meta.get("retries") if isinstance(meta.get("retries"), int) else None,

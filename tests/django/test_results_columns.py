@@ -1,0 +1,42 @@
+"""``django-db``'s decoded columns: filled from JSON records, left empty (the record intact) for
+other serializers, and safe for PostgreSQL's text columns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from celeriac import states
+from celeriac.backends import create_backend
+from celeriac.contrib.django.results.models import TaskResult
+
+pytestmark = pytest.mark.django_db(databases=["default", "postgres"])
+
+
+@pytest.mark.parametrize(
+    ("url", "db"), [("django-db", "default"), ("django-db://postgres", "postgres")]
+)
+def test_nul_characters_reach_the_columns_replaced_and_the_record_intact(
+    url: str, db: str
+) -> None:
+    record = json.dumps({
+        "status": states.FAILURE, "task_id": "t1", "traceback": "line\x00two",
+        "result": {"exc_type": "ValueError", "exc_message": ["a\x00b"]}, "name": "n\x00m",
+    }).encode()
+    backend = create_backend(url)
+    backend.store("t1", states.FAILURE, record, None)
+    assert backend.get("t1") == record
+    row = TaskResult.objects.using(db).get(task_id="t1")
+    assert row.traceback == "line\ufffdtwo"
+    assert row.task_name == "n\ufffdm"
+    assert row.result is not None and "ValueError" in row.result
+
+
+def test_a_record_in_another_serializer_is_kept_with_empty_columns() -> None:
+    backend = create_backend("django-db")
+    backend.store("t1", states.SUCCESS, b"\x80\x04\x95 not json", None)
+    assert backend.get("t1") == b"\x80\x04\x95 not json"
+    row = TaskResult.objects.get(task_id="t1")
+    assert (row.status, row.result, row.task_name) == (states.SUCCESS, None, None)
+    assert row.date_done is not None
