@@ -33,10 +33,13 @@ def primitive(request):
     group_result = group(add.s(i, i) for i in range(5))()
     started = {
         "group": [child.id for child in group_result.results],
-        "chain": chain(add.s(2, 2), mul.s(8))().id,
+        "chain": chain(add.s(2, 2), mul.s(4))().id,
         "chord": chord((add.s(i, i) for i in range(5)), xsum.s())().id,
         "map": xsum.map([[1, 2], [3, 4]]).delay().id,
         "starmap": add.starmap([(1, 2), (3, 4)]).delay().id,
-        "chunks": add.chunks([(i, i) for i in range(10)], 2).delay().id,
+        # chunks run as a group of tasks: one id per chunk
+        "chunks": [
+            chunk.id for chunk in add.chunks([(i, i) for i in range(10)], 2).group()().results
+        ],
     }
     return JsonResponse(started)
