@@ -13,10 +13,10 @@ from celeriac.contrib.django.results.models import TaskResult
 
 pytestmark = pytest.mark.django_db(databases=["default", "postgres"])
 
+DATABASES = [("django-db", "default"), ("django-db://postgres", "postgres")]
 
-@pytest.mark.parametrize(
-    ("url", "db"), [("django-db", "default"), ("django-db://postgres", "postgres")]
-)
+
+@pytest.mark.parametrize(("url", "db"), DATABASES)
 def test_nul_characters_reach_the_columns_replaced_and_the_record_intact(
     url: str, db: str
 ) -> None:
@@ -40,3 +40,17 @@ def test_a_record_in_another_serializer_is_kept_with_empty_columns() -> None:
     row = TaskResult.objects.get(task_id="t1")
     assert (row.status, row.result, row.task_name) == (states.SUCCESS, None, None)
     assert row.date_done is not None
+
+
+@pytest.mark.parametrize(("url", "db"), DATABASES)
+def test_a_batch_with_one_id_twice_keeps_the_last_and_the_first_creation_date(
+    url: str, db: str
+) -> None:
+    backend = create_backend(url)
+    backend.store("t1", states.STARTED, b"started", None)
+    created = TaskResult.objects.using(db).get(task_id="t1").date_created
+    backend.store_many([("t1", states.RETRY, b"retry"), ("t1", states.SUCCESS, b"done")], None)
+    row = TaskResult.objects.using(db).get(task_id="t1")
+    assert (row.status, bytes(row.payload)) == (states.SUCCESS, b"done")
+    assert row.date_created == created
+    assert row.date_done is not None and row.date_done >= created
