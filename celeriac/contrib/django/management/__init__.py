@@ -1,0 +1,1 @@
+"""Management commands of ``celeriac.contrib.django``: ``celeriac_worker`` and ``celeriac_beat``."""
