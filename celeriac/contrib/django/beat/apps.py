@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
+
+#: the models whose changes a running beat must see
+WATCHED = ("PeriodicTask", "IntervalSchedule", "CrontabSchedule", "ClockedSchedule")
 
 
 class BeatConfig(AppConfig):  # type: ignore[misc]
@@ -12,6 +17,16 @@ class BeatConfig(AppConfig):  # type: ignore[misc]
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from celeriac.contrib.django.beat import models
+        """Every save or delete of a task or a schedule bumps ``ScheduleChange``."""
+        from django.db.models.signals import post_delete, post_save
 
-        models.connect_signals()
+        change = self.get_model("ScheduleChange")
+
+        def changed(sender: Any, **kwargs: Any) -> None:
+            change.bump()
+
+        for name in WATCHED:
+            model = self.get_model(name)
+            for signal, kind in ((post_save, "save"), (post_delete, "delete")):
+                signal.connect(changed, sender=model, weak=False,
+                               dispatch_uid=f"celeriac_beat_{kind}_{name}")

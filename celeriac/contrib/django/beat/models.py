@@ -3,10 +3,10 @@
 A :class:`PeriodicTask` names a task, its arguments and options, and exactly one schedule:
 an :class:`IntervalSchedule`, a :class:`CrontabSchedule` (with its own time zone) or a
 :class:`ClockedSchedule` (one run at a given time). :class:`ScheduleChange` is one row whose
-``version`` goes up whenever a task or a schedule is saved or deleted through the ORM (signals)
-or through the admin's bulk actions; a running beat reads it every second or so and reloads
-its entries only when it moved. Code that changes rows with ``QuerySet.update()`` (which sends
-no signal) calls :meth:`ScheduleChange.bump` itself.
+``version`` goes up whenever a task or a schedule is saved or deleted through the ORM (signals
+connected in ``apps.py``) or through the admin's bulk actions; a running beat reads it every
+second or so and reloads its entries only when it moved. Code that changes rows with
+``QuerySet.update()`` (which sends no signal) calls :meth:`ScheduleChange.bump` itself.
 
 Beat writes ``last_run_at`` (the *scheduled* time of the last run, docs/decisions/0007),
 ``total_run_count`` and ``schedule_fingerprint`` with ``update()``: its own bookkeeping does not
@@ -23,9 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.signals import post_delete, post_save
 
-from celeriac.schedules import BaseSchedule, ParseException, crontab, schedule
+from celeriac.schedules import BaseSchedule, ParseException, crontab, schedstate, schedule
 
 __all__ = [
     "ClockedSchedule",
@@ -83,8 +82,6 @@ class clocked(BaseSchedule):
         return self.NEVER
 
     def is_due(self, last_run_at: datetime) -> Any:
-        from celeriac.schedules import schedstate
-
         remaining_s = (self.next_due(last_run_at) - self.now()).total_seconds()
         return schedstate(remaining_s <= 0, max(remaining_s, 0.0))
 
@@ -275,14 +272,3 @@ class ScheduleChange(models.Model):  # type: ignore[misc]
     def current(cls) -> int:
         row = cls.objects.filter(ident=1).values_list("version", flat=True).first()
         return int(row or 0)
-
-
-def _changed(sender: Any, **kwargs: Any) -> None:
-    ScheduleChange.bump()
-
-
-def connect_signals() -> None:
-    for model in (PeriodicTask, IntervalSchedule, CrontabSchedule, ClockedSchedule):
-        post_save.connect(_changed, sender=model, dispatch_uid=f"celeriac_beat_{model.__name__}")
-        post_delete.connect(_changed, sender=model,
-                            dispatch_uid=f"celeriac_beat_del_{model.__name__}")

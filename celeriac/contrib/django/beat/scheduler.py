@@ -12,6 +12,7 @@ One-off tasks (``one_off``, or a clocked schedule) are disabled after their run;
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from celeriac.beat.entry import ScheduleEntry
 from celeriac.beat.scheduler import Scheduler, SentRun, run_id
 from celeriac.beat.store import EntryState, ScheduleStore
+from celeriac.schedules import crontab, schedule
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -31,6 +33,13 @@ logger = logging.getLogger("celeriac.beat")
 
 #: how often a running beat looks for changes in the database (seconds)
 DEFAULT_SYNC_EVERY_S = 1.0
+
+
+def _model(name: str) -> Any:
+    """A model of this app (through the app registry: models load only once Django is set up)."""
+    from django.apps import apps
+
+    return apps.get_model("celeriac_beat", name)
 
 
 def ensure_django() -> None:
@@ -51,8 +60,7 @@ class DatabaseStore(ScheduleStore):
         self.description = f"the database ({using!r}, Django)"
 
     def load(self) -> dict[str, EntryState]:
-        from celeriac.contrib.django.beat.models import PeriodicTask
-
+        PeriodicTask = _model("PeriodicTask")
         rows = PeriodicTask.objects.using(self.using).filter(last_run_at__isnull=False)
         return {
             name: EntryState(last_run_at, count, fingerprint)
@@ -65,8 +73,7 @@ class DatabaseStore(ScheduleStore):
         or reset it when the schedule changed."""
         from django.db.models import Q
 
-        from celeriac.contrib.django.beat.models import PeriodicTask
-
+        PeriodicTask = _model("PeriodicTask")
         when = state.last_run_at
         PeriodicTask.objects.using(self.using).filter(name=name).filter(
             Q(last_run_at__isnull=True) | Q(last_run_at__lt=when)
@@ -124,8 +131,7 @@ class DatabaseScheduler(Scheduler):
         class) are logged and left out. The names of the rows added."""
         from django.db import transaction
 
-        from celeriac.contrib.django.beat.models import PeriodicTask
-
+        PeriodicTask = _model("PeriodicTask")
         source = self._settings_entries
         if source is None:
             source = self.app.conf.beat_schedule
@@ -151,8 +157,7 @@ class DatabaseScheduler(Scheduler):
     # -- reading the rows -----------------------------------------------------------------------
     def setup_schedule(self) -> None:
         """(Re)read the enabled rows; rows that do not make an entry are logged and skipped."""
-        from celeriac.contrib.django.beat.models import PeriodicTask, ScheduleChange
-
+        PeriodicTask, ScheduleChange = _model("PeriodicTask"), _model("ScheduleChange")
         self._drop_stale_connection()
         self._version = ScheduleChange.objects.using(self.using).filter(ident=1).values_list(
             "version", flat=True).first() or 0
@@ -177,8 +182,7 @@ class DatabaseScheduler(Scheduler):
         """Whether a row changed since the entries were read (one indexed read)."""
         from django.db import DatabaseError
 
-        from celeriac.contrib.django.beat.models import ScheduleChange
-
+        ScheduleChange = _model("ScheduleChange")
         self._drop_stale_connection()
         try:
             version = ScheduleChange.objects.using(self.using).filter(ident=1).values_list(
@@ -216,8 +220,7 @@ class DatabaseScheduler(Scheduler):
     def apply_entry(self, entry: ScheduleEntry, scheduled_at: datetime) -> SentRun:
         from django.db.models import F
 
-        from celeriac.contrib.django.beat.models import PeriodicTask, ScheduleChange
-
+        PeriodicTask, ScheduleChange = _model("PeriodicTask"), _model("ScheduleChange")
         pk, one_off, expires = self._rows.get(entry.name, (None, False, None))
         tasks = PeriodicTask.objects.using(self.using)
         if expires is not None and scheduled_at > expires:
@@ -236,8 +239,7 @@ class DatabaseScheduler(Scheduler):
 
     def _disable(self, name: str, pk: int | None) -> None:
         """A one-off task that ran or a task past ``expires``: no more runs."""
-        from celeriac.contrib.django.beat.models import PeriodicTask
-
+        PeriodicTask = _model("PeriodicTask")
         if pk is not None:
             PeriodicTask.objects.using(self.using).filter(pk=pk).update(enabled=False)
         self._rows.pop(name, None)
@@ -251,11 +253,7 @@ class DatabaseScheduler(Scheduler):
 def row_from_spec(name: str, spec: Any, app: Celery, using: str = "default") -> Any:
     """A new (unsaved) ``PeriodicTask`` for one ``beat_schedule`` entry, its schedule row
     saved; None for a schedule with no row form."""
-    import json
-
-    from celeriac.contrib.django.beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
-    from celeriac.schedules import crontab, schedule
-
+    CrontabSchedule, IntervalSchedule = _model("CrontabSchedule"), _model("IntervalSchedule")
     entry = spec if isinstance(spec, ScheduleEntry) else ScheduleEntry.from_spec(name, spec)
     sched = entry.schedule
     fields: dict[str, Any] = {}
@@ -278,7 +276,7 @@ def row_from_spec(name: str, spec: Any, app: Celery, using: str = "default") -> 
         return None
     options = entry.options
     expires = options.get("expires")
-    return PeriodicTask(
+    return _model("PeriodicTask")(
         name=name, task=entry.task, args=json.dumps(list(entry.args)),
         kwargs=json.dumps(entry.kwargs), queue=str(options.get("queue") or ""),
         priority=options.get("priority"),
