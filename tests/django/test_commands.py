@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management.base import CommandError
-from pytest_django.fixtures import SettingsWrapper
 
 from celeriac import Celery
 from celeriac.contrib.django.management.base import celeriac_argv, default_app, split_app
@@ -68,7 +68,7 @@ def test_default_app_is_the_settings_package(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_celeriac_app_setting_wins(
-    monkeypatch: pytest.MonkeyPatch, settings: SettingsWrapper
+    monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "celery_demo.settings")
     settings.CELERIAC_APP = "proj.celery:app"
