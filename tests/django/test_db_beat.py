@@ -333,3 +333,24 @@ def test_settings_entries_become_rows_once(app: Celery, clock: Clock) -> None:
     clock.advance(minutes=1)
     only_monday.tick()
     assert published(only_monday) == [("monday", datetime(2024, 5, 6, 12, 20, tzinfo=UTC))]
+
+
+@pytest.mark.django_db(databases=["default", "postgres"])
+def test_scheduler_on_postgresql(app: Celery, clock: Clock) -> None:
+    before = ScheduleChange.current("postgres")
+    interval = IntervalSchedule.objects.using("postgres").create(every=10, period="seconds")
+    PeriodicTask.objects.using("postgres").create(name="pg", task="proj.add", interval=interval)
+    assert ScheduleChange.current("postgres") > before
+    scheduler = DatabaseScheduler(app, clock=clock, using="postgres")
+    assert scheduler.info == "the database ('postgres', Django)"
+    scheduler.tick()
+    clock.advance(seconds=10)
+    scheduler.tick()
+    assert published(scheduler) == [("pg", T0 + timedelta(seconds=10))]
+    row = PeriodicTask.objects.using("postgres").get(name="pg")
+    assert (row.last_run_at, row.total_run_count) == (T0 + timedelta(seconds=10), 1)
+    assert not PeriodicTask.objects.filter(name="pg").exists()  # nothing on the default database
+    PeriodicTask.objects.using("postgres").filter(name="pg").update(enabled=False)
+    ScheduleChange.bump(using="postgres")
+    assert scheduler.refresh() is True
+    assert scheduler.entries == {}

@@ -36,7 +36,7 @@ class PeriodicTaskAdmin(admin.ModelAdmin):  # type: ignore[misc]
 
     def _set(self, request: HttpRequest, queryset: QuerySet[Any], **values: Any) -> int:
         count: int = queryset.update(**values)
-        ScheduleChange.bump()  # update() sends no signal: tell the running beats
+        ScheduleChange.bump(using=queryset.db)  # update() sends no signal: tell the beats
         return count
 
     @admin.action(description="Enable the selected tasks")  # type: ignore[untyped-decorator]

@@ -22,8 +22,8 @@ class BeatConfig(AppConfig):  # type: ignore[misc]
 
         change = self.get_model("ScheduleChange")
 
-        def changed(sender: Any, **kwargs: Any) -> None:
-            change.bump()
+        def changed(sender: Any, using: str = "default", **kwargs: Any) -> None:
+            change.bump(using=using)
 
         for name in WATCHED:
             model = self.get_model(name)

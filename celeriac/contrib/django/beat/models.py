@@ -261,14 +261,15 @@ class ScheduleChange(models.Model):  # type: ignore[misc]
         verbose_name = "schedule change"
 
     @classmethod
-    def bump(cls) -> None:
+    def bump(cls, using: str = "default") -> None:
         from django.utils import timezone
 
         now = timezone.now()
-        if not cls.objects.filter(ident=1).update(version=F("version") + 1, last_update=now):
-            cls.objects.get_or_create(ident=1, defaults={"version": 1, "last_update": now})
+        rows = cls.objects.using(using)
+        if not rows.filter(ident=1).update(version=F("version") + 1, last_update=now):
+            rows.get_or_create(ident=1, defaults={"version": 1, "last_update": now})
 
     @classmethod
-    def current(cls) -> int:
-        row = cls.objects.filter(ident=1).values_list("version", flat=True).first()
+    def current(cls, using: str = "default") -> int:
+        row = cls.objects.using(using).filter(ident=1).values_list("version", flat=True).first()
         return int(row or 0)

@@ -234,7 +234,7 @@ class DatabaseScheduler(Scheduler):
             tasks.filter(pk=pk).update(total_run_count=F("total_run_count") + 1)
         if one_off:
             self._disable(entry.name, pk)
-            ScheduleChange.bump()
+            ScheduleChange.bump(using=self.using)
         return sent
 
     def _disable(self, name: str, pk: int | None) -> None:
