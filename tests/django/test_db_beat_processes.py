@@ -24,6 +24,8 @@ PROJECT = """
 
     @app.task
     def mark(tag):
+        with open("marks.txt", "a") as handle:
+            handle.write(tag + "\\n")
         return tag
 """
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -66,3 +68,35 @@ def test_two_beats_send_each_run_exactly_once(tmp_path: Path, path: str) -> None
     sent_lines = [output.count("Sending due task tick (proj.mark)") for output in outputs]
     assert sum(sent_lines) == len(ids), sent_lines
     assert PeriodicTask.objects.get(name="tick").total_run_count == len(ids)
+
+
+def marks(project: Path) -> list[str]:
+    path = project / "marks.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_with_embedded_beat_runs_rows_and_sees_a_new_one(tmp_path: Path) -> None:
+    (tmp_path / "proj.py").write_text(textwrap.dedent(PROJECT))
+    every_second = IntervalSchedule.objects.create(every=1, period="seconds")
+    PeriodicTask.objects.create(name="first", task="proj.mark", args='["first"]',
+                                interval=every_second)
+    env = subprocess_env(DJANGO_SETTINGS_MODULE="tests.django.beat_settings")
+    args = ["-A", "proj", "worker", "-B", "-P", "solo", "-l", "info",
+            "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
+    with WorkerProcess(tmp_path, args, env=env) as worker:
+        worker.wait_for("ready.", timeout_s=60)
+        deadline = time.monotonic() + 15
+        while marks(tmp_path).count("first") < 2:
+            assert time.monotonic() < deadline, worker.output()
+            time.sleep(0.1)
+        # An edit while it runs: a new task runs within 5 s (plus the run itself).
+        PeriodicTask.objects.create(name="second", task="proj.mark", args='["second"]',
+                                    interval=every_second)
+        added = time.monotonic()
+        while "second" not in marks(tmp_path):
+            assert time.monotonic() - added < 6.0, worker.output()
+            time.sleep(0.05)
+        assert worker.stop() == 0, worker.output()
+    assert "DatabaseScheduler: the periodic tasks changed; reloading them" in worker.output()
+    assert "Traceback" not in worker.output()
