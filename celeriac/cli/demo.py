@@ -28,6 +28,7 @@ import click
 
 import celeriac
 from celeriac import states
+from celeriac.cli import demo_django
 from celeriac.cli.context import EX_FAILURE, CLIContext, global_options, pass_cli
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class DemoRun:
     tasks: ModuleType
     log_path: Path
     retry_delay_s: float
+    #: keep the Django site up until Ctrl-C (the demo's last step)
+    serve: bool = False
     _log_offset: int = field(default=0, repr=False)
 
     def say(self, text: str = "") -> None:
@@ -181,12 +184,23 @@ def _wait_quietly(result: AsyncResult) -> str:
     return result.state
 
 
+def step_django(run: DemoRun) -> bool:
+    if demo_django.find_project() is None:
+        run.say("    skipped: needs Django (pip install 'celeriac[django]') and the source tree's "
+                "examples/django_demo")
+        return True
+    return demo_django.run_django_site(
+        run.log_path.parent, run.say, run.check, _stop_with_parent, stop_worker, run.serve
+    )
+
+
 #: The demo, in order. Later features add their steps here.
 STEPS: list[DemoStep] = [
     DemoStep("add", "a plain task, add.delay(10, 6)", step_add),
     DemoStep("retry", "a bound task that retries 4 times, then fails", step_retry),
     DemoStep("hooks", "a custom Task base class with hooks", step_hooks),
     DemoStep("beat", "a periodic task every second (beat_schedule)", step_beat),
+    DemoStep("django", "the tutorial's Django site (examples/django_demo)", step_django),
 ]
 
 
@@ -264,9 +278,12 @@ def _tail(path: Path, lines: int = 40) -> str:
 @click.option("-c", "--concurrency", type=int, default=4, show_default=True,
               help="The worker's pool size.")
 @click.option("--keep", is_flag=True, help="Keep the temporary directory (broker, worker log).")
+@click.option("--serve/--no-serve", default=None,
+              help="Keep the Django site running until Ctrl-C (default: on a terminal).")
 @global_options(hidden=True)
 @pass_cli
-def demo(cli: CLIContext, quick: bool, pool: str, concurrency: int, keep: bool) -> None:
+def demo(cli: CLIContext, quick: bool, pool: str, concurrency: int, keep: bool,
+         serve: bool | None) -> None:
     """Run a worker and the tutorial's tasks on an embedded SQLite broker.
 
     Uses a temporary directory, or the current one with --workdir.
@@ -276,7 +293,8 @@ def demo(cli: CLIContext, quick: bool, pool: str, concurrency: int, keep: bool) 
     else:
         workdir, remove = Path(tempfile.mkdtemp(prefix="celeriac-demo-")), not keep
     try:
-        ok = run_demo(cli, workdir, quick, pool, concurrency)
+        ok = run_demo(cli, workdir, quick, pool, concurrency,
+                      sys.stdin.isatty() if serve is None else serve)
     finally:
         if remove:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -284,7 +302,8 @@ def demo(cli: CLIContext, quick: bool, pool: str, concurrency: int, keep: bool) 
         raise click.exceptions.Exit(EX_FAILURE)
 
 
-def run_demo(cli: CLIContext, workdir: Path, quick: bool, pool: str, concurrency: int) -> bool:
+def run_demo(cli: CLIContext, workdir: Path, quick: bool, pool: str, concurrency: int,
+             serve: bool = False) -> bool:
     from celeriac.cli import demo_app
 
     retry_delay_s = QUICK_RETRY_DELAY_S if quick else demo_app.RETRY_DELAY_S
@@ -307,7 +326,7 @@ def run_demo(cli: CLIContext, workdir: Path, quick: bool, pool: str, concurrency
             cli.echo(cli.error("The worker did not start. Its log ends with:"), err=True)
             cli.echo(_tail(log_path), err=True)
             return False
-        run = DemoRun(cli, app, demo_app, log_path, retry_delay_s)
+        run = DemoRun(cli, app, demo_app, log_path, retry_delay_s, serve)
         for number, step in enumerate(STEPS, 1):
             cli.echo()
             cli.echo(f"[{number}/{len(STEPS)}] {step.name}: {step.title}")
