@@ -208,3 +208,37 @@ def test_the_django_app_installs_the_on_commit_hook_in_every_process() -> None:
     from celeriac import _state
 
     assert _state._on_commit is transaction.on_commit
+
+
+def test_install_when_configured_from_django_settings_without_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    app = Celery("from_settings", set_as_current=False)
+    try:
+        app.config_from_object("django.conf:settings", namespace="CELERY")
+        assert fixup.is_django_process(app)
+        assert fixup.install(app) is True
+        assert fixup.MIDDLEWARE in app.conf.worker_middleware
+    finally:
+        app.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forked_child_drops_inherited_connections_without_closing_them(
+    monkeypatch: pytest.MonkeyPatch, app: Celery
+) -> None:
+    """worker_process_init (sent in each prefork child): the child forgets the connection it
+    inherited; closing it would end the parent's session on the shared socket."""
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "tests.django.settings")
+    fixup.install(app)
+    connection.ensure_connection()
+    inherited = connection.connection
+    try:
+        signals.worker_process_init.send(sender=None)
+        assert connection.connection is None
+        assert inherited.execute("select 1").fetchone() == (1,)  # still open for the parent
+        connection.ensure_connection()
+        assert connection.connection is not inherited
+    finally:
+        inherited.close()
