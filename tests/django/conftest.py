@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+import django
 import pytest
 from django.conf import settings
 
@@ -25,6 +26,9 @@ if not settings.configured:
     settings.configure(
         **{name: getattr(test_settings, name) for name in dir(test_settings) if name.isupper()}
     )
+# Now, not at pytest-django's session start: in a run from the repository root this conftest
+# loads during collection, and test modules here import models at module level.
+django.setup()
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
