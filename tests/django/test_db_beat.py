@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,13 +31,6 @@ from tests.beat.test_scheduler import T0, Clock
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-def app() -> Iterator[Celery]:
-    application = Celery("dbbeat", broker="memory://", backend="memory://")
-    yield application
-    application.close()
 
 
 def published(scheduler: DatabaseScheduler) -> list[tuple[str, datetime]]:
@@ -354,3 +346,23 @@ def test_scheduler_on_postgresql(app: Celery, clock: Clock) -> None:
     ScheduleChange.bump(using="postgres")
     assert scheduler.refresh() is True
     assert scheduler.entries == {}
+
+
+@pytest.mark.django_db
+def test_a_database_error_while_reloading_keeps_the_entries(
+    app: Celery, clock: Clock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.db import OperationalError
+
+    interval_task(every=1)
+    scheduler = DatabaseScheduler(app, clock=clock, sync_every=0)
+    scheduler.tick()
+
+    def locked() -> bool:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(scheduler, "schedule_changed", locked)
+    clock.advance(seconds=1)
+    scheduler.tick()  # no exception: beat goes on with the entries it has
+    assert published(scheduler) == [("every10", T0 + timedelta(seconds=1))]
+    assert "could not reload the periodic tasks: database is locked" in caplog.text

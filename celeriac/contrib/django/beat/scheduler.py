@@ -212,12 +212,20 @@ class DatabaseScheduler(Scheduler):
 
     # -- ticking --------------------------------------------------------------------------------
     def tick(self) -> float:
+        """Reload if the rows changed (a database error keeps the entries read last: beat goes
+        on and tries again at the next check), then beat's tick."""
+        from django.db import DatabaseError
+
         if time.monotonic() >= self._next_check:
-            self.refresh()
+            try:
+                self.refresh()
+            except DatabaseError as exc:
+                logger.warning("DatabaseScheduler: could not reload the periodic tasks: %s", exc)
         wait_s = super().tick()
         return max(min(wait_s, self._next_check - time.monotonic()), 0.0)
 
     def apply_entry(self, entry: ScheduleEntry, scheduled_at: datetime) -> SentRun:
+        from django.db import DatabaseError
         from django.db.models import F
 
         PeriodicTask, ScheduleChange = _model("PeriodicTask"), _model("ScheduleChange")
@@ -230,20 +238,23 @@ class DatabaseScheduler(Scheduler):
             return SentRun(entry.name, entry.task, scheduled_at,
                            run_id(entry.name, scheduled_at), False)
         sent = super().apply_entry(entry, scheduled_at)
-        if pk is not None and sent.published:
-            tasks.filter(pk=pk).update(total_run_count=F("total_run_count") + 1)
-        if one_off:
-            self._disable(entry.name, pk)
-            ScheduleChange.bump(using=self.using)
+        try:  # the run is sent: bookkeeping that fails is logged, not a failed send
+            if pk is not None and sent.published:
+                tasks.filter(pk=pk).update(total_run_count=F("total_run_count") + 1)
+            if one_off:
+                self._disable(entry.name, pk)
+                ScheduleChange.bump(using=self.using)
+        except DatabaseError as exc:
+            logger.warning("DatabaseScheduler: %s was sent; recording it failed: %s",
+                           entry.name, exc)
         return sent
 
     def _disable(self, name: str, pk: int | None) -> None:
         """A one-off task that ran or a task past ``expires``: no more runs."""
-        PeriodicTask = _model("PeriodicTask")
-        if pk is not None:
-            PeriodicTask.objects.using(self.using).filter(pk=pk).update(enabled=False)
         self._rows.pop(name, None)
         self.entries.pop(name, None)
+        if pk is not None:
+            _model("PeriodicTask").objects.using(self.using).filter(pk=pk).update(enabled=False)
 
     @property
     def info(self) -> str:
