@@ -1,5 +1,5 @@
 """``django-db`` with real worker processes: the worker stores through the ORM (prefork
-children included), ``AsyncResult`` in this process reads the rows back, a chord completes on the
+children and threads), ``AsyncResult`` in this process reads the rows back, a chord completes on the
 ORM counter, and the ``result_extended`` columns are filled."""
 
 from __future__ import annotations
@@ -60,10 +60,18 @@ def backend_url(request: pytest.FixtureRequest) -> str:
     return BACKENDS[request.param]
 
 
+@pytest.fixture(params=["prefork", "threads"])
+def pool(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @pytest.fixture
-def worker(tmp_path: Path, backend_url: str) -> Iterator[tuple[Celery, WorkerProcess]]:
-    """A prefork worker (two children) on a SQLite broker, and a client app on the same broker
-    and backend."""
+def worker(
+    tmp_path: Path, backend_url: str, pool: str
+) -> Iterator[tuple[Celery, WorkerProcess]]:
+    """A worker (two prefork children or two threads, each with its own connection) on a
+    SQLite broker, and a client app on the same broker and backend."""
     (tmp_path / "resultsproj.py").write_text(PROJECT)
     broker = f"sqlite:///{tmp_path / 'broker.sqlite3'}"
     env = subprocess_env(RESULTS_TEST_BROKER=broker, RESULTS_TEST_BACKEND=backend_url)
@@ -71,7 +79,7 @@ def worker(tmp_path: Path, backend_url: str) -> Iterator[tuple[Celery, WorkerPro
     client = Celery("client", broker=broker, backend=backend_url, set_as_current=False)
     with WorkerProcess(
         tmp_path,
-        ["-A", "resultsproj", "worker", "-l", "info", "--pool", "prefork", "-c", "2",
+        ["-A", "resultsproj", "worker", "-l", "info", "--pool", pool, "-c", "2",
          "-n", "results@%h"],
         env=env,
     ) as proc:
