@@ -76,7 +76,8 @@ DATABASES = {
         "USER": os.environ.get("PGUSER", "postgres"),
         "HOST": os.environ.get("PGHOST", "127.0.0.1"),
         "PORT": os.environ.get("PGPORT", "5432"),
-        "TEST": {"NAME": _PG_NAME},
+        # set up on its own too (django_db(databases=["postgres"])), not only after "default"
+        "TEST": {"NAME": _PG_NAME, "DEPENDENCIES": []},
     },
 }
 
