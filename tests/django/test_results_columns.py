@@ -10,6 +10,7 @@ import pytest
 from celeriac import states
 from celeriac.backends import create_backend
 from celeriac.contrib.django.results.models import TaskResult
+from celeriac.exceptions import ImproperlyConfigured
 
 pytestmark = pytest.mark.django_db(databases=["default", "postgres"])
 
@@ -54,3 +55,8 @@ def test_a_batch_with_one_id_twice_keeps_the_last_and_the_first_creation_date(
     assert (row.status, bytes(row.payload)) == (states.SUCCESS, b"done")
     assert row.date_created == created
     assert row.date_done is not None and row.date_done >= created
+
+
+def test_unknown_database_alias_is_a_configuration_error() -> None:
+    with pytest.raises(ImproperlyConfigured, match="no database 'nope'"):
+        create_backend("django-db://nope").get("t1")

@@ -29,6 +29,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+# At import, so a process without Django gets the registry's "pip install 'celeriac[django]'".
+import django
+
 from celeriac import states
 from celeriac._state import maybe_current_app
 from celeriac.backends.base import ResultBackend
@@ -55,8 +58,6 @@ def _ensure_django() -> None:
             "The django-db / django-cache result backends need Django settings: set "
             "DJANGO_SETTINGS_MODULE (or call settings.configure()) before using results"
         )
-    import django
-
     django.setup()
 
 
@@ -101,6 +102,7 @@ class DatabaseBackend(ResultBackend):
     def __init__(self, url: str, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options=options)
         self._alias: str | None = _host(url) or self.options.get("database") or None
+        self._checked = False
         self._next_cleanup = time.monotonic() + _CLEANUP_EVERY_S
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -115,6 +117,13 @@ class DatabaseBackend(ResultBackend):
             from django.db import router
 
             self._alias = router.db_for_write(self._model("TaskResult")) or "default"
+        elif not self._checked:
+            from django.db import connections
+
+            _ensure_django()
+            if self._alias not in connections.settings:
+                raise ImproperlyConfigured(f"django-db: no database {self._alias!r} in DATABASES")
+            self._checked = True
         return self._alias
 
     def _live(self, model: Any) -> Any:
