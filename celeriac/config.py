@@ -1725,7 +1725,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "File keeping persistent worker state (revoked tasks).",
                 "CELERYD_STATE_DB",
                 status="compat",
-                note="Revokes are kept by the broker, which outlives a worker restart.",
+                note="Revokes are kept in the coordination store (the broker's service by "
+                "default), which outlives a worker restart.",
             ),
             _s(
                 "worker_timer_precision",
