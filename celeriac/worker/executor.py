@@ -235,11 +235,11 @@ class Executor:
                 break
             batch: list[Job] = []
             flush_first = False
-            now = time.monotonic()
+            now, wall_now = time.monotonic(), time.time()
             while reserved and free > 0:
                 free -= 1
                 job = reserved.popleft()
-                job.started_s = now
+                job.started_s, job.started_at_s = now, wall_now
                 self.active[job.id] = job
                 if not job.acks_late and not job.acked and job.delivery is not None:
                     # Early ack (Celery's default): the message is settled as its task starts.
@@ -533,7 +533,7 @@ class Executor:
                 "args": saferepr(job.args, 256),
                 "kwargs": saferepr(job.kwargs, 256),
                 "hostname": self.hostname,
-                "time_start": job.started_s,
+                "time_start": job.started_at_s,
                 "acknowledged": not job.acks_late,
                 "delivery_info": job.request["delivery_info"],
             }

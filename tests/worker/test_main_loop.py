@@ -4,6 +4,7 @@ it cannot go on (it never spins or hangs)."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -53,3 +54,30 @@ def test_a_loop_that_cannot_go_on_exits_non_zero(
     thread.join(30)
     assert not thread.is_alive(), "the worker kept looping"
     assert codes == [EXIT_SOFTWARE]
+
+
+def test_active_info_gives_wall_clock_start(app: Celery) -> None:
+    """``inspect active`` shows when a running task started as epoch seconds (Celery's
+    ``time_start``), not a monotonic clock reading."""
+    started = threading.Event()
+    release = threading.Event()
+
+    @app.task
+    def hold() -> None:
+        started.set()
+        release.wait(5)
+
+    hold.delay()
+    worker = Worker(app, pool="threads", concurrency=1, burst=True,
+                    install_signal_handlers=False)
+    thread = threading.Thread(target=worker.start)
+    before = time.time()
+    thread.start()
+    try:
+        assert started.wait(5)
+        assert worker.executor is not None
+        [info] = worker.executor.active_info()
+        assert before - 1 <= info["time_start"] <= time.time()
+    finally:
+        release.set()
+        thread.join(10)

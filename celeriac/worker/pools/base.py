@@ -46,6 +46,8 @@ class Job:
     reject_on_worker_lost: bool
     delivery: Delivery | None = None
     started_s: float = field(default=0.0)
+    #: when it was handed to the pool, epoch seconds (``inspect active``'s ``time_start``)
+    started_at_s: float = field(default=0.0)
     #: acked ahead of its start (early ack in batches): nothing to settle at start
     acked: bool = False
     #: the signal a revoke(terminate=True) asked for, once the worker passed it to the pool
