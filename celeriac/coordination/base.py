@@ -9,7 +9,9 @@ What lives here, and nowhere else:
   "is this node alive" question of :meth:`Broker.reclaim_node <celeriac.brokers.base.Broker>`);
 * **dedup keys**: :meth:`CoordinationStore.add_once`, a key that can be taken once within a ttl
   (beat's exactly-once when the transport cannot publish once atomically);
-* **the rejected-message log**: what brokers dead-lettered, with the reason, readable later.
+* **the rejected-message log**: what brokers dead-lettered, with the reason, readable later;
+* **token buckets**: :meth:`CoordinationStore.take_tokens`, the shared buckets of global task
+  rate limits (docs/decisions/0018-rate-limits.md).
 
 A store never sees a Task and never moves messages. Stores are found by URL scheme like
 brokers (entry-point group ``celeriac.coordination``); the built-ins keep the layouts the
@@ -30,6 +32,18 @@ from celeriac.message import Envelope
 #: Rejected-message records a store keeps; older ones are dropped so a poison stream cannot
 #: fill the disk or memory (each record is bounded by :func:`celeriac.protocol.dead_letter`).
 MAX_REJECTED = 10_000
+
+
+def take_from_bucket(
+    tokens: float, updated_s: float, now_s: float, rate_per_s: float, capacity: float, wanted: int
+) -> tuple[int, float, float]:
+    """One token-bucket step, pure: the bucket held ``tokens`` at ``updated_s``; refill it to
+    ``now_s`` (a clock that went back refills nothing), take up to ``wanted`` whole tokens.
+    Returns (granted, tokens left, seconds until one more token)."""
+    tokens = min(capacity, tokens + max(0.0, now_s - updated_s) * rate_per_s)
+    granted = max(0, min(wanted, int(tokens)))
+    tokens -= granted
+    return granted, tokens, max(0.0, (1.0 - tokens) / rate_per_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +113,19 @@ class CoordinationStore(abc.ABC):
     @abc.abstractmethod
     def rejected(self, limit: int = 100) -> list[tuple[Envelope, str]]:
         """The most recent ``limit`` rejected messages with their reasons, oldest first."""
+
+    # -- token buckets -------------------------------------------------------------------------
+    def take_tokens(
+        self, key: str, rate_per_s: float, capacity: float, wanted: int
+    ) -> tuple[int, float]:
+        """Take up to ``wanted`` whole tokens from bucket ``key``, atomically across processes:
+        ``(granted, wait_s)``, ``wait_s`` being the seconds until one more token is there (0
+        when one is). The bucket refills at ``rate_per_s`` (the caller's rate, each call) up
+        to ``capacity`` tokens, starts full, and is timed by the store's one clock (a clock
+        that goes back refills nothing). A bucket left alone until it would be full again may
+        be forgotten (it reads as full). A store that cannot share buckets raises
+        NotImplementedError (workers then limit on their own)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no token buckets")
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celeriac._utils.per_url import PerUrl
-from celeriac.coordination.base import MAX_REJECTED, CoordinationStore, WorkerRecord
+from celeriac.coordination.base import (
+    MAX_REJECTED,
+    CoordinationStore,
+    WorkerRecord,
+    take_from_bucket,
+)
 from celeriac.message import Envelope
 from celeriac.protocol import dead_letter
 
@@ -26,6 +31,8 @@ class _State:
     # dedup key -> when it expires
     dedupe: dict[str, float] = field(default_factory=dict)
     rejected: list[tuple[Envelope, str]] = field(default_factory=list)
+    # token bucket key -> (tokens, when they were counted, monotonic s)
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 _states = PerUrl(_State)
@@ -90,6 +97,17 @@ class MemoryCoordination(CoordinationStore):
                 s.dedupe = {k: until for k, until in s.dedupe.items() if until > now}
             s.dedupe[key] = now + ttl_s
         return True
+
+    def take_tokens(
+        self, key: str, rate_per_s: float, capacity: float, wanted: int
+    ) -> tuple[int, float]:
+        with self._s.lock:
+            now_s = time.monotonic()
+            tokens, updated_s = self._s.buckets.get(key, (capacity, now_s))
+            granted, left, wait_s = take_from_bucket(
+                tokens, updated_s, now_s, rate_per_s, capacity, wanted)
+            self._s.buckets[key] = (left, now_s)
+        return granted, wait_s
 
     def record_rejected(self, items: Sequence[tuple[str, Envelope, str]]) -> None:
         records = [dead_letter(envelope, reason) for _queue, envelope, reason in items]

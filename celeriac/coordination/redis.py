@@ -8,6 +8,8 @@ Key layout (``<p>`` = ``global_keyprefix``), unchanged from when the Redis broke
   ``<p>celeriac:workers:exp``, a zset hostname -> expiry (see ``workers.lua``);
 * ``<p>celeriac:once:<key>``: a dedup key, a string with a PX expiry (``SET NX``); the Redis
   broker's atomic ``publish_once`` takes the same key;
+* ``<p>celeriac:bucket:<key>``: a token bucket of a global rate limit, a hash (see
+  ``take_tokens.lua``) that expires once the bucket would be full again;
 * ``<p>celeriac:rejected``: list of rejected-message records, newest first, each the framed
   parts queue, reason, time, h, p, b, t, e (the broker's ``consume.lua`` adds records of
   malformed scheduled messages to the same list).
@@ -116,6 +118,16 @@ class RedisCoordination(CoordinationStore):
                 "SET", self.once_key(key), "1", "NX", "PX", max(1, int(ttl_s * 1000))
             )
         return bool(taken)
+
+    # -- token buckets -------------------------------------------------------------------------
+    def take_tokens(
+        self, key: str, rate_per_s: float, capacity: float, wanted: int
+    ) -> tuple[int, float]:
+        args = [repr(float(rate_per_s)), repr(float(capacity)), int(wanted)]
+        with self._errors:
+            granted, wait_s = self._conn.run(
+                "take_tokens", [self._conn.key(f"celeriac:bucket:{key}")], args)
+        return int(granted), float(wait_s)
 
     # -- rejected-message log ------------------------------------------------------------------
     def record_rejected(self, items: Sequence[tuple[str, Envelope, str]]) -> None:

@@ -2,7 +2,8 @@
 
 The tables are the ones the SQLite broker kept before the coordination store existed
 (``revoked``, ``workers``, ``dedupe``, ``rejected``), so a file written by an older release
-reads the same. Every step is one statement or one ``BEGIN IMMEDIATE`` transaction.
+reads the same; ``rate_buckets`` holds the token buckets of global rate limits. Every step is
+one statement or one ``BEGIN IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ import orjson
 
 from celeriac._utils.sqlite import DEDUPE_SCHEMA, Connections, parse_url, placeholders, take_key
 from celeriac._utils.stored import dump_json, envelope_parts
-from celeriac.coordination.base import MAX_REJECTED, CoordinationStore, WorkerRecord
+from celeriac.coordination.base import (
+    MAX_REJECTED,
+    CoordinationStore,
+    WorkerRecord,
+    take_from_bucket,
+)
 from celeriac.exceptions import ImproperlyConfigured, TransportError
 from celeriac.message import Envelope
 from celeriac.protocol import dead_letter, open_stored
@@ -28,6 +34,9 @@ CREATE TABLE IF NOT EXISTS rejected (
     task_id TEXT, headers BLOB NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL,
     content_type TEXT NOT NULL, content_encoding TEXT NOT NULL,
     reason TEXT NOT NULL, at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rate_buckets (
+    key TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS workers (
     hostname TEXT PRIMARY KEY, info BLOB NOT NULL, last_seen REAL NOT NULL, expires_at REAL NOT NULL
@@ -132,6 +141,29 @@ class SQLiteCoordination(CoordinationStore):
     def add_once(self, key: str, ttl_s: float) -> bool:
         now = time.time()
         return self._conns.transaction(lambda c: take_key(c, key, ttl_s, now))
+
+    # -- token buckets -------------------------------------------------------------------------
+    def take_tokens(
+        self, key: str, rate_per_s: float, capacity: float, wanted: int
+    ) -> tuple[int, float]:
+        def take(c: sqlite3.Connection) -> tuple[int, float]:
+            # Read inside the write lock: every process's clock is this host's wall clock.
+            now = time.time()
+            row = c.execute(
+                "SELECT tokens, updated_at FROM rate_buckets WHERE key = ?", (key,)
+            ).fetchone()
+            tokens, updated = row if row is not None else (capacity, now)
+            granted, left, wait_s = take_from_bucket(
+                tokens, updated, now, rate_per_s, capacity, wanted)
+            c.execute(
+                "INSERT INTO rate_buckets (key, tokens, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens,"
+                " updated_at = excluded.updated_at",
+                (key, left, now),
+            )
+            return granted, wait_s
+
+        return self._conns.transaction(take)
 
     # -- rejected-message log ------------------------------------------------------------------
     def record_rejected(self, items: Sequence[tuple[str, Envelope, str]]) -> None:
