@@ -18,7 +18,7 @@ from celeriac.cli.beat import beat
 from celeriac.cli.call import call
 from celeriac.cli.context import EX_FAILURE, CLIContext, get_cli, global_options
 from celeriac.cli.demo import demo
-from celeriac.cli.inspect import inspect, status
+from celeriac.cli.inspect import control, inspect, status
 from celeriac.cli.purge import purge
 from celeriac.cli.result import result
 from celeriac.cli.worker import worker
@@ -57,7 +57,7 @@ def main(ctx: click.Context) -> None:
     get_cli(ctx)
 
 
-for command in (worker, call, result, inspect, status, purge, demo):
+for command in (worker, call, result, inspect, control, status, purge, demo):
     main.add_command(command)
 main.add_command(beat)
 

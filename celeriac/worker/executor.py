@@ -18,8 +18,8 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states, workflow
@@ -37,6 +37,7 @@ from celeriac.protocol import TaskMessage, decode_task_message, request_fields
 from celeriac.result_meta import build_meta
 from celeriac.trace import Outcome, failure_outcome
 from celeriac.worker.pools.base import Job, Pool
+from celeriac.worker.rate_limits import RateLimits
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -97,11 +98,15 @@ class Executor:
         #: a finished acks_late task waits in _to_store/_to_ack (flush at once)
         self._late_pending = False
         self.processed = 0
+        #: tasks finished, by task name (``inspect stats``'s ``total``)
+        self.totals: Counter[str] = Counter()
         #: messages rejected because they are malformed or name no registered task
         self.rejected_messages = 0
         #: set on shutdown: start nothing new (reserved messages go back to the queue)
         self.stopping = False
         self.info_enabled = logger.isEnabledFor(logging.INFO)
+        #: task rate limits; jobs over their limit wait there (dispatch checks ``active``)
+        self.rate_limits = RateLimits(app)
 
     # -- intake ---------------------------------------------------------------------------------
     def receive(self, deliveries: Sequence[Delivery]) -> None:
@@ -212,10 +217,13 @@ class Executor:
         self._fail_record(message.id, NotRegistered(message.name))
         self._to_reject.append((delivery, f"NotRegistered: {message.name}"))
 
-    def _revoked(self, delivery: Delivery, message: TaskMessage, why: str) -> None:
+    def _revoked(
+        self, delivery: Delivery, message: TaskMessage, why: str, acked: bool = False
+    ) -> None:
         logger.info("Discarding %s task: %s[%s]", why, message.name, message.id)
         self._fail_record(message.id, TaskRevokedError(why), states.REVOKED)
-        self._to_ack.append(delivery)
+        if not acked:
+            self._to_ack.append(delivery)
         # The continuation middleware stops a chain and counts a chord member here.
         for hook in self.middleware.after_discard:
             self._call_hook(hook, self, message, why)
@@ -229,6 +237,11 @@ class Executor:
         pool = self.pool
         reserved = self.reserved
         before_process = self.middleware.before_process
+        # Rate limits cost this one check when no task has one.
+        gate = self.rate_limits if self.rate_limits.active and not self.stopping else None
+        if gate is not None and gate.held_count:
+            # Held jobs whose tokens came go first (admit lets them through).
+            reserved.extendleft(reversed(gate.release(pool.free_slots())))
         while reserved and not self.stopping:
             free = pool.free_slots()
             if free <= 0:
@@ -237,13 +250,16 @@ class Executor:
             flush_first = False
             now, wall_now = time.monotonic(), time.time()
             while reserved and free > 0:
-                free -= 1
                 job = reserved.popleft()
+                if gate is not None and not gate.admit(job):
+                    continue  # over its rate limit: held, its message not acked
+                free -= 1
                 job.started_s, job.started_at_s = now, wall_now
                 self.active[job.id] = job
                 if not job.acks_late and not job.acked and job.delivery is not None:
                     # Early ack (Celery's default): the message is settled as its task starts.
-                    if pool.runs_inline and self.early_ack_batch > 1:
+                    # Not ahead of jobs a rate limit may hold for long.
+                    if pool.runs_inline and self.early_ack_batch > 1 and gate is None:
                         self._ack_ahead(job)
                     else:
                         self._to_ack.append(job.delivery)
@@ -296,6 +312,7 @@ class Executor:
                 # Abandoned at cold shutdown: its message was already given back or recorded.
                 continue
             self.processed += 1
+            self.totals[job.task_name] += 1
             self._log_outcome(job, outcome)
             if outcome.payload is not None and self.backend is not None:
                 self._to_store.append((job.request["id"], outcome.state, outcome.payload))
@@ -473,7 +490,7 @@ class Executor:
         # list() copies in one C call, so the heartbeat thread never sees a half-changed deque
         held = [
             job.delivery
-            for job in list(self.reserved)
+            for job in list(self.reserved) + self.rate_limits.held_jobs()
             if job.delivery is not None and not job.acked
         ]
         held.extend(
@@ -487,6 +504,7 @@ class Executor:
         """Give back every message that has not started (warm shutdown)."""
         held: list[Delivery] = []
         acked: list[tuple[str, Envelope]] = []
+        self.reserved.extend(self.rate_limits.take_held())
         for job in self.reserved:
             if job.delivery is None:
                 continue
@@ -524,6 +542,29 @@ class Executor:
         self.active.clear()
         self._to_requeue.extend(give_back)
         return len(give_back), lost
+
+    def discard_revoked(self, task_ids: Collection[str]) -> int:
+        """Drop the reserved jobs among ``task_ids`` (revoked after they were received):
+        settled as at receive, REVOKED stored and the message acked (one acked ahead is
+        not acked again). Main loop only. Returns how many."""
+        keep: deque[Job] = deque()
+        dropped = 0
+        for job in self.reserved:
+            delivery = job.delivery
+            if job.request["id"] not in task_ids or delivery is None:
+                keep.append(job)
+                continue
+            dropped += 1
+            try:
+                message = decode_task_message(delivery.envelope, self.accept)
+            except Exception:  # it was read once; keep the job rather than lose it
+                keep.append(job)
+                continue
+            self._revoked(delivery, message, "revoked", acked=job.acked)
+        if dropped:
+            self.reserved.clear()
+            self.reserved.extend(keep)
+        return dropped
 
     def active_info(self) -> list[dict[str, Any]]:
         return [

@@ -19,13 +19,17 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
+from celeriac._utils.imports import symbol_by_name
 from celeriac.control import termination_requests
 from celeriac.exceptions import ColdShutdown, ImproperlyConfigured, TransportError
+from celeriac.worker.autoscale import autoscale_bounds
+from celeriac.worker.control import ControlListener, RevokedSeen
 from celeriac.worker.executor import Executor
-from celeriac.worker.pools import create_pool
+from celeriac.worker.pools import create_pool, pool_class
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
+    from celeriac.worker.autoscale import Autoscaler
     from celeriac.worker.pools.base import Pool
 
 logger = logging.getLogger("celeriac.worker")
@@ -68,11 +72,14 @@ class Worker:
         pool: str | None = None,
         prefetch_multiplier: int | None = None,
         max_tasks_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
+        autoscale: tuple[int, int] | None = None,
         time_limit: float | None = None,
         soft_time_limit: float | None = None,
         install_signal_handlers: bool = True,
         burst: bool = False,
         beat: Callable[[Celery, threading.Event], None] | None = None,
+        send_events: bool | None = None,
     ) -> None:
         """``beat`` is what ``worker -B`` runs in a thread, ``beat(app, stop_event)``: the CLI
         passes :func:`celeriac.beat.run_embedded` (the worker does not import beat: they are
@@ -111,6 +118,16 @@ class Worker:
             multiplier = conf.worker_prefetch_multiplier
         self.prefetch_multiplier = max(1, int(multiplier if multiplier is not None else 4))
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
+        #: KiB; prefork replaces a child over it after its task (other pools warn and ignore)
+        self.max_memory_per_child = max_memory_per_child or conf.worker_max_memory_per_child
+        #: (max, min) pool size with --autoscale; the pool starts at min (at least 1)
+        self.autoscale_limits = self._autoscale_limits(autoscale)
+        if self.autoscale_limits is not None:
+            self.concurrency = max(1, self.autoscale_limits[1])
+        #: made with the pool when autoscale is on; only the main loop calls it
+        self.autoscaler: Autoscaler | None = None
+        #: pool resize requests from other threads (remote control), run by the main loop
+        self._pool_requests: SimpleQueue[tuple[str, int, int]] = SimpleQueue()
         self.install_signal_handlers = install_signal_handlers
         self.burst = burst
         self.embed_beat = beat
@@ -122,10 +139,20 @@ class Worker:
         self._terminating: set[str] = set()
         #: (job id, task id, task name, signal) for the main loop to pass to the pool
         self._terminate_requests: SimpleQueue[tuple[int, str, str, int]] = SimpleQueue()
+        #: ids revoked by remote control, for the main loop to drop from the reserve
+        self._discard_requests: SimpleQueue[list[str]] = SimpleQueue()
         self._stop_event = threading.Event()
         self.pool: Pool | None = None
         self.executor: Executor | None = None
         self.started_at = time.time()
+        #: the remote-control listener (None until start(), or without broadcast)
+        self.control: ControlListener | None = None
+        #: ids revoked by remote-control requests to this worker (``inspect revoked``)
+        self.revoked_seen = RevokedSeen()
+        #: ``-E`` / ``worker_send_task_events`` (None: the setting decides)
+        self.send_events = (
+            bool(conf.worker_send_task_events) if send_events is None else bool(send_events)
+        )
 
     # -- control --------------------------------------------------------------------------------
     def stop(self, how: str = WARM) -> None:
@@ -137,6 +164,39 @@ class Worker:
         if self.executor is not None:
             self.executor.stopping = True
         self._stop_event.set()
+
+    def request_shutdown(self) -> None:
+        """Warm shutdown asked from another thread (remote control): the main loop stops
+        claiming at its next turn, running tasks finish."""
+        self.stop(WARM)
+
+    def add_queue(self, queue: str) -> None:
+        """Consume from ``queue`` too, from the main loop's next claim (any thread)."""
+        if queue not in self.queues:
+            self.queues = [*self.queues, queue]
+
+    def remove_queue(self, queue: str) -> None:
+        """Stop claiming from ``queue`` (any thread); what was claimed from it still runs."""
+        self.queues = [q for q in self.queues if q != queue]
+
+    def revoke_local(self, task_ids: Sequence[str], signum: int | None = None) -> None:
+        """A revoke that reached this worker by remote control (any thread): remember the
+        ids, drop them if they wait in reserve, and with ``signum`` stop the ones running."""
+        self.revoked_seen.add(task_ids)
+        self._discard_requests.put(list(task_ids))
+        executor = self.executor
+        if signum is None or executor is None:
+            return
+        wanted = set(task_ids)
+        for job in list(executor.active.values()):
+            task_id = job.request["id"]
+            if task_id in wanted and task_id not in self._terminating:
+                self._terminating.add(task_id)
+                job.terminate_signum = signum
+                if self.pool is not None and self.pool.runs_inline:
+                    self._terminate(job.id, task_id, job.task_name, signum)
+                else:
+                    self._terminate_requests.put((job.id, task_id, job.task_name, signum))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         how = COLD if signum == getattr(signal, "SIGQUIT", None) else WARM
@@ -154,7 +214,8 @@ class Worker:
         app = self.app
         signals.worker_init.send(sender=self)
         self.pool = create_pool(
-            self.pool_name, app, self.concurrency, max_tasks_per_child=self.max_tasks_per_child
+            self.pool_name, app, self.concurrency, max_tasks_per_child=self.max_tasks_per_child,
+            max_memory_per_child=self.max_memory_per_child,
         )
         self.executor = Executor(app, self.pool, self.hostname)
         if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
@@ -164,6 +225,8 @@ class Worker:
                 signal.signal(signal.SIGQUIT, self._on_signal)
         self._reclaim_predecessor()
         self.pool.start()
+        self.control = ControlListener(self)
+        self.control.start()
         heartbeat = threading.Thread(target=self._heartbeat, name="celeriac-heartbeat", daemon=True)
         heartbeat.start()
         beat_thread = self._start_beat(self.embed_beat) if self.embed_beat else None
@@ -179,6 +242,7 @@ class Worker:
             if beat_thread is not None:
                 beat_thread.join(timeout=2)
             heartbeat.join(timeout=2)
+            self.control.stop()
             self._run_hooks(app.middleware.worker_shutdown)  # signals: worker_shutdown
         return self.exitcode
 
@@ -223,9 +287,9 @@ class Worker:
         pool = self.pool
         assert executor is not None and pool is not None
         broker = self.app.broker
-        window = self.concurrency * self.prefetch_multiplier
-        # Claim again once the reserve falls to this, so claims come in batches.
-        refill_at = max(self.concurrency, window // 2)
+        autoscaler = self.autoscaler = self._make_autoscaler(pool)
+        # Claim again once the reserve falls to refill_at, so claims come in batches.
+        window, refill_at = self._prefetch_window()
         idle_polls = 0
         backoff_s = 0.0
         unexpected = 0
@@ -233,6 +297,8 @@ class Worker:
         while self._shutdown is None:
             try:
                 reserved, active = executor.reserved, executor.active
+                if autoscaler is not None or not self._pool_requests.empty():
+                    window, refill_at = self._resize_pool(pool, len(reserved) + len(active))
                 want = window - len(reserved) - len(active)
                 deliveries = []
                 if want > 0 and len(reserved) <= refill_at:
@@ -243,6 +309,8 @@ class Worker:
                 executor.dispatch()
                 if not self._terminate_requests.empty():
                     self._run_terminate_requests()
+                if not self._discard_requests.empty():
+                    self._run_discard_requests(executor)
                 if not active:
                     finished = []
                 elif reserved and pool.free_slots() <= 0:
@@ -395,6 +463,16 @@ class Worker:
             logger.warning("Could not terminate %s[%s] (%s): not running in the %s pool",
                            name, task_id, signame, pool.name)
 
+    def _run_discard_requests(self, executor: Executor) -> None:
+        ids: set[str] = set()
+        while True:
+            try:
+                ids.update(self._discard_requests.get_nowait())
+            except Empty:
+                break
+        if executor.discard_revoked(ids):
+            executor.flush()
+
     def _run_terminate_requests(self) -> None:
         while True:
             try:
@@ -402,6 +480,95 @@ class Worker:
             except Empty:
                 return
             self._terminate(*request)
+
+    # -- pool size --------------------------------------------------------------------------------
+    def pool_grow(self, n: int) -> str:
+        """Remote control ``pool_grow`` (any thread): the main loop adds ``n`` processes
+        (threads) at its next turn; with autoscale on, through the autoscaler, raising its
+        maximum if need be. ValueError with a one-line reason when it cannot."""
+        self._check_resize("grow", n)
+        self._pool_requests.put(("grow", n, 0))
+        return "pool will grow"
+
+    def pool_shrink(self, n: int) -> str:
+        """Remote control ``pool_shrink`` (any thread): the main loop removes ``n`` processes
+        (never the last one), idle ones first, busy ones after their task."""
+        self._check_resize("shrink", n)
+        self._pool_requests.put(("shrink", n, 0))
+        return "pool will shrink"
+
+    def autoscale(self, max: int, min: int) -> str:
+        """Remote control ``autoscale`` (any thread): new autoscaler bounds, applied by the
+        main loop at its next turn. Needs a worker started with autoscale."""
+        if self.autoscale_limits is None:
+            raise ValueError("autoscale is not enabled on this worker (start it with "
+                             "--autoscale=MAX,MIN)")
+        high, low = autoscale_bounds(max, min)
+        if (high, low) != (max, min):
+            raise ValueError(f"the autoscale maximum ({max!r}) is below the minimum ({min!r})")
+        self._pool_requests.put(("autoscale", high, low))
+        return f"autoscale now max={high!r} min={low!r}"
+
+    def _check_resize(self, verb: str, n: int) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"the pool can {verb} by a whole number of at least 1, got {n!r}")
+        cls = type(self.pool) if self.pool is not None else pool_class(self.pool_name)
+        if cls.fixed_size is not None:
+            raise ValueError(cls.resize_error(verb))
+
+    def _autoscale_limits(self, autoscale: tuple[int, int] | None) -> tuple[int, int] | None:
+        if autoscale is None:
+            return None
+        try:
+            bounds = autoscale_bounds(*autoscale)
+        except (TypeError, ValueError) as exc:
+            raise ImproperlyConfigured(f"autoscale={autoscale!r}: {exc}") from None
+        cls = pool_class(self.pool_name)
+        if cls.fixed_size is not None:
+            raise ImproperlyConfigured(f"autoscale needs the prefork or threads pool: "
+                                       f"{cls.resize_error('grow')}")
+        return bounds
+
+    def _make_autoscaler(self, pool: Pool) -> Autoscaler | None:
+        if self.autoscale_limits is None:
+            return None
+        cls = symbol_by_name(self.app.conf.worker_autoscaler or
+                             "celeriac.worker.autoscale:Autoscaler")
+        high, low = self.autoscale_limits
+        scaler: Autoscaler = cls(pool, high, low, worker=self)
+        return scaler
+
+    def _prefetch_window(self) -> tuple[int, int]:
+        """``(window, refill_at)``: the most messages held (reserved + running) and the reserve
+        size at which to claim more. Sized from the pool, or from the autoscaler's maximum
+        (Celery's prefetch count with autoscale), so tasks wait for the pool to grow into."""
+        autoscaler = self.autoscaler
+        slots = autoscaler.max_concurrency if autoscaler is not None else self.concurrency
+        window = max(1, slots) * self.prefetch_multiplier
+        return window, max(self.concurrency, window // 2)
+
+    def _resize_pool(self, pool: Pool, held: int) -> tuple[int, int]:
+        """The main loop's turn at the pool's size: queued remote-control requests, then the
+        autoscaler. Keeps :attr:`concurrency` equal to the pool's size."""
+        autoscaler = self.autoscaler
+        while True:
+            try:
+                what, a, b = self._pool_requests.get_nowait()
+            except Empty:
+                break
+            try:
+                if what == "autoscale" and autoscaler is not None:
+                    autoscaler.update(a, b)
+                elif what == "grow":
+                    autoscaler.force_scale_up(a) if autoscaler else pool.grow(a)
+                elif what == "shrink":
+                    autoscaler.force_scale_down(a) if autoscaler else pool.shrink(a)
+            except NotImplementedError as exc:
+                logger.warning("worker: %s", exc)
+        if autoscaler is not None:
+            autoscaler.maybe_scale(held)
+        self.concurrency = pool.limit
+        return self._prefetch_window()
 
     def info(self) -> dict[str, Any]:
         executor = self.executor
