@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -23,6 +24,7 @@ from celeriac.backends import BACKENDS, ResultBackend, create_backend
 from celeriac.brokers import Broker, create_broker, scheme_of
 from celeriac.control import Control
 from celeriac.coordination import CoordinationStore, open_store
+from celeriac.events import Connection, Events
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.message import Envelope
 from celeriac.middleware import MiddlewareStack, load_middleware
@@ -211,7 +213,7 @@ class Celery:
         # Instances are made once per configuration; the stack is rebuilt when a signal gains
         # or loses a receiver (the signals middleware runs only for heard signals).
         if cached is None or cached[0] != version:
-            instances = load_middleware(self.conf.get("worker_middleware"))
+            instances = load_middleware(self.conf.get("worker_middleware"), self)
         else:
             instances = list(cached[2])
         stack = MiddlewareStack(instances)
@@ -442,7 +444,18 @@ class Celery:
                 broker = self._broker
         return broker
 
-    connection = broker
+    def connection(self, url: str | None = None, **options: Any) -> Connection:
+        """Celery's ``app.connection()``: ``with app.connection() as conn:`` around
+        ``app.events.Receiver(conn, ...)`` (a stand-in carrying this app's broker)."""
+        return Connection(self.broker)
+
+    connection_for_read = connection_for_write = connection
+
+    @functools.cached_property
+    def events(self) -> Events:
+        """Celery's ``app.events``: ``Receiver``, ``State``, ``Dispatcher``
+        (:mod:`celeriac.events`)."""
+        return Events(self)
 
     @property
     def coordination(self) -> CoordinationStore:

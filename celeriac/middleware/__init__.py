@@ -2,7 +2,8 @@
 
 Every app's stack starts with the built-ins, in this order: :class:`SignalsMiddleware`
 (Celery's signals), :class:`StartedMiddleware` (the STARTED state),
-:class:`ContinuationMiddleware` (chains, chords, link/link_error); then the
+:class:`ContinuationMiddleware` (chains, chords, link/link_error), :class:`EventsMiddleware`
+(task events; made with the app, so only an app's own stack sends them); then the
 ``worker_middleware`` setting's entries, each a :class:`Middleware` instance, a class (made with
 no arguments) or a ``"module:Class"`` / ``"module.Class"`` path.
 """
@@ -16,12 +17,14 @@ from celeriac._utils.imports import symbol_by_name
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.middleware.base import HOOKS, Middleware, MiddlewareStack
 from celeriac.middleware.continuation import ContinuationMiddleware
+from celeriac.middleware.events import EventsMiddleware
 from celeriac.middleware.signals import SignalsMiddleware
 from celeriac.middleware.started import StartedMiddleware
 
 __all__ = [
     "HOOKS",
     "ContinuationMiddleware",
+    "EventsMiddleware",
     "Middleware",
     "MiddlewareStack",
     "SignalsMiddleware",
@@ -46,9 +49,12 @@ def _load(spec: Any) -> Middleware:
     return spec
 
 
-def load_middleware(user: Iterable[Any] | None) -> list[Middleware]:
-    """The built-ins followed by the user's middleware ``user`` (see the module doc), made."""
-    items: list[Middleware] = [SignalsMiddleware(), StartedMiddleware(), ContinuationMiddleware()]
+def load_middleware(user: Iterable[Any] | None, app: Any = None) -> list[Middleware]:
+    """The built-ins followed by the user's middleware ``user`` (see the module doc), made;
+    ``app`` is the app whose stack they form (without it, no events are sent)."""
+    items: list[Middleware] = [
+        SignalsMiddleware(), StartedMiddleware(), ContinuationMiddleware(), EventsMiddleware(app),
+    ]
     items.extend(_load(spec) for spec in user or ())
     return items
 

@@ -143,14 +143,14 @@ def test_user_middleware_comes_after_the_builtins() -> None:
     stack = build_stack([Recorder])
     names = [type(m).__name__ for m in stack]
     assert names == ["SignalsMiddleware", "StartedMiddleware", "ContinuationMiddleware",
-                     "Recorder"]
+                     "EventsMiddleware", "Recorder"]
 
 
 def test_middleware_by_path_class_or_instance() -> None:
     instance = Recorder()
     stack = build_stack([instance, Recorder, "tests.middleware.test_hooks:Recorder",
                          "tests.middleware.test_hooks.Recorder"])
-    users = list(stack)[3:]
+    users = list(stack)[4:]
     assert users[0] is instance
     assert [type(m) for m in users] == [Recorder] * 4
 
