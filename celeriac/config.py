@@ -120,7 +120,10 @@ def _s(
 
 # Shared notes of settings that have no effect.
 _AMQP_ONLY = "AMQP only; celeriac has no AMQP transport yet and its transports need no such option."
-_NO_EVENTS = "Task events are not sent yet."
+_EVENTS_BROADCAST = (
+    "Events travel on the broker's broadcast channel `celeriac.events` as JSON; there is no "
+    "event exchange or queue to configure."
+)
 
 
 def _backend_option(key: str) -> str:
@@ -140,7 +143,7 @@ _TASK_LOG_FORMAT = (
 def _daemon_options(program: str) -> tuple[Setting, ...]:
     """``<program>_logfile`` ... : defaults for the daemon options of ``celeriac <program>``."""
     if program == "events":
-        no_command = "There is no `celeriac events` command yet."
+        no_command = "`celeriac events --dump` prints to stdout and writes no pid file."
         file_status: Status = "compat"
         logfile_note = pidfile_note = no_command
     else:
@@ -577,8 +580,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Send a `task-sent` event for every task sent.",
                 "CELERY_SEND_TASK_SENT_EVENT",
                 "CELERY_SEND_SENT_EVENT",
-                status="unsupported",
-                note=_NO_EVENTS,
+                status="implemented",
             ),
             _s(
                 "task_serializer",
@@ -1752,8 +1754,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Send task events for monitors (like `worker -E`).",
                 "CELERY_SEND_EVENTS",
-                status="unsupported",
-                note=_NO_EVENTS,
+                status="implemented",
             ),
             _s(
                 "worker_direct",
@@ -1987,7 +1988,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Seconds before an unused monitor event queue is deleted.",
                 "CELERY_EVENT_QUEUE_EXPIRES",
                 status="compat",
-                note=_NO_EVENTS,
+                note=_EVENTS_BROADCAST,
             ),
             _s(
                 "event_queue_ttl",
@@ -1996,7 +1997,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Seconds before an unread event message expires.",
                 "CELERY_EVENT_QUEUE_TTL",
                 status="compat",
-                note=_NO_EVENTS,
+                note=_EVENTS_BROADCAST,
             ),
             _s(
                 "event_queue_prefix",
@@ -2005,7 +2006,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Prefix of event receiver queue names.",
                 "CELERY_EVENT_QUEUE_PREFIX",
                 status="compat",
-                note=_NO_EVENTS,
+                note=_EVENTS_BROADCAST,
             ),
             _s(
                 "event_queue_exclusive",
@@ -2014,7 +2015,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Event queues are exclusive to their connection.",
                 "CELERY_EVENT_QUEUE_EXCLUSIVE",
                 status="compat",
-                note=_NO_EVENTS,
+                note=_EVENTS_BROADCAST,
             ),
             _s(
                 "event_queue_durable",
@@ -2023,7 +2024,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Event queues survive a broker restart.",
                 "CELERY_EVENT_QUEUE_DURABLE",
                 status="compat",
-                note=_NO_EVENTS,
+                note=_EVENTS_BROADCAST,
             ),
             _s(
                 "event_serializer",
@@ -2032,7 +2033,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Serializer of event messages.",
                 "CELERY_EVENT_SERIALIZER",
                 status="compat",
-                note=_NO_EVENTS,
+                note="Events are always JSON (what every celeriac receiver reads).",
             ),
             _s(
                 "event_exchange",
@@ -2041,7 +2042,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Name of the event exchange.",
                 "CELERY_EVENT_EXCHANGE",
                 status="compat",
-                note=_NO_EVENTS,
+                note=_EVENTS_BROADCAST,
             ),
             *_daemon_options("events"),
         ),

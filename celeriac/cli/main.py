@@ -18,6 +18,7 @@ from celeriac.cli.beat import beat
 from celeriac.cli.call import call
 from celeriac.cli.context import EX_FAILURE, CLIContext, get_cli, global_options
 from celeriac.cli.demo import demo
+from celeriac.cli.events import events
 from celeriac.cli.inspect import control, inspect, status
 from celeriac.cli.purge import purge
 from celeriac.cli.result import result
@@ -57,7 +58,7 @@ def main(ctx: click.Context) -> None:
     get_cli(ctx)
 
 
-for command in (worker, call, result, inspect, control, status, purge, demo):
+for command in (worker, call, result, inspect, control, status, events, purge, demo):
     main.add_command(command)
 main.add_command(beat)
 

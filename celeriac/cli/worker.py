@@ -125,7 +125,7 @@ def _alive(pid: int) -> bool:
               help="Pool slots (processes/threads). Default: the number of CPUs.")
 @click.option("-P", "--pool", help="Pool: prefork, threads or solo.")
 @click.option("-E", "--task-events", "--events", "task_events", is_flag=True,
-              help="Accepted; task events are not sent yet.")
+              help="Send task and worker events for monitors (worker_send_task_events).")
 @click.option("--time-limit", type=float, help="Hard time limit per task, in seconds.")
 @click.option("--soft-time-limit", type=float, help="Soft time limit per task, in seconds.")
 @click.option("--max-tasks-per-child", type=int,
@@ -212,6 +212,7 @@ def worker(
                 pool=pool_name,
                 prefetch_multiplier=prefetch_multiplier,
                 max_tasks_per_child=max_tasks_per_child,
+                send_events=True if task_events else None,
                 time_limit=time_limit,
                 soft_time_limit=soft_time_limit,
                 beat=run_embedded if beat else None,

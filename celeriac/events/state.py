@@ -6,9 +6,11 @@ dashboard use. Rules:
 
 - a task's ``state`` follows its events (``task-received`` -> RECEIVED, ``task-started`` ->
   STARTED, ``task-succeeded`` -> SUCCESS...), except that an event arriving late (a
-  ``task-started`` after ``task-succeeded``) never moves a task back: it only fills the
-  fields Celery merges (name, args, kwargs... of ``task-received``); each event also sets the
-  task's time field of its kind (``received``, ``started``, ``succeeded``...);
+  ``task-started`` after ``task-succeeded``) never moves a task back: it only fills in its
+  fields (only name, args, kwargs... for a late ``task-received``), as Celery merges them; one
+  difference: ``task-rejected`` moves any unfinished task to REJECTED (Celery's precedence
+  would keep it STARTED); each event also sets the task's time field of its kind
+  (``received``, ``started``, ``succeeded``...);
 - a worker is ``alive`` until ``freq * 2`` seconds after its last heartbeat
   (``worker-online``, ``worker-heartbeat`` or any task event from it), and not after
   ``worker-offline``;
@@ -55,6 +57,17 @@ MERGE_RULES = {
         "name", "args", "kwargs", "parent_id", "root_id", "retries", "eta", "expires",
     ),
 }
+
+
+def _happened_before(state: str, current: str) -> bool:
+    """Whether an event of ``state`` logically precedes a task now in ``current`` (so it
+    arrived late). RETRY is never late; REJECTED ends any task not finished yet (Celery's
+    precedence would leave a rejected task STARTED)."""
+    if state == states.RETRY or current == states.RETRY:
+        return False
+    if state == states.REJECTED:
+        return current in states.READY_STATES
+    return states.precedence(state) > states.precedence(current)
 
 
 class Worker:
@@ -187,16 +200,15 @@ class Task:
     def event(self, subtype: str, timestamp: float, fields: dict[str, Any]) -> None:
         """Apply one ``task-<subtype>`` event (see the module rules)."""
         state = TASK_EVENT_TO_STATE.get(subtype)
-        if subtype in TASK_EVENT_TO_STATE:
-            setattr(self, subtype, timestamp)
         if state is None:
-            self.update(fields)
-            return
+            state = subtype.upper()  # a custom event type
+        else:
+            setattr(self, subtype, timestamp)
         current = self.state
-        if (state != states.RETRY and current != states.RETRY
-                and states.precedence(state) > states.precedence(current)):
-            keep = MERGE_RULES.get(state, ())
-            self.update({key: fields[key] for key in keep if key in fields})
+        if _happened_before(state, current):
+            keep = MERGE_RULES.get(state)
+            self.update(fields if keep is None else
+                        {key: fields[key] for key in keep if key in fields})
             return
         self.state = state
         self.timestamp = timestamp

@@ -1,0 +1,164 @@
+"""Helpers of the events tests: a task module, workers that send events (a subprocess for SQLite
+and Redis, a thread of this process for memory://), and collecting events until a condition.
+
+Until worker.py makes a ``WorkerEvents`` itself, :func:`events_worker_code` attaches one
+through the worker_ready / worker_shutdown signals (and as ``worker.events``, which the
+remote-control commands use); once the worker has ``events``, the shim does nothing.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from celeriac import Celery, signals
+from celeriac.events import EventReceiver
+from celeriac.worker import Worker
+from celeriac.worker.events import WorkerEvents
+from tests.redis.support import BROKER_DB, redis_url
+
+#: fields every event carries once received
+COMMON = {"type", "hostname", "timestamp", "utcoffset", "pid", "clock", "local_received"}
+#: Celery's fields of each event type (its Event Reference), besides COMMON
+FIELDS = {
+    "task-sent": {"uuid", "name", "args", "kwargs", "retries", "eta", "expires", "queue",
+                  "exchange", "routing_key", "root_id", "parent_id"},
+    "task-received": {"uuid", "name", "args", "kwargs", "retries", "eta", "expires",
+                      "root_id", "parent_id"},
+    "task-started": {"uuid"},
+    "task-succeeded": {"uuid", "result", "runtime"},
+    "task-failed": {"uuid", "exception", "traceback"},
+    "task-retried": {"uuid", "exception", "traceback"},
+    "task-rejected": {"uuid", "requeue"},
+    "task-revoked": {"uuid", "terminated", "signum", "expired"},
+    "worker-online": {"freq", "active", "processed", "loadavg", "sw_ident", "sw_ver", "sw_sys"},
+    "worker-heartbeat": {"freq", "active", "processed", "loadavg", "sw_ident", "sw_ver",
+                         "sw_sys"},
+    "worker-offline": {"freq", "active", "processed", "loadavg", "sw_ident", "sw_ver",
+                       "sw_sys"},
+}
+
+TASKS = textwrap.dedent(
+    """
+    import os
+    from celeriac import Celery
+    from celeriac.exceptions import Reject
+
+    app = Celery("evtasks", broker=os.environ["EVTASKS_URL"], backend=os.environ["EVTASKS_URL"])
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+    @app.task
+    def boom():
+        raise ValueError("boom")
+
+    @app.task(bind=True, max_retries=1)
+    def flaky(self):
+        if self.request.retries == 0:
+            raise self.retry(countdown=0)
+        return "second try"
+
+    @app.task
+    def refuse():
+        raise Reject("not today", requeue=False)
+    """
+)
+
+
+def url_for(kind: str, tmp_path: Path) -> str:
+    if kind == "memory":
+        return f"memory://events-{tmp_path.name}"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    return redis_url(BROKER_DB)
+
+
+def attach_events(worker: Worker) -> WorkerEvents:
+    """The worker's WorkerEvents: its own, or one attached through the lifecycle signals."""
+    found = getattr(worker, "events", None)
+    if isinstance(found, WorkerEvents):
+        return found
+    events = WorkerEvents(worker, enabled=bool(getattr(worker, "send_events", False)))
+    worker.events = events  # type: ignore[attr-defined]
+
+    def started(sender: Any = None, **_: Any) -> None:
+        if sender is worker:
+            events.start()
+
+    def stopped(sender: Any = None, **_: Any) -> None:
+        if sender is worker:
+            events.stop()
+
+    signals.worker_ready.connect(started)
+    signals.worker_shutdown.connect(stopped)
+    return events
+
+
+def events_worker_code(module: str, **options: Any) -> str:
+    """``python -c`` source running a worker on ``module.app`` with events wired."""
+    args = ", ".join(f"{key}={value!r}" for key, value in options.items())
+    return (f"import sys; import {module}; from celeriac.worker import Worker; "
+            f"from tests.events.support import attach_events; "
+            f"w = Worker({module}.app, {args}); attach_events(w); sys.exit(w.start())")
+
+
+class ThreadWorker:
+    """A worker of this process in a thread (memory:// cannot be shared with a subprocess)."""
+
+    def __init__(self, app: Celery, **options: Any) -> None:
+        options.setdefault("pool", "threads")
+        options.setdefault("concurrency", 2)
+        self.worker = Worker(app, install_signal_handlers=False, **options)
+        self.events = attach_events(self.worker)
+        self.thread = threading.Thread(target=self.worker.start, daemon=True)
+
+    def start(self) -> ThreadWorker:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.worker.stop()
+        self.thread.join(timeout=20)
+        assert not self.thread.is_alive()
+
+
+def collect(receiver: EventReceiver, until: Callable[[list[dict[str, Any]]], bool],
+            timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    """Events from ``receiver`` until ``until(events)`` holds; fails after ``timeout_s``."""
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    while not until(got):
+        assert time.monotonic() < deadline, f"events never came; got {summary(got)}"
+        try:
+            for event in receiver.itercapture(timeout=0.5):
+                got.append(event)
+                if until(got) or time.monotonic() >= deadline:
+                    break
+        except TimeoutError:
+            pass
+    return got
+
+
+def summary(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["type"], e.get("uuid", e["hostname"])) for e in events]
+
+
+def of(events: list[dict[str, Any]], type_: str, uuid: str | None = None) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == type_ and (uuid is None or e.get("uuid") == uuid)]
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.05)
+
+
+def iter_lines(path: Path) -> Iterator[str]:
+    yield from path.read_text().splitlines()
