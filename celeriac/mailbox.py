@@ -169,8 +169,15 @@ def decode_request(payload: bytes) -> Request:
     ):
         raise BadRequest("control destination must be a list of node names", ticket, reply_to)
     pattern = body.get("pattern")
-    if pattern is not None and not isinstance(pattern, str):
-        raise BadRequest("control pattern must be a string", ticket, reply_to)
+    if pattern is not None:
+        if not isinstance(pattern, str) or len(pattern) > 256:
+            raise BadRequest("control pattern must be a string of at most 256 characters",
+                             ticket, reply_to)
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise BadRequest(f"control pattern is not a regular expression: {exc}", ticket,
+                             reply_to) from None
     return Request(
         method=method,
         arguments=arguments,

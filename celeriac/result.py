@@ -241,7 +241,15 @@ class AsyncResult(ResultBase, Generic[ResultT_co]):
         wait: bool = False,
         timeout: float | None = None,
     ) -> None:
-        self.app.control.revoke(self.id, terminate=terminate, signal=signal)
+        """Revoke this task; for the result of a chain, its earlier steps too (celeriac's
+        rule: Celery revokes only the last step, so the earlier ones still run)."""
+        ids = [self.id]
+        parent = self.parent
+        while parent is not None and len(ids) < 10_000:
+            ids.append(parent.id)
+            parent = parent.parent
+        self.app.control.revoke(ids if len(ids) > 1 else self.id, terminate=terminate,
+                                signal=signal)
 
     def as_tuple(self) -> tuple[Any, ...]:
         parent = self.parent

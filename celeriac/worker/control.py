@@ -249,6 +249,7 @@ def _reserved(worker: Worker) -> list[Job]:
     return _copy(lambda: list(executor.reserved)) if executor else []
 
 
+_ATTRIBUTE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 _CENSORED = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|DATABASE", re.IGNORECASE)
 _URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
 
@@ -332,8 +333,11 @@ def registered(worker: Worker, taskinfoitems: Any = None, **kwargs: Any) -> list
         task = worker.app._tasks[name]
         fields = []
         for item in items:
-            value = getattr(task, str(item), None) if isinstance(item, str) else None
-            if value is not None:
+            # public attributes with plain values only (never a method, object or secret)
+            if not isinstance(item, str) or not _ATTRIBUTE.match(item):
+                continue
+            value = getattr(task, item, None)
+            if isinstance(value, (str, int, float, bool)):
                 fields.append(f"{item}={value}")
         out.append(f"{name} [{' '.join(fields)}]" if fields else name)
     return out

@@ -24,6 +24,7 @@ from celeriac.control import termination_requests
 from celeriac.exceptions import ColdShutdown, ImproperlyConfigured, TransportError
 from celeriac.worker.autoscale import autoscale_bounds
 from celeriac.worker.control import ControlListener, RevokedSeen
+from celeriac.worker.events import WorkerEvents
 from celeriac.worker.executor import Executor
 from celeriac.worker.pools import create_pool, pool_class
 
@@ -147,12 +148,16 @@ class Worker:
         self.started_at = time.time()
         #: the remote-control listener (None until start(), or without broadcast)
         self.control: ControlListener | None = None
+        #: the queues of the claim under way in the main loop (None between claims)
+        self._consuming: list[str] | None = None
         #: ids revoked by remote-control requests to this worker (``inspect revoked``)
         self.revoked_seen = RevokedSeen()
         #: ``-E`` / ``worker_send_task_events`` (None: the setting decides)
         self.send_events = (
             bool(conf.worker_send_task_events) if send_events is None else bool(send_events)
         )
+        #: worker-online/heartbeat/offline and the task events' switch
+        self.events = WorkerEvents(self, enabled=self.send_events)
 
     # -- control --------------------------------------------------------------------------------
     def stop(self, how: str = WARM) -> None:
@@ -175,9 +180,16 @@ class Worker:
         if queue not in self.queues:
             self.queues = [*self.queues, queue]
 
-    def remove_queue(self, queue: str) -> None:
-        """Stop claiming from ``queue`` (any thread); what was claimed from it still runs."""
+    def remove_queue(self, queue: str, wait_s: float = 3.0) -> None:
+        """Stop claiming from ``queue`` (any thread): returns once no claim that includes it
+        is under way (at most ``wait_s``); what was claimed from it still runs."""
         self.queues = [q for q in self.queues if q != queue]
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            consuming = self._consuming
+            if consuming is None or queue not in consuming:
+                return
+            time.sleep(0.01)
 
     def revoke_local(self, task_ids: Sequence[str], signum: int | None = None) -> None:
         """A revoke that reached this worker by remote control (any thread): remember the
@@ -227,6 +239,7 @@ class Worker:
         self.pool.start()
         self.control = ControlListener(self)
         self.control.start()
+        self.events.start()
         heartbeat = threading.Thread(target=self._heartbeat, name="celeriac-heartbeat", daemon=True)
         heartbeat.start()
         beat_thread = self._start_beat(self.embed_beat) if self.embed_beat else None
@@ -243,6 +256,7 @@ class Worker:
                 beat_thread.join(timeout=2)
             heartbeat.join(timeout=2)
             self.control.stop()
+            self.events.stop()
             self._run_hooks(app.middleware.worker_shutdown)  # signals: worker_shutdown
         return self.exitcode
 
@@ -303,7 +317,9 @@ class Worker:
                 deliveries = []
                 if want > 0 and len(reserved) <= refill_at:
                     idle = not active and not reserved
-                    deliveries = broker.consume(self.queues, want, idle_wait_s if idle else 0.0)
+                    self._consuming = queues = self.queues
+                    deliveries = broker.consume(queues, want, idle_wait_s if idle else 0.0)
+                    self._consuming = None
                     if deliveries:
                         executor.receive(deliveries)
                 executor.dispatch()
@@ -567,6 +583,7 @@ class Worker:
                 logger.warning("worker: %s", exc)
         if autoscaler is not None:
             autoscaler.maybe_scale(held)
+        pool.maintain()
         self.concurrency = pool.limit
         return self._prefetch_window()
 

@@ -304,3 +304,43 @@ def test_demo_quick(tmp_path: Path) -> None:
     assert "after 4 retries" in done.stdout
     assert "on_success" in done.stdout and "after_return" in done.stdout
     assert "worker exited with status 0" in done.stdout
+
+
+def test_control_commands_reply_as_celery_prints_them(project: Path,
+                                                      worker: WorkerProcess) -> None:
+    code, out, err = cli(project, "control", "rate_limit", "cliproj.add", "10/s")
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("->  cli@") and out.splitlines()[0].endswith(": OK")
+    assert "        new rate limit set successfully" in out
+    code, out, err = cli(project, "control", "time_limit", "cliproj.add", "5", "10", "--json")
+    assert code == 0, err
+    assert list(json.loads(out).values()) == [{"ok": "time limits set successfully"}]
+    code, out, err = cli(project, "control", "rate_limit", "no.such.task", "1/s")
+    assert code == 0, err  # the worker answered: with an error
+    assert ": ERROR" in out and "unknown task 'no.such.task'" in out
+    code, out, err = cli(project, "control", "revoke", "a-task-id", "--terminate",
+                         "--signal", "KILL")
+    assert code == 0, err
+    assert "tasks a-task-id flagged as revoked" in out
+    code, out, err = cli(project, "inspect", "revoked", "-j")
+    assert code == 0, err
+    assert list(json.loads(out).values()) == [["a-task-id"]]
+
+
+@pytest.mark.parametrize("action", ["reserved", "scheduled", "active", "clock", "report",
+                                    "conf", "stats", "query_task"])
+def test_every_inspect_action_answers(project: Path, worker: WorkerProcess,
+                                      action: str) -> None:
+    code, out, err = cli(project, "inspect", action, "--json")
+    assert code == 0, err
+    (reply,) = json.loads(out).values()
+    assert not (isinstance(reply, dict) and "error" in reply), reply
+
+
+def test_control_usage_errors(project: Path) -> None:
+    code, _, err = cli(project, "control", "frobnicate")
+    assert code == 2 and "unknown control action 'frobnicate'" in err
+    code, _, err = cli(project, "control", "autoscale", "ten", "2")
+    assert code == 2 and "MAX must be a number" in err
+    code, _, err = cli(project, "control", "revoke", "x", "--terminate", "--signal", "STOP")
+    assert code == 2 and "cannot send signal" in err

@@ -1,0 +1,102 @@
+"""Fixtures of the remote-control contract suite: a task module on each broker that can
+broadcast (SQLite and Redis here; memory:// lives in one process, so its tests run the worker
+in a thread), and real worker processes on it.
+
+A later transport joins the suite by adding a branch to ``_url`` (skipping when its service is
+not reachable).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.redis.support import BROKER_DB, drop_keys, redis_url
+from tests.worker.support import start_worker, task_module, worker_code
+
+CONTROL_KINDS = ["sqlite", "redis"]
+
+TASKS = textwrap.dedent(
+    """
+    import os, time
+    from celeriac import Celery
+
+    app = Celery("ctlproj", broker=os.environ["CTL_URL"], backend=os.environ["CTL_URL"])
+
+    @app.task(bind=True)
+    def sleepy(self, seconds, marker_dir=None):
+        if marker_dir:
+            open(os.path.join(marker_dir, f"started-{self.request.id}"), "w").close()
+        time.sleep(seconds)
+        return seconds
+
+    @app.task
+    def add(x, y):
+        return x + y
+
+    @app.task
+    def busy(seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        return "done"
+    """
+)
+
+
+def _url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'broker.db'}"
+    if kind == "redis":
+        return redis_url(BROKER_DB)
+    raise AssertionError(kind)
+
+
+@pytest.fixture(params=CONTROL_KINDS)
+def ctl(request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The task module ``ctlproj`` on a fresh broker of each kind."""
+    url = _url(request.param, tmp_path)
+    try:
+        yield from task_module("ctlproj", TASKS, tmp_path, monkeypatch, {"CTL_URL": url})
+    finally:
+        if request.param == "redis":
+            drop_keys(url)
+
+
+WorkerFactory = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def spawn(ctl: Any, tmp_path: Path) -> Iterator[WorkerFactory]:
+    """Start worker processes on ``ctlproj``; each is stopped (SIGTERM) at the end and must
+    exit cleanly."""
+    started: list[tuple[subprocess.Popen[bytes], str]] = []
+
+    def spawn_worker(hostname: str = "w1@test", **options: Any) -> subprocess.Popen[bytes]:
+        options.setdefault("pool", "threads")
+        options.setdefault("concurrency", 2)
+        log_name = f"{hostname.split('@')[0]}.log"
+        proc = start_worker(tmp_path, worker_code("ctlproj", hostname=hostname, **options),
+                            log_name=log_name)
+        started.append((proc, log_name))
+        assert ctl.app.control.wait_for_workers(len(started), timeout_s=30) >= len(started), \
+            (tmp_path / log_name).read_text()
+        return proc
+
+    yield spawn_worker
+    for proc, log_name in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        assert code == 0, (tmp_path / log_name).read_text()
