@@ -23,7 +23,6 @@ from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celeriac import signals, states, workflow
-from celeriac._utils.text import saferepr
 from celeriac.effects import Effects, Record
 from celeriac.exceptions import (
     InvalidTaskError,
@@ -565,21 +564,6 @@ class Executor:
             self.reserved.clear()
             self.reserved.extend(keep)
         return dropped
-
-    def active_info(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": job.request["id"],
-                "name": job.task_name,
-                "args": saferepr(job.args, 256),
-                "kwargs": saferepr(job.kwargs, 256),
-                "hostname": self.hostname,
-                "time_start": job.started_at_s,
-                "acknowledged": not job.acks_late,
-                "delivery_info": job.request["delivery_info"],
-            }
-            for job in list(self.active.values())
-        ]
 
 
 def _hook_failed(hook: Any) -> None:

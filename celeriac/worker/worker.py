@@ -588,18 +588,12 @@ class Worker:
         return self._prefetch_window()
 
     def info(self) -> dict[str, Any]:
-        executor = self.executor
+        """The presence record announced to the coordination store (crash recovery asks
+        whether a node is announced; ``inspect`` asks the worker itself, see
+        :mod:`celeriac.worker.control`)."""
         return {
             "hostname": self.hostname,
             "pid": os.getpid(),
             "queues": self.queues,
-            "registered": sorted(self.app._tasks.regular()),
-            "active": executor.active_info() if executor else [],
-            "stats": {
-                "pool": self.pool.info() if self.pool else {},
-                "total": executor.processed if executor else 0,
-                "uptime": int(time.time() - self.started_at),
-                "prefetch_count": self.concurrency * self.prefetch_multiplier,
-                "broker": {"transport": self.app.broker_url.split("://")[0]},
-            },
+            "started": self.started_at,
         }
