@@ -302,7 +302,8 @@ class State:
         local_received = event.get("local_received")
         if not isinstance(local_received, int | float):
             local_received = time.time()
-        fields = {k: v for k, v in event.items() if k not in ("type", "local_received")}
+        fields = {k: v for k, v in event.items()
+                  if k not in ("type", "local_received", "timestamp")}
         if group == "worker" and isinstance(hostname, str):
             worker, created = self.get_or_create_worker(hostname)
             was_alive = worker.alive

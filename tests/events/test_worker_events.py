@@ -176,3 +176,30 @@ def test_the_state_shows_a_live_worker(evtasks: Any, kind: str, tmp_path: Path) 
             assert [w.hostname for w in state.alive_workers()] == [worker.hostname]
         finally:
             worker.stop()
+
+
+def test_events_switch_on_and_off_at_run_time(evtasks: Any, kind: str, tmp_path: Path) -> None:
+    mod = evtasks
+    with mod.app.events.Receiver(mod.app.connection()) as receiver:
+        worker = Running(kind, mod, tmp_path, send_events=False)
+        try:
+            assert mod.add.delay(1, 1).get(timeout=30) == 2
+            replies = mod.app.control.enable_events(destination=[worker.hostname], reply=True,
+                                                    timeout=10)
+            assert replies == [{worker.hostname: {"ok": "task events enabled"}}]
+            collect(receiver, lambda got: bool(of(got, "worker-online")))
+            on = mod.add.delay(2, 2)
+            assert on.get(timeout=30) == 4
+            events = collect(receiver, lambda got: bool(of(got, "task-succeeded", on.id)))
+            assert of(events, "task-received", on.id) and of(events, "task-started", on.id)
+
+            mod.app.control.disable_events(destination=[worker.hostname], reply=True, timeout=10)
+            off = mod.add.delay(3, 3)
+            assert off.get(timeout=30) == 6
+            late: list[dict[str, Any]] = []
+            with pytest.raises(TimeoutError):
+                for event in receiver.itercapture(timeout=1.5):
+                    late.append(event)
+            assert not [e for e in late if e.get("uuid") == off.id]
+        finally:
+            worker.stop()
