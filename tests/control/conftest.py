@@ -1,6 +1,6 @@
 """Fixtures of the remote-control contract suite: a task module on each broker that can
-broadcast (SQLite and Redis here; memory:// lives in one process, so its tests run the worker
-in a thread), and real worker processes on it.
+broadcast, and workers on it: real worker processes on SQLite and Redis; on memory://, which
+lives in one process, a worker in a thread of the test process.
 
 A later transport joins the suite by adding a branch to ``_url`` (skipping when its service is
 not reachable).
@@ -11,6 +11,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import textwrap
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import pytest
 from tests.redis.support import BROKER_DB, drop_keys, redis_url
 from tests.worker.support import start_worker, task_module, worker_code
 
-CONTROL_KINDS = ["sqlite", "redis"]
+CONTROL_KINDS = ["memory", "sqlite", "redis"]
 
 TASKS = textwrap.dedent(
     """
@@ -51,6 +53,8 @@ TASKS = textwrap.dedent(
 
 
 def _url(kind: str, tmp_path: Path) -> str:
+    if kind == "memory":
+        return f"memory://ctl-{uuid.uuid4().hex}"
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'broker.db'}"
     if kind == "redis":
@@ -70,21 +74,57 @@ def ctl(request: pytest.FixtureRequest, tmp_path: Path,
             drop_keys(url)
 
 
-WorkerFactory = Callable[..., subprocess.Popen[bytes]]
+class ThreadWorker:
+    """A worker in a thread of this process, with the part of Popen the tests use."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        from celeriac.worker import Worker
+
+        self.worker = Worker(app, install_signal_handlers=False, **options)
+        self.returncode: int | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.returncode = self.worker.start()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        self.worker.stop()
+
+    def kill(self) -> None:
+        self.worker.stop("cold")
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise subprocess.TimeoutExpired("worker thread", timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+
+WorkerFactory = Callable[..., Any]
 
 
 @pytest.fixture
 def spawn(ctl: Any, tmp_path: Path) -> Iterator[WorkerFactory]:
     """Start worker processes on ``ctlproj``; each is stopped (SIGTERM) at the end and must
     exit cleanly."""
-    started: list[tuple[subprocess.Popen[bytes], str]] = []
+    started: list[tuple[Any, str]] = []
 
-    def spawn_worker(hostname: str = "w1@test", **options: Any) -> subprocess.Popen[bytes]:
+    def spawn_worker(hostname: str = "w1@test", **options: Any) -> Any:
         options.setdefault("pool", "threads")
         options.setdefault("concurrency", 2)
         log_name = f"{hostname.split('@')[0]}.log"
-        proc = start_worker(tmp_path, worker_code("ctlproj", hostname=hostname, **options),
-                            log_name=log_name)
+        proc: Any
+        if ctl.app.conf.broker_url.startswith("memory://"):
+            (tmp_path / log_name).write_text("(in-process worker: its log is pytest's)\n")
+            proc = ThreadWorker(ctl.app, hostname=hostname, **options)
+        else:
+            proc = start_worker(tmp_path, worker_code("ctlproj", hostname=hostname, **options),
+                                log_name=log_name)
         started.append((proc, log_name))
         assert ctl.app.control.wait_for_workers(len(started), timeout_s=30) >= len(started), \
             (tmp_path / log_name).read_text()
