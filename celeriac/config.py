@@ -1706,10 +1706,10 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "worker_max_memory_per_child",
                 None,
                 "int",
-                "Resident memory (KiB) after which a pool process is replaced (None: no limit).",
+                "Resident memory (KiB) after which a pool process is replaced, once its task "
+                "finished (None: no limit). prefork only: threads and solo warn and ignore it.",
                 "CELERYD_MAX_MEMORY_PER_CHILD",
-                status="unsupported",
-                note="Memory use is not checked; use `worker_max_tasks_per_child`.",
+                status="implemented",
             ),
             _s(
                 "worker_disable_rate_limits",
@@ -1875,10 +1875,9 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "worker_autoscaler",
                 "celeriac.worker.autoscale:Autoscaler",
                 "str",
-                "Class path of the autoscaler.",
+                "Class path of the autoscaler (`worker --autoscale=MAX,MIN`; prefork and threads).",
                 "CELERYD_AUTOSCALER",
-                status="unsupported",
-                note="There is no autoscaling.",
+                status="implemented",
             ),
             _s(
                 "worker_consumer",

@@ -68,7 +68,7 @@ def test_well_known_unimplemented_settings_are_not_called_implemented() -> None:
         "task_compression",
         "task_annotations",
         "worker_logfile",
-        "worker_max_memory_per_child",
+        "worker_consumer",
     ):
         assert SETTINGS[name].status == "unsupported", name
 
@@ -84,7 +84,7 @@ def config_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
         "CELERY_TASK_SERIALIZER = 'json'\n"
         "\n"
         "CELERY_TASK_COMPRESSION = 'gzip'\n"
-        "CELERYD_MAX_MEMORY_PER_CHILD = 12000\n",
+        "CELERYD_CONSUMER = 'proj.consumer:Consumer'\n",
         encoding="utf-8",
     )
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -103,11 +103,11 @@ def test_config_module_warns_with_the_users_spelling_file_and_line(config_module
     with pytest.warns(SettingNotImplementedWarning) as record:
         app.config_from_object(config_module, namespace="CELERY")
     by_text = {str(w.message).split("'")[1]: w for w in record}
-    assert set(by_text) == {"CELERY_TASK_COMPRESSION", "CELERYD_MAX_MEMORY_PER_CHILD"}
+    assert set(by_text) == {"CELERY_TASK_COMPRESSION", "CELERYD_CONSUMER"}
     filename = sys.modules[config_module].__file__
     assert by_text["CELERY_TASK_COMPRESSION"].filename == filename
     assert by_text["CELERY_TASK_COMPRESSION"].lineno == 4
-    assert by_text["CELERYD_MAX_MEMORY_PER_CHILD"].lineno == 5
+    assert by_text["CELERYD_CONSUMER"].lineno == 5
     assert "not compressed" in str(by_text["CELERY_TASK_COMPRESSION"].message)
     assert app.conf.task_compression == "gzip"  # still stored, as Celery would
 
@@ -138,14 +138,14 @@ def test_celery_keyword_arguments_point_at_the_caller() -> None:
 
 def test_config_class_points_at_its_module() -> None:
     class Config:
-        worker_max_memory_per_child = 1000
+        worker_consumer = "proj.consumer:Consumer"
 
     app = Celery("t", set_as_current=False)
     with pytest.warns(SettingNotImplementedWarning) as record:
         app.config_from_object(Config)
     assert record[0].filename == __file__
     line = linecache.getline(record[0].filename, record[0].lineno)
-    assert line.strip() == "worker_max_memory_per_child = 1000"
+    assert line.strip() == 'worker_consumer = "proj.consumer:Consumer"'
 
 
 def test_no_warning_for_implemented_compat_or_default_values() -> None:

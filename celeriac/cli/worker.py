@@ -25,6 +25,7 @@ from celeriac.cli.context import (
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils.log import level_number, redirected_stdouts, setup_logging
 from celeriac.worker import Worker
+from celeriac.worker.autoscale import parse_autoscale
 from celeriac.worker.pools import POOLS
 
 __all__ = ["worker"]
@@ -46,6 +47,22 @@ class LogLevel(click.Choice[str]):
         if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
             return int(value)
         return super().convert(value, param, ctx)
+
+
+class Autoscale(click.ParamType):  # type: ignore[type-arg]  # generic in recent click only
+    """``--autoscale=MAX,MIN`` (or ``MAX``, min 0), as Celery reads it: the larger number is
+    the maximum."""
+
+    name = "MAX,MIN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_autoscale(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _pool_available(name: str) -> bool:
@@ -130,8 +147,12 @@ def _alive(pid: int) -> bool:
 @click.option("--soft-time-limit", type=float, help="Soft time limit per task, in seconds.")
 @click.option("--max-tasks-per-child", type=int,
               help="Replace a pool process after this many tasks.")
-@click.option("--max-memory-per-child", type=int, hidden=True,
-              help="Accepted for Celery compatibility; ignored.")
+@click.option("--max-memory-per-child", type=click.IntRange(min=1), metavar="KIB",
+              help="prefork: replace a pool process whose resident memory is over this many "
+              "KiB after a task (the task's result is kept).")
+@click.option("--autoscale", type=Autoscale(),
+              help="Grow the pool up to MAX processes under load and shrink it back to MIN "
+              "when idle, e.g. --autoscale=10,3 (prefork and threads).")
 @click.option("--without-gossip", is_flag=True, help="Accepted (no gossip to turn off).")
 @click.option("--without-mingle", is_flag=True, help="Accepted (no mingle to turn off).")
 @click.option("--without-heartbeat", is_flag=True, help="Accepted (presence is always kept).")
@@ -169,6 +190,7 @@ def worker(
     soft_time_limit: float | None,
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
+    autoscale: tuple[int, int] | None,
     without_gossip: bool,
     without_mingle: bool,
     without_heartbeat: bool,
@@ -213,6 +235,8 @@ def worker(
                 prefetch_multiplier=prefetch_multiplier,
                 max_tasks_per_child=max_tasks_per_child,
                 send_events=True if task_events else None,
+                max_memory_per_child=max_memory_per_child,
+                autoscale=autoscale,
                 time_limit=time_limit,
                 soft_time_limit=soft_time_limit,
                 beat=run_embedded if beat else None,

@@ -473,7 +473,7 @@ def test_prefork_outcome_that_cannot_be_pickled_is_sent_as_a_failure(
         pass
 
     outcome = Outcome("SUCCESS", None, LocalText("summary"), 0.1, b"{}")
-    job_id, sent = pickle.loads(_dumps_outcome(app, "t.task", {"id": "tid"}, 7, outcome))
+    job_id, sent, _ = pickle.loads(_dumps_outcome(app, "t.task", {"id": "tid"}, 7, outcome))
     assert job_id == 7
     assert (sent.state, sent.exc_type) == ("FAILURE", "EncodeError")
     assert app.decode_result(sent.payload)["status"] == "FAILURE"

@@ -20,9 +20,13 @@ POOLS = {
 }
 
 
-def create_pool(name: str, app: Celery, limit: int, **kwargs: Any) -> Pool:
+def pool_class(name: str) -> type[Pool]:
     path = POOLS.get(name)
     if path is None:
         raise ImproperlyConfigured(f"Unknown pool {name!r} (choose from {', '.join(POOLS)})")
     cls: type[Pool] = symbol_by_name(path)
-    return cls(app, limit, **kwargs)
+    return cls
+
+
+def create_pool(name: str, app: Celery, limit: int, **kwargs: Any) -> Pool:
+    return pool_class(name)(app, limit, **kwargs)

@@ -17,6 +17,7 @@ Rules every pool keeps:
 from __future__ import annotations
 
 import abc
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from celeriac.trace import Outcome, failure_outcome, trace_task
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
 
+logger = logging.getLogger("celeriac.worker")
 
 @dataclass(slots=True)
 class Job:
@@ -106,17 +108,48 @@ def run_job(
 
 
 class Pool(abc.ABC):
-    """Runs jobs. ``limit`` is how many run at once."""
+    """Runs jobs. ``limit`` is how many run at once: the pool's size, at least 1.
+
+    A pool that can change size (prefork, threads) sets :attr:`fixed_size` to None and
+    overrides :meth:`grow` and :meth:`shrink`; both are called from the worker's main loop
+    only, like every other method here except :meth:`info` and :meth:`running`.
+    """
 
     #: name shown in the banner
     name = "base"
     #: True when apply() runs the job before returning (solo)
     runs_inline = False
+    #: why the pool cannot change size, worded to follow "the <name> pool" (None: it can)
+    fixed_size: str | None = "has a fixed size"
+    #: True when the pool replaces a process over ``max_memory_per_child`` (prefork)
+    checks_memory = False
 
-    def __init__(self, app: Celery, limit: int, *, max_tasks_per_child: int | None = None) -> None:
+    def __init__(self, app: Celery, limit: int, *, max_tasks_per_child: int | None = None,
+                 max_memory_per_child: int | None = None) -> None:
+        """``max_memory_per_child`` is in KiB (Celery's unit); pools that cannot act on it
+        warn once here."""
         self.app = app
         self.limit = max(1, limit)
         self.max_tasks_per_child = max_tasks_per_child
+        self.max_memory_per_child = max_memory_per_child
+        if max_memory_per_child and not self.checks_memory:
+            logger.warning("worker: --max-memory-per-child does not apply to the %s pool "
+                           "(its tasks run in the worker's own process); ignored", self.name)
+
+    @classmethod
+    def resize_error(cls, verb: str) -> str:
+        """The one-line reason this pool cannot ``verb`` ("grow", "shrink")."""
+        return f"the {cls.name} pool {cls.fixed_size or 'can change size'} and cannot {verb}"
+
+    def grow(self, n: int) -> int:
+        """Add ``n`` processes/threads at once; returns the new size."""
+        raise NotImplementedError(self.resize_error("grow"))
+
+    def shrink(self, n: int) -> int:
+        """Remove ``n`` processes/threads, never below 1: idle ones go at once, busy ones after
+        their task (a running task is never stopped); returns the new size (what
+        :attr:`limit` and :meth:`free_slots` count from now on)."""
+        raise NotImplementedError(self.resize_error("shrink"))
 
     @abc.abstractmethod
     def start(self) -> None:
@@ -147,6 +180,11 @@ class Pool(abc.ABC):
         with ``TaskRevokedError('terminated')``, comes later from :meth:`poll` like any other,
         unless the job finished first (then its own outcome stands). Never raises.
         """
+
+    def maintain(self) -> None:
+        """Housekeeping the worker's main loop calls while it resizes or autoscales the pool,
+        busy or idle (prefork: reap children that exited). Nothing to do by default."""
+        return None
 
     def running(self) -> list[Job]:
         return []

@@ -5,8 +5,14 @@ Each child reads pickled ``Job.wire()`` tuples from its own pipe and writes back
 once. Time limits: the soft limit is a SIGALRM inside the child that raises
 SoftTimeLimitExceeded in the task; the hard limit is enforced by the parent, which kills the
 child and reports TimeLimitExceeded. A child that dies mid-job is reported as
-WorkerLostError. A child that died, was killed or retired (``max_tasks_per_child``) is
-replaced at once, so the pool always has ``limit`` children until it stops.
+WorkerLostError. A child that died, was killed or retired (``max_tasks_per_child``, or
+``max_memory_per_child``: its resident memory after a task was over the limit) is replaced at
+once, so the pool always has ``limit`` children until it stops (plus, after a shrink, busy
+children that retire when their task ends).
+
+Resizing: :meth:`PreforkPool.grow` forks children at once. :meth:`PreforkPool.shrink` lowers
+``limit`` at once, stops idle children first and marks busy ones to retire after their task:
+a running task is never stopped by a shrink.
 
 A child outlives anything its task does: every job ends in an outcome sent to the parent
 (one that cannot be pickled is replaced by a FAILURE/EncodeError one).
@@ -28,6 +34,7 @@ import mmap
 import os
 import pickle
 import random
+import resource
 import signal
 import struct
 import sys
@@ -58,10 +65,13 @@ __all__ = ["PreforkPool", "describe_status", "failure_outcome"]
 _PROTOCOL = 5
 #: how long a child whose pipe closed may take to become reapable before it is killed
 _EXIT_GRACE_S = 1.0
+#: how long a shrink waits for the idle children it stopped to exit (the rest are reaped later)
+_REAP_PATIENCE_S = 0.5
 #: the signals a child ignores unless its parent asked for its job to be terminated
 _STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGQUIT")
 #: layout of the memory a child shares with its parent: the id of the job to terminate
 _KILL_JOB = struct.Struct("q")
+_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
 
 
 def describe_status(status: int | None) -> str:
@@ -117,8 +127,20 @@ class _ChildState:
             signal.setitimer(signal.ITIMER_REAL, 0)
 
 
+def resident_kib() -> int:
+    """This process's resident memory now, in KiB (Linux: /proc; elsewhere the peak, from
+    getrusage, which only grows)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_KIB
+    except (OSError, IndexError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak // 1024 if sys.platform == "darwin" else peak
+
+
 def _child_main(
-    app: Celery, conn: Connection, kill_job: mmap.mmap, index: int, max_tasks: int | None
+    app: Celery, conn: Connection, kill_job: mmap.mmap, index: int, max_tasks: int | None,
+    max_memory_kib: int | None = None,
 ) -> NoReturn:
     exitcode = 0
     try:
@@ -135,7 +157,7 @@ def _child_main(
         except ImportError:
             pass
         signals.worker_process_init.send(sender=None)
-        _serve(app, conn, state, max_tasks)
+        _serve(app, conn, state, max_tasks, max_memory_kib)
     except BaseException:
         exitcode = 1
         logger.exception("ForkPoolWorker-%d crashed", index)
@@ -148,7 +170,11 @@ def _child_main(
             os._exit(exitcode)
 
 
-def _serve(app: Celery, conn: Connection, state: _ChildState, max_tasks: int | None) -> None:
+def _serve(app: Celery, conn: Connection, state: _ChildState, max_tasks: int | None,
+           max_memory_kib: int | None = None) -> None:
+    """Run jobs until told to stop. After each job the child sends ``(job_id, outcome,
+    rss_kib)``: ``rss_kib`` is its resident memory when that is over ``max_memory_kib`` (it
+    exits right after; the parent replaces it), else 0."""
     recv, send, loads = conn.recv_bytes, conn.send_bytes, pickle.loads
     served = 0
     while True:
@@ -168,29 +194,32 @@ def _serve(app: Celery, conn: Connection, state: _ChildState, max_tasks: int | N
             state.end()
             outcome = failure_outcome(app, task_name, request, exc,
                                       time.perf_counter() - started)
+        rss_kib = resident_kib() if max_memory_kib else 0
+        over_kib = rss_kib if max_memory_kib and rss_kib > max_memory_kib else 0
         try:
-            send(_dumps_outcome(app, task_name, request, job_id, outcome))
+            send(_dumps_outcome(app, task_name, request, job_id, outcome, over_kib))
         except OSError:  # the parent is gone
             return
         served += 1
-        if max_tasks and served >= max_tasks:
+        if over_kib or (max_tasks and served >= max_tasks):
             return
 
 
 def _dumps_outcome(
-    app: Celery, task_name: str, request: dict[str, Any], job_id: int, outcome: Outcome
+    app: Celery, task_name: str, request: dict[str, Any], job_id: int, outcome: Outcome,
+    over_kib: int = 0,
 ) -> bytes:
     try:
-        return pickle.dumps((job_id, outcome.portable()), _PROTOCOL)
+        return pickle.dumps((job_id, outcome.portable(), over_kib), _PROTOCOL)
     except Exception as exc:  # e.g. a str subclass in the summary that cannot be pickled
         error = EncodeError(f"Cannot send the outcome to the worker: {type(exc).__name__}")
         failed = failure_outcome(app, task_name, request, error, outcome.runtime_s)
-        return pickle.dumps((job_id, failed.portable()), _PROTOCOL)
+        return pickle.dumps((job_id, failed.portable(), over_kib), _PROTOCOL)
 
 
 # -- the parent side -----------------------------------------------------------------------------
 class _Child:
-    __slots__ = ("conn", "index", "job", "kill_job", "pid", "served", "terminating")
+    __slots__ = ("conn", "index", "job", "kill_job", "pid", "retiring", "served", "terminating")
 
     def __init__(self, index: int, pid: int, conn: Connection, kill_job: mmap.mmap) -> None:
         self.index = index
@@ -201,10 +230,14 @@ class _Child:
         self.served = 0
         #: the signal terminate() sent for the current job, if any
         self.terminating: int | None = None
+        #: a shrink asked for this busy child to stop once its job ends
+        self.retiring = False
 
 
 class PreforkPool(Pool):
     name = "prefork"
+    fixed_size = None
+    checks_memory = True
 
     def __init__(self, app: Celery, limit: int, **kwargs: Any) -> None:
         super().__init__(app, limit, **kwargs)
@@ -224,8 +257,55 @@ class PreforkPool(Pool):
         self._spawn_missing()
 
     def _spawn_missing(self) -> None:
-        while not self._stopping and len(self._by_conn) < self.limit:
+        if self._stopping:
+            return
+        staying = sum(1 for child in self._by_conn.values() if not child.retiring)
+        for _ in range(self.limit - staying):
             self._spawn()
+
+    def grow(self, n: int) -> int:
+        """Add ``n`` children: busy children marked to retire by a shrink stay instead, the
+        rest are forked now."""
+        if n <= 0 or self._stopping:
+            return self.limit
+        self.limit += n
+        for child in self._by_conn.values():
+            if child.retiring and n:
+                child.retiring = False
+                n -= 1
+        self._spawn_missing()
+        return self.limit
+
+    def shrink(self, n: int) -> int:
+        """Remove ``n`` children (never below 1): idle ones stop now, then busy ones are marked
+        to stop after their job (see :meth:`_read`)."""
+        retire = max(0, min(n, self.limit - 1))
+        if not retire or self._stopping:
+            return self.limit
+        self.limit -= retire
+        stopped = False
+        while retire and self._idle:
+            self._retire(self._idle.pop())
+            retire -= 1
+            stopped = True
+        for child in self._by_conn.values():
+            if retire and child.job is not None and not child.retiring:
+                child.retiring = True
+                retire -= 1
+        if stopped:  # they exit at once; reap them now, as the worker may be idle for long
+            self._reap_retired(patience_s=_REAP_PATIENCE_S)
+        return self.limit
+
+    def maintain(self) -> None:
+        """Reap children that exited by themselves (retired after a task)."""
+        if self._retired:
+            self._reap_retired()
+
+    def _retire(self, child: _Child) -> None:
+        """Tell an idle child to exit; it is reaped later."""
+        self._send_stop(child)
+        self._forget(child)
+        self._retired.append(child.pid)
 
     def _spawn(self) -> None:
         parent_end, child_end = Pipe()
@@ -239,7 +319,8 @@ class PreforkPool(Pool):
                 # Siblings' pipes must close here too, or their death would never read as EOF.
                 for conn in self._conns:
                     conn.close()
-                _child_main(self.app, child_end, kill_job, index, self.max_tasks_per_child)
+                _child_main(self.app, child_end, kill_job, index, self.max_tasks_per_child,
+                            self.max_memory_per_child)
             finally:
                 os._exit(1)
         child_end.close()
@@ -281,18 +362,26 @@ class PreforkPool(Pool):
         except ProcessLookupError:
             pass
 
-    def _reap_retired(self, block: bool = False) -> None:
-        still: list[int] = []
-        for pid in self._retired:
-            if block:
-                self._wait_exit(pid)
-                continue
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0] == 0:
-                    still.append(pid)
-            except ChildProcessError:
-                pass
-        self._retired = still
+    def _reap_retired(self, block: bool = False, patience_s: float = 0.0) -> None:
+        """Reap retired children: ``block`` waits for each (killing one that takes longer than
+        the exit grace); ``patience_s`` waits that long at most for them to exit by
+        themselves, then leaves the rest for a later call."""
+        deadline = time.monotonic() + patience_s
+        while True:
+            still: list[int] = []
+            for pid in self._retired:
+                if block:
+                    self._wait_exit(pid)
+                    continue
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                        still.append(pid)
+                except ChildProcessError:
+                    pass
+            self._retired = still
+            if not still or time.monotonic() >= deadline:
+                return
+            time.sleep(0.002)
 
     # -- jobs -------------------------------------------------------------------------------------
     def apply(self, job: Job) -> None:
@@ -329,7 +418,7 @@ class PreforkPool(Pool):
         except (EOFError, OSError):
             self._lost(child, done)
             return
-        job_id, outcome = pickle.loads(data)
+        job_id, outcome, over_kib = pickle.loads(data)
         job, child.job, child.terminating = child.job, None, None
         self._deadlines.pop(child, None)
         if job is not None and job.id == job_id:
@@ -338,13 +427,20 @@ class PreforkPool(Pool):
             logger.error("ForkPoolWorker-%d sent an outcome for unknown job %r",
                          child.index, job_id)
         child.served += 1
-        if self.max_tasks_per_child and child.served >= self.max_tasks_per_child:
-            # It exits by itself after this outcome; reaped later, replaced now.
+        if over_kib:
+            logger.warning("ForkPoolWorker-%d pid:%d is over the memory limit (%d KiB > %d KiB) "
+                           "after its task: replacing it", child.index, child.pid, over_kib,
+                           self.max_memory_per_child or 0)
+        if over_kib or (self.max_tasks_per_child and child.served >= self.max_tasks_per_child):
+            # It exits by itself after this outcome; reaped later, replaced now (unless a
+            # shrink wanted it gone).
             self._forget(child)
             self._retired.append(child.pid)
             self._spawn_missing()
         elif self._stopping:
             self._send_stop(child)
+        elif child.retiring:
+            self._retire(child)
         else:
             self._idle.append(child)
 
@@ -470,7 +566,8 @@ class PreforkPool(Pool):
         return [child.job for child in self._by_conn.values() if child.job is not None]
 
     def info(self) -> dict[str, Any]:
+        """Safe from another thread (the heartbeat): reads a copy of the children."""
         info = super().info()
-        info["processes"] = [child.pid for child in self._by_conn.values()]
+        info["processes"] = [child.pid for child in list(self._by_conn.values())]
         info["max-tasks-per-child"] = self.max_tasks_per_child or "N/A"
         return info

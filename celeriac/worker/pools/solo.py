@@ -75,6 +75,7 @@ class _Alarm:
 class SoloPool(Pool):
     name = "solo"
     runs_inline = True
+    fixed_size = "has one process"
 
     def __init__(self, app: Any, limit: int = 1, **kwargs: Any) -> None:
         super().__init__(app, 1, **kwargs)

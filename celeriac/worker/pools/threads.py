@@ -8,6 +8,11 @@ stopping is cooperative (a task that catches it goes on).
 
 A pool thread never dies: every job yields one outcome and frees its slot whatever the task
 did, and nothing raised into a job can land after it ended (see ``_running``).
+
+Resizing: :meth:`ThreadsPool.grow` starts threads at once; :meth:`ThreadsPool.shrink` lowers
+the limit at once and queues one stop per thread to retire, which an idle thread takes at once
+and a busy one after its task (the executor never queues more jobs than free slots, so no job
+waits behind a stop for longer than a running task).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ _WATCH_INTERVAL_S = 0.05
 
 class ThreadsPool(Pool):
     name = "threads"
+    fixed_size = None
 
     def __init__(self, app: Any, limit: int, **kwargs: Any) -> None:
         super().__init__(app, limit, **kwargs)
@@ -44,16 +50,39 @@ class ThreadsPool(Pool):
         self._lock = self._jobs.lock
         self._watchdog: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._started = 0
 
     def start(self) -> None:
-        for i in range(self.limit):
-            thread = threading.Thread(target=self._work, name=f"celeriac-thread-{i}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._start_threads(self.limit)
         self._watchdog = threading.Thread(
             target=self._watch, name="celeriac-timelimits", daemon=True
         )
         self._watchdog.start()
+
+    def _start_threads(self, n: int) -> None:
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
+        for _ in range(n):
+            thread = threading.Thread(target=self._work, name=f"celeriac-thread-{self._started}",
+                                      daemon=True)
+            self._started += 1
+            thread.start()
+            self._threads.append(thread)
+
+    def grow(self, n: int) -> int:
+        if n > 0 and not self._stopping.is_set():
+            self._start_threads(n)
+            with self._lock:
+                self.limit += n
+        return self.limit
+
+    def shrink(self, n: int) -> int:
+        retire = max(0, min(n, self.limit - 1))
+        if retire and not self._stopping.is_set():
+            with self._lock:
+                self.limit -= retire
+            for _ in range(retire):
+                self._inbox.put(_STOP)
+        return self.limit
 
     def _work(self) -> None:
         ident = threading.get_ident()
@@ -122,6 +151,7 @@ class ThreadsPool(Pool):
 
     def stop(self, wait: bool) -> None:
         self._stopping.set()
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
         for _ in self._threads:
             self._inbox.put(_STOP)
         if wait:
@@ -129,7 +159,7 @@ class ThreadsPool(Pool):
                 thread.join()
 
     def free_slots(self) -> int:
-        return self.limit - self._busy
+        return max(0, self.limit - self._busy)  # below 0 after a shrink while busy
 
     def terminate(self, job_id: int, signum: int) -> bool:
         """Raise Terminated into the thread running ``job_id`` (``signum`` is not used: a
@@ -138,3 +168,8 @@ class ThreadsPool(Pool):
 
     def running(self) -> list[Job]:
         return self._jobs.jobs()
+
+    def info(self) -> dict[str, Any]:
+        info = super().info()
+        info["threads"] = sum(1 for thread in list(self._threads) if thread.is_alive())
+        return info
