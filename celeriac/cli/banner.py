@@ -82,7 +82,7 @@ def render_banner(
     app: Celery,
     *,
     hostname: str,
-    concurrency: int,
+    concurrency: int | str,
     pool: str,
     queues: Sequence[str],
     task_events: bool = False,
@@ -91,11 +91,7 @@ def render_banner(
 ) -> str:
     """The banner ``celeriac worker`` prints before it starts consuming."""
     now = datetime.now().replace(microsecond=0)
-    events = (
-        "OFF (-E is accepted; celeriac sends no task events yet)"
-        if task_events
-        else "OFF (enable -E to monitor tasks in this worker)"
-    )
+    events = "ON" if task_events else "OFF (enable -E to monitor tasks in this worker)"
     info = [
         f"{hostname} v{celeriac.__version__} (Python {platform.python_version()})",
         f"{platform.platform(terse=True)} {now.isoformat(sep=' ')}",

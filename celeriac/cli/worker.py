@@ -249,7 +249,10 @@ def worker(
             cli.echo(render_banner(
                 app,
                 hostname=instance.hostname,
-                concurrency=instance.concurrency,
+                concurrency=(
+                    f"{{min={instance.autoscale_limits[1]}, max={instance.autoscale_limits[0]}}}"
+                    if instance.autoscale_limits else instance.concurrency
+                ),
                 pool=instance.pool_name,
                 queues=instance.queues,
                 task_events=task_events,

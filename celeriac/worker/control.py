@@ -370,7 +370,7 @@ def stats(worker: Worker) -> dict[str, Any]:
         "clock": str(worker.control.clock if worker.control else 0),
         "pid": os.getpid(),
         "pool": pool_info,
-        "prefetch_count": worker.concurrency * worker.prefetch_multiplier,
+        "prefetch_count": worker.prefetch_window()[0],
         "rusage": {
             "utime": usage.ru_utime, "stime": usage.ru_stime, "maxrss": usage.ru_maxrss,
             "minflt": usage.ru_minflt, "majflt": usage.ru_majflt, "nvcsw": usage.ru_nvcsw,

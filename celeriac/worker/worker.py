@@ -303,7 +303,7 @@ class Worker:
         broker = self.app.broker
         autoscaler = self.autoscaler = self._make_autoscaler(pool)
         # Claim again once the reserve falls to refill_at, so claims come in batches.
-        window, refill_at = self._prefetch_window()
+        window, refill_at = self.prefetch_window()
         idle_polls = 0
         backoff_s = 0.0
         unexpected = 0
@@ -554,7 +554,7 @@ class Worker:
         scaler: Autoscaler = cls(pool, high, low, worker=self)
         return scaler
 
-    def _prefetch_window(self) -> tuple[int, int]:
+    def prefetch_window(self) -> tuple[int, int]:
         """``(window, refill_at)``: the most messages held (reserved + running) and the reserve
         size at which to claim more. Sized from the pool, or from the autoscaler's maximum
         (Celery's prefetch count with autoscale), so tasks wait for the pool to grow into."""
@@ -585,7 +585,7 @@ class Worker:
             autoscaler.maybe_scale(held)
         pool.maintain()
         self.concurrency = pool.limit
-        return self._prefetch_window()
+        return self.prefetch_window()
 
     def info(self) -> dict[str, Any]:
         """The presence record announced to the coordination store (crash recovery asks
