@@ -428,8 +428,16 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Rate limit of tasks that set none (e.g. `'10/s'`; None: no limit).",
                 "CELERY_DEFAULT_RATE_LIMIT",
-                status="unsupported",
-                note="Rate limits are not enforced yet.",
+                status="implemented",
+            ),
+            _s(
+                "task_rate_limit_scope",
+                "worker",
+                "str",
+                "Scope of rate limits of tasks that set no `rate_limit_scope` (celeriac's own):"
+                " `'worker'` (each worker on its own, as Celery) or `'global'` (one limit shared"
+                " by all workers through the coordination store).",
+                status="implemented",
             ),
             _s(
                 "task_default_routing_key",
@@ -1717,8 +1725,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Ignore all task rate limits.",
                 "CELERY_DISABLE_RATE_LIMITS",
-                status="compat",
-                note="Rate limits are not enforced yet, so there are none to disable.",
+                status="implemented",
             ),
             _s(
                 "worker_state_db",

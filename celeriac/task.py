@@ -113,6 +113,9 @@ class Task(Generic[TaskParams, TaskReturn]):
     max_retries: int | None = 3
     default_retry_delay: float = 3 * 60
     rate_limit: str | float | None = None
+    #: "worker" (Celery's: each worker limits on its own) or "global" (celeriac's: one limit
+    #: shared by all workers); None: the ``task_rate_limit_scope`` setting
+    rate_limit_scope: str | None = None
     ignore_result: bool = False
     trail: bool = True
     send_events: bool = True

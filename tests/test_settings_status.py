@@ -64,7 +64,6 @@ def test_implemented_setting_is_read_somewhere(name: str) -> None:
 
 def test_well_known_unimplemented_settings_are_not_called_implemented() -> None:
     for name in (
-        "task_default_rate_limit",
         "task_compression",
         "task_annotations",
         "worker_logfile",
@@ -115,11 +114,11 @@ def test_config_module_warns_with_the_users_spelling_file_and_line(config_module
 def test_warns_once_per_setting_per_process() -> None:
     conf = Settings()
     with pytest.warns(SettingNotImplementedWarning):
-        conf.task_default_rate_limit = "10/s"
+        conf.task_compression = "gzip"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        conf.task_default_rate_limit = "20/s"
-        Settings().CELERY_DEFAULT_RATE_LIMIT = "30/s"
+        conf.task_compression = "bzip2"
+        Settings().CELERY_MESSAGE_COMPRESSION = "zlib"
 
 
 def test_warning_points_at_the_line_that_sets_it() -> None:
