@@ -546,6 +546,8 @@ class Executor:
         """Drop the reserved jobs among ``task_ids`` (revoked after they were received):
         settled as at receive, REVOKED stored and the message acked (one acked ahead is
         not acked again). Main loop only. Returns how many."""
+        # Jobs a rate limit holds are reserved too.
+        self.reserved.extend(self.rate_limits.remove(task_ids))
         keep: deque[Job] = deque()
         dropped = 0
         for job in self.reserved:

@@ -284,6 +284,33 @@ def test_a_running_worker_follows_a_new_limit(app: Celery) -> None:
     assert started == list(range(9))
 
 
+def test_a_task_revoked_while_held_never_runs(app: Celery) -> None:
+    started: list[int] = []
+
+    @app.task(name="hourly", rate_limit="1/h")
+    def hourly(n: int) -> None:
+        started.append(n)
+
+    worker = Worker(app, pool="threads", concurrency=2, install_signal_handlers=False)
+    thread = threading.Thread(target=worker.start, daemon=True)
+    thread.start()
+    try:
+        results = [hourly.delay(n) for n in range(3)]
+        wait_until(lambda: worker.executor is not None
+                   and worker.executor.rate_limits.held_count == 2)
+        worker.revoke_local([results[1].id], None)
+        wait_until(lambda: results[1].state == "REVOKED")
+        assert worker.executor is not None
+        assert [j.request["id"] for j in worker.executor.rate_limits.held_jobs()] == [
+            results[2].id]
+        worker.executor.rate_limits.set("hourly", None)
+        wait_until(lambda: len(started) == 2)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert started == [0, 2]
+
+
 # -- the global scope ---------------------------------------------------------------------------
 
 
