@@ -17,6 +17,7 @@ import celeriac
 from celeriac.cli.beat import beat
 from celeriac.cli.call import call
 from celeriac.cli.context import EX_FAILURE, CLIContext, get_cli, global_options
+from celeriac.cli.dashboard import dashboard, flower
 from celeriac.cli.demo import demo
 from celeriac.cli.events import events
 from celeriac.cli.inspect import control, inspect, status
@@ -61,6 +62,8 @@ def main(ctx: click.Context) -> None:
 for command in (worker, call, result, inspect, control, status, events, purge, demo):
     main.add_command(command)
 main.add_command(beat)
+main.add_command(dashboard)
+main.add_command(flower)
 
 
 def _program_args(argv: Sequence[str] | None) -> list[str]:
