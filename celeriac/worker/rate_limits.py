@@ -219,10 +219,22 @@ class RateLimits:
             if limit is None:
                 return True
             assert isinstance(limit, _Limit)
-            if not limit.held and self._clock() >= limit.next_try_s and self._take(limit, 1):
+            if limit.held or self._clock() < limit.next_try_s:
+                self._hold(limit, job)
+                return False
+            if not self._shared(limit):
+                if self._take_local(limit, 1):
+                    return True
+                self._hold(limit, job)
+                return False
+        # The store is asked outside the lock: the heartbeat thread must never wait for it.
+        if self._take_shared(limit, 1):
+            return True
+        with self._lock:
+            current = self._limits.get(job.task_name)
+            if current is None:  # the limit was removed meanwhile
                 return True
-            limit.held.append(job)
-            self._held_count += 1
+            self._hold(current, job)
             return False
 
     def release(self, free_slots: int) -> list[Job]:
@@ -232,19 +244,36 @@ class RateLimits:
         if free_slots <= 0 or not self._held_count:
             return []
         out: list[Job] = []
+        shared: list[tuple[_Limit, int]] = []
         with self._lock:
             while self._orphans and len(out) < free_slots:
                 out.append(self._orphans.popleft())
             now_s = self._clock()
+            room = free_slots - len(out)
             for limit in list(self._limits.values()):
-                if len(out) >= free_slots:
+                if room <= 0:
                     break
                 if limit is None or not limit.held or now_s < limit.next_try_s:
                     continue
-                granted = self._take(limit, min(len(limit.held), free_slots - len(out)))
-                out.extend(limit.held.popleft() for _ in range(granted))
+                wanted = min(len(limit.held), room)
+                room -= wanted
+                if self._shared(limit):
+                    shared.append((limit, wanted))
+                else:
+                    granted = self._take_local(limit, wanted)
+                    room += wanted - granted
+                    out.extend(limit.held.popleft() for _ in range(granted))
             self._held_count -= len(out)
             self._ready.update(job.id for job in out)
+        for limit, wanted in shared:
+            granted = self._take_shared(limit, wanted)
+            with self._lock:
+                # set() may have changed the limit meanwhile: its held jobs are the same deque,
+                # or went to the orphans (then this deque is empty).
+                jobs = [limit.held.popleft() for _ in range(min(granted, len(limit.held)))]
+                self._held_count -= len(jobs)
+                self._ready.update(job.id for job in jobs)
+            out.extend(jobs)
         return out
 
     def next_release_in_s(self) -> float | None:
@@ -326,33 +355,46 @@ class RateLimits:
         capacity = max(1.0, per_s * BURST_S)
         return _Limit(task_name, rate, per_s, scope, TokenBucket(per_s, capacity, self._clock()))
 
-    def _take(self, limit: _Limit, wanted: int) -> int:
-        """Take up to ``wanted`` tokens for ``limit`` (its bucket, or the store's for a global
-        limit); sets when to try again when fewer came."""
+    def _hold(self, limit: _Limit, job: Job) -> None:
+        limit.held.append(job)
+        self._held_count += 1
+
+    def _shared(self, limit: _Limit) -> bool:
+        """Whether ``limit`` takes its tokens from the store now (global, store not down)."""
+        return limit.scope == "global" and self._clock() >= self._store_down_until_s
+
+    def _take_local(self, limit: _Limit, wanted: int) -> int:
+        """Take up to ``wanted`` tokens from this worker's bucket of ``limit`` (under the
+        lock); sets when to try again when fewer came."""
         now_s = self._clock()
-        if limit.scope == "global" and now_s >= self._store_down_until_s:
-            try:
-                store = self._store if self._store is not None else self.app.coordination
-                granted, wait_s = store.take_tokens(
-                    GLOBAL_KEY_PREFIX + limit.task_name, limit.per_s, limit.bucket.capacity,
-                    wanted)
-            except Exception as exc:  # the store is down or cannot do it: per worker
-                logger.warning(
-                    "Rate limits: the coordination store is unreachable (%s); global rate "
-                    "limits are enforced per worker for now", exc)
-                self._store_down_until_s = now_s + STORE_RETRY_S
-            else:
-                if self._store_down_until_s:
-                    logger.warning("Rate limits: the coordination store is back; global rate "
-                                   "limits are shared again")
-                    self._store_down_until_s = 0.0
-                if granted < wanted:
-                    limit.next_try_s = now_s + wait_s
-                return granted
         granted, wait_s = limit.bucket.take(wanted, now_s)
         if granted < wanted:
             limit.next_try_s = now_s + wait_s
         return granted
+
+    def _take_shared(self, limit: _Limit, wanted: int) -> int:
+        """Take up to ``wanted`` tokens of a global ``limit`` from the coordination store (not
+        under the lock; main loop only). When the store fails: one warning, and this worker's
+        own bucket for the next :data:`STORE_RETRY_S`."""
+        store = self._store if self._store is not None else self.app.coordination
+        try:
+            granted, wait_s = store.take_tokens(
+                GLOBAL_KEY_PREFIX + limit.task_name, limit.per_s, limit.bucket.capacity, wanted)
+        except Exception as exc:  # the store is down or keeps no buckets: per worker
+            logger.warning(
+                "Rate limits: the coordination store is unreachable (%s); global rate limits "
+                "are enforced per worker for now", exc)
+            with self._lock:
+                self._store_down_until_s = self._clock() + STORE_RETRY_S
+                return self._take_local(limit, wanted)
+        with self._lock:
+            if self._store_down_until_s:
+                logger.warning("Rate limits: the coordination store is back; global rate "
+                               "limits are shared again")
+                self._store_down_until_s = 0.0
+            if granted < wanted:
+                limit.next_try_s = self._clock() + wait_s
+        return int(granted)
 
 
 _UNSEEN: Any = object()

@@ -370,6 +370,45 @@ def test_an_unreachable_store_falls_back_to_the_worker_limit_with_one_warning(
     assert admitted <= 11  # 5/s over 2 s, one at a time: never the unlimited 20
 
 
+def test_a_slow_store_never_blocks_the_threads_that_read_held_jobs(app: Celery) -> None:
+    """The heartbeat thread renews the leases of held jobs: it must not wait while the main
+    loop waits for the coordination store."""
+    app.task(name="g", rate_limit="1/h", rate_limit_scope="global")(lambda: None)
+    answering = threading.Event()
+    asked = threading.Event()
+
+    class SlowStore(memory_store.MemoryCoordination):
+        def take_tokens(self, key: str, rate_per_s: float, capacity: float,
+                        wanted: int) -> tuple[int, float]:
+            asked.set()
+            answering.wait(10)
+            return super().take_tokens(key, rate_per_s, capacity, wanted)
+
+    store_url = f"memory://{uuid.uuid4().hex}"
+    limits = limits_of(app, Clock(), store=SlowStore(store_url))
+    first, second = job("g"), job("g")
+    answering.set()
+    assert limits.admit(first)  # the hour's one token
+    answering.clear()
+    asked.clear()
+    admitting = threading.Thread(target=limits.admit, args=(second,))
+    try:
+        admitting.start()
+        assert asked.wait(10)
+        reads: list[list[Job]] = []
+        reader = threading.Thread(target=lambda: reads.append(limits.held_jobs()))
+        reader.start()
+        reader.join(5)
+        assert reads == [[]]  # answered while the store call is still pending
+        limits.set("g", "2/h")  # so is the remote-control thread
+        assert admitting.is_alive()
+    finally:
+        answering.set()
+        admitting.join(10)
+        memory_store.reset(store_url)
+    assert limits.held_jobs() == [second]
+
+
 # -- real worker processes ----------------------------------------------------------------------
 
 TASKS = textwrap.dedent(
