@@ -476,8 +476,9 @@ def limited(request: pytest.FixtureRequest, tmp_path: Path, marks: Path,
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
 def test_a_worker_spaces_a_limited_task_and_runs_the_others_meanwhile(
-    limited: Any, tmp_path: Path, marks: Path
+    limited: Any, tmp_path: Path, marks: Path, pool: str
 ) -> None:
     for _ in range(20):
         limited.limited.delay()
@@ -485,7 +486,7 @@ def test_a_worker_spaces_a_limited_task_and_runs_the_others_meanwhile(
         limited.quick.delay()
     for _ in range(3):
         limited.badly_limited.delay()
-    proc = start_worker(tmp_path, worker_code("limited", pool="threads", concurrency=4,
+    proc = start_worker(tmp_path, worker_code("limited", pool=pool, concurrency=4,
                                               prefetch_multiplier=10))
     try:
         wait_until(lambda: len(_starts(marks, "limited")) == 20, timeout_s=40)
