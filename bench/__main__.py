@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import canvas, drain, throughput, trees
+from bench import canvas, dashboard, drain, throughput, trees
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--rtt-n", type=int, default=1000, help="round trips timed")
     tr.add_argument("--rounds", type=int, default=3, help="runs per tree (medians shown)")
     tr.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")
+    db = sub.add_parser("dashboard", help="dashboard history queries at 100k tasks")
+    db.add_argument("--n", type=int, default=100_000, help="tasks recorded")
+    db.add_argument("--rounds", type=int, default=20, help="runs of each query (median shown)")
+    db.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="'' to skip Redis")
+    db.add_argument("--memory", action="store_true", help="also time memory://")
     args = parser.parse_args(argv)
+    if args.name == "dashboard":
+        return dashboard.run(args.n, args.rounds, args.redis, args.memory)
     if args.name == "trees":
         return trees.run(args.before, args.after, args.redis, args.n, args.delay_n, args.rtt_n,
                          args.rounds, sqlite=not args.no_sqlite)
