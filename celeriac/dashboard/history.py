@@ -486,6 +486,8 @@ class MemoryHistory(HistoryStore):
         super().__init__(**bounds)
         self.url = url
         self._tasks_by_id: dict[str, TaskDict] = {}
+        #: parent id -> the ids of its children (in the order they were first seen)
+        self._children: dict[str, dict[str, None]] = {}
         self._lock = threading.Lock()
 
     def _record(self, events: Sequence[dict[str, Any]]) -> int:
@@ -495,15 +497,13 @@ class MemoryHistory(HistoryStore):
             changed = merge_events(events, stored)
             created = sum(1 for uuid in changed if uuid not in found)
             found.update(changed)
+            for uuid, task in changed.items():
+                if task["parent_id"] is not None:
+                    self._children.setdefault(task["parent_id"], {})[uuid] = None
             return created
 
     def _with_children(self, tasks: list[TaskDict]) -> list[TaskDict]:
-        wanted = {t["uuid"]: dict(t, children=[]) for t in tasks}
-        for task in self._tasks_by_id.values():
-            parent = wanted.get(task["parent_id"] or "")
-            if parent is not None:
-                parent["children"].append(task["uuid"])
-        return [wanted[t["uuid"]] for t in tasks]
+        return [dict(t, children=list(self._children.get(t["uuid"], ()))) for t in tasks]
 
     def task(self, task_id: str) -> TaskDict | None:
         with self._lock:
@@ -541,14 +541,21 @@ class MemoryHistory(HistoryStore):
             found = self._tasks_by_id
             gone = [u for u, t in found.items() if (t["timestamp"] or 0) < older_than_s]
             for uuid in gone:
-                del found[uuid]
+                self._forget(uuid)
             extra = len(found) - self.max_tasks
             if extra > 0:
                 oldest = sorted(found.values(), key=lambda t: (t["timestamp"] or 0, t["uuid"]))
                 for task in oldest[:extra]:
-                    del found[task["uuid"]]
+                    self._forget(task["uuid"])
                     gone.append(task["uuid"])
             return len(gone)
+
+    def _forget(self, uuid: str) -> None:
+        task = self._tasks_by_id.pop(uuid)
+        self._children.pop(uuid, None)
+        siblings = self._children.get(task["parent_id"] or "")
+        if siblings is not None:
+            siblings.pop(uuid, None)
 
     def close(self) -> None:
         """Nothing to release (the tasks stay until the object goes)."""

@@ -21,6 +21,7 @@ task keys, merges, and writes in MULTI/EXEC, merging again when another writer g
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid as uuid_module
 from collections.abc import Iterable, Sequence
@@ -191,6 +192,20 @@ class RedisHistory(HistoryStore):
                 replies = pipe.execute()
                 ids = replies[0] if len(replies) == 2 else []
                 return [_str(i) for i in ids], True, int(replies[-1])
+            if in_server and field == "received" and len(filters) <= 1:
+                # A filter set is scored by received: page it directly.
+                base = filters[0] if filters else self._idx("received")
+                low: Any = max(query.received_start or 0.0, 0.0) if ranged else "-inf"
+                high: Any = "+inf" if query.received_end is None else query.received_end
+                count = -1 if limit is None else max(0, limit)
+                pipe = client.pipeline(transaction=False)
+                if desc:
+                    pipe.zrevrangebyscore(base, high, low, start=offset, num=count)
+                else:
+                    pipe.zrangebyscore(base, low, high, start=offset, num=count)
+                pipe.zcount(base, low, high)
+                ids, total = pipe.execute()
+                return [_str(i) for i in ids] if count else [], True, int(total)
             tmp = f"{self.prefix}tmp:{uuid_module.uuid4().hex}"
             pipe = client.pipeline(transaction=True)
             weights = {self._idx("received"): 1, **dict.fromkeys(filters, 0)}
@@ -230,7 +245,8 @@ class RedisHistory(HistoryStore):
         return self._with_children(found[start:] if limit is None else found[start:start + limit])
 
     def _count(self, query: Query) -> int:
-        ids, paged, count = self._ids(query, 0, 0)
+        # The order does not matter: the received order is the one filter sets serve directly.
+        ids, paged, count = self._ids(dataclasses.replace(query, sort_field="received"), 0, 0)
         return count if paged else len(self._matching(query, ids))
 
     def task_types(self) -> list[str]:

@@ -28,7 +28,6 @@ from celeriac.dashboard.history import (
     dumps,
     empty_series,
     event_task_ids,
-    fill_series,
     loads,
     merge_events,
 )
@@ -212,15 +211,18 @@ class SQLiteHistory(HistoryStore):
 
     def series(self, since_s: float, bucket_s: float) -> list[dict[str, Any]]:
         buckets = empty_series(since_s, bucket_s, time.time())
+        start_s = buckets[0]["t"]
 
         def read(c: sqlite3.Connection) -> None:
-            done = c.execute(f"SELECT succeeded, runtime FROM {TABLE} WHERE succeeded >= ?",
-                             (since_s,)).fetchall()
-            fill_series(buckets, since_s, bucket_s, "succeeded", [r[0] for r in done],
-                        [r[1] for r in done])
-            for field in ("failed", "received"):
-                fill_series(buckets, since_s, bucket_s, field, [r[0] for r in c.execute(
-                    f"SELECT {field} FROM {TABLE} WHERE {field} >= ?", (since_s,))])
+            for field in ("succeeded", "failed", "received"):
+                rows = c.execute(
+                    f"SELECT CAST(({field} - ?) / ? AS INTEGER), COUNT(*), AVG(runtime) "
+                    f"FROM {TABLE} WHERE {field} >= ? GROUP BY 1", (start_s, bucket_s, since_s))
+                for index, count, runtime_avg_s in rows:
+                    if 0 <= index < len(buckets):
+                        buckets[index][field] = count
+                        if field == "succeeded":
+                            buckets[index]["runtime_avg_s"] = runtime_avg_s
 
         self._conns.run(read)
         return buckets
