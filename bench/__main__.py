@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import canvas, dashboard, drain, throughput, trees
+from bench import canvas, dashboard, drain, events, throughput, trees
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--rtt-n", type=int, default=1000, help="round trips timed")
     tr.add_argument("--rounds", type=int, default=3, help="runs per tree (medians shown)")
     tr.add_argument("--no-sqlite", action="store_true", help="skip the SQLite runs")
+    ev = sub.add_parser("events", help="a worker's drain rate with events off and on (-E)")
+    ev.add_argument("--broker", default="redis://127.0.0.1:6379/15")
+    ev.add_argument("--n", type=int, default=50000, help="tasks drained per run")
+    ev.add_argument("--rounds", type=int, default=3, help="runs of each (medians shown)")
+    ev.add_argument("--prefetch", type=int, default=64, help="worker_prefetch_multiplier")
+    ev.add_argument("--no-listener", action="store_true",
+                    help="no receiver during the runs (the worker's own cost only)")
     db = sub.add_parser("dashboard", help="dashboard history queries at 100k tasks")
     db.add_argument("--n", type=int, default=100_000, help="tasks recorded")
     db.add_argument("--rounds", type=int, default=20, help="runs of each query (median shown)")
@@ -56,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.name == "trees":
         return trees.run(args.before, args.after, args.redis, args.n, args.delay_n, args.rtt_n,
                          args.rounds, sqlite=not args.no_sqlite)
+    if args.name == "events":
+        return events.run(args.broker, args.n, args.rounds, args.prefetch,
+                          listen=not args.no_listener)
     if args.name == "canvas":
         return canvas.run(args.broker, args.n, args.prefetch, args.timeout, argv)
     if args.name == "throughput":

@@ -6,9 +6,10 @@ Rules:
   at every step of a task for the price of building a dict; :meth:`~EventDispatcher.flush`
   broadcasts the whole buffer as ONE payload on :data:`~celeriac.events.event.EVENTS_CHANNEL`.
   The buffer is also flushed, by the sender, when it reaches ``buffer_limit`` events.
-  Whoever owns a dispatcher flushes it often: the worker flushes after each executor flush and
-  at least every 0.5 s (:mod:`celeriac.worker.events`); ``send(..., flush=True)`` flushes at
-  once (one-off senders such as ``task-sent``).
+  Whoever owns a dispatcher flushes it often: the worker asks for a flush after an executor
+  flush when :meth:`~EventDispatcher.due` says so (:meth:`~EventDispatcher.flush_soon`: its
+  events thread does it), and at least every 0.5 s (:mod:`celeriac.worker.events`);
+  ``send(..., flush=True)`` flushes at once (one-off senders such as ``task-sent``).
 - Thread-safe: any thread may send and flush; a flush takes the buffer under the lock and
   broadcasts outside it.
 - Events are fire-and-forget: a broadcast that fails drops its batch and logs one warning
@@ -19,18 +20,18 @@ Rules:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from celeriac.events.connection import broker_of
 from celeriac.events.event import (
     EVENTS_CHANNEL,
-    LamportClock,
     encode_events,
     group_from,
     utcoffset,
@@ -55,6 +56,9 @@ class EventDispatcher:
 
     #: events buffered before :meth:`send` flushes by itself
     DEFAULT_BUFFER_LIMIT = 2000
+    #: :meth:`due` once this many events wait, or the oldest waited this long
+    DUE_AT_COUNT = 500
+    DUE_AFTER_S = 0.2
 
     def __init__(
         self,
@@ -66,7 +70,6 @@ class EventDispatcher:
         groups: Iterable[str] | None = None,
         channel: str = EVENTS_CHANNEL,
         buffer_limit: int = DEFAULT_BUFFER_LIMIT,
-        clock: LamportClock | None = None,
         **_celery_options: Any,
     ) -> None:
         self.broker = broker_of(connection, app)
@@ -75,12 +78,17 @@ class EventDispatcher:
         self.groups: set[str] | None = set(groups) if groups is not None else None
         self.channel = channel
         self.buffer_limit = max(1, int(buffer_limit))
-        self.clock = clock or LamportClock()
+        #: this sender's clock: each event gets the next value (``next`` on a count is atomic)
+        self._clock = itertools.count(1)
         self.pid = os.getpid()
         self.utcoffset = utcoffset()
         self._buffer: list[dict[str, Any]] = []
+        #: monotonic time the oldest buffered event was sent
+        self._oldest_s = 0.0
         self._lock = threading.Lock()
         self._failing = False
+        #: what :meth:`flush_soon` calls instead of flushing here (the worker's events thread)
+        self.flusher: Callable[[], None] | None = None
         #: events broadcast so far, and events dropped because a broadcast failed
         self.sent = 0
         self.dropped = 0
@@ -106,11 +114,13 @@ class EventDispatcher:
         fields["hostname"] = self.hostname
         fields["utcoffset"] = self.utcoffset
         fields["pid"] = self.pid
-        fields["clock"] = self.clock.forward()
+        fields["clock"] = next(self._clock)
         if "timestamp" not in fields:
             fields["timestamp"] = time.time()
         with self._lock:
             buffer = self._buffer
+            if not buffer:
+                self._oldest_s = time.monotonic()
             buffer.append(fields)
             full = len(buffer) >= self.buffer_limit
         if flush or full:
@@ -124,6 +134,25 @@ class EventDispatcher:
     def pending(self) -> int:
         """Events buffered and not broadcast yet."""
         return len(self._buffer)
+
+    def due(self) -> bool:
+        """Whether a batch is worth a broadcast now: :attr:`DUE_AT_COUNT` events wait, or the
+        oldest waited :attr:`DUE_AFTER_S` (the worker asks after each executor flush, so a
+        stream of tasks costs one broadcast per batch, not one per flush)."""
+        pending = len(self._buffer)
+        if not pending:
+            return False
+        return (pending >= self.DUE_AT_COUNT
+                or time.monotonic() - self._oldest_s >= self.DUE_AFTER_S)
+
+    def flush_soon(self) -> None:
+        """Have the buffer broadcast: by :attr:`flusher` when set (another thread does the
+        I/O), else here and now."""
+        flusher = self.flusher
+        if flusher is not None:
+            flusher()
+        else:
+            self.flush()
 
     def flush(self) -> int:
         """Broadcast the buffered events as one payload; returns how many were sent (0 when

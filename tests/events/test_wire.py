@@ -170,3 +170,19 @@ def test_a_failed_broadcast_drops_the_batch_and_the_sender_goes_on() -> None:
     assert (dispatcher.sent, dispatcher.dropped, dispatcher.pending) == (0, 2, 0)
     dispatcher.send("task-started", uuid="again", flush=True)
     assert dispatcher.dropped == 3
+
+
+def test_a_batch_is_due_by_count_or_by_age(app: Celery) -> None:
+    dispatcher = app.events.Dispatcher(app.connection(), hostname="w@test")
+    assert not dispatcher.due()
+    dispatcher.DUE_AT_COUNT = 3
+    dispatcher.send("task-started", uuid="1")
+    dispatcher.send("task-started", uuid="2")
+    assert not dispatcher.due()
+    dispatcher.send("task-started", uuid="3")
+    assert dispatcher.due()
+    dispatcher.flush()
+    assert not dispatcher.due()
+    dispatcher.DUE_AFTER_S = 0.0
+    dispatcher.send("task-started", uuid="4")
+    assert dispatcher.due()
