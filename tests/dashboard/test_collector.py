@@ -5,8 +5,6 @@ failing store nor a broker outage stop it."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,51 +23,10 @@ from celeriac.dashboard.history import (
     open_history,
 )
 from celeriac.events import EVENTS_CHANNEL
-from tests.events.support import TASKS, ThreadWorker, events_worker_code, url_for, wait_for
+from tests.events.support import wait_for
+from tests.events.test_worker_events import Running, evtasks, kind  # noqa: F401 (fixtures)
 from tests.redis.support import HOST, PORT, drop_keys, redis_url, unique_prefix
 from tests.redis.test_publish_blip import Proxy
-from tests.worker.support import start_worker, task_module
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def kind(request: pytest.FixtureRequest) -> str:
-    found: str = request.param
-    return found
-
-
-@pytest.fixture
-def evtasks(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.chdir(tmp_path)  # the default history file of memory:// lands here
-    url = url_for(kind, tmp_path)
-    yield from task_module("evtasks", TASKS, tmp_path, monkeypatch, {"EVTASKS_URL": url})
-    if kind == "memory":
-        memory_broker.reset(url)
-        memory_store.reset(url)
-    elif kind == "redis":
-        drop_keys(url)
-
-
-class Running:
-    """A worker sending events: a thread (memory://) or a process."""
-
-    def __init__(self, kind: str, mod: Any, tmp_path: Path) -> None:
-        self.hostname = f"dash-{kind}@test"
-        options = {"hostname": self.hostname, "pool": "threads", "concurrency": 2,
-                   "send_events": True}
-        self.thread: ThreadWorker | None = None
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tmp_path / "worker.log"
-        if kind == "memory":
-            self.thread = ThreadWorker(mod.app, **options).start()
-        else:
-            self.proc = start_worker(tmp_path, events_worker_code("evtasks", **options))
-
-    def stop(self) -> None:
-        if self.thread is not None:
-            self.thread.stop()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            assert self.proc.wait(30) == 0, self.log.read_text()
 
 
 def _state(history: HistoryStore, task_id: str) -> str | None:
@@ -78,8 +35,10 @@ def _state(history: HistoryStore, task_id: str) -> str | None:
 
 
 @pytest.mark.slow
-def test_a_worker_and_its_tasks_reach_the_history(kind: str, evtasks: Any,
-                                                  tmp_path: Path) -> None:
+def test_a_worker_and_its_tasks_reach_the_history(
+        kind: str, evtasks: Any,  # noqa: F811 (the fixtures imported above)
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the default history file (for memory://) lands here
     url = default_history_url(evtasks.app)
     assert url == ("sqlite:///celeriac-dashboard.db" if kind == "memory"
                    else evtasks.app.result_backend_url)
@@ -87,7 +46,7 @@ def test_a_worker_and_its_tasks_reach_the_history(kind: str, evtasks: Any,
     collector = Collector(evtasks.app, history)
     collector.start()
     seen = collector.subscribe()
-    worker = Running(kind, evtasks, tmp_path)
+    worker = Running(kind, evtasks, tmp_path, send_events=True)
     try:
         wait_for(lambda: collector.workers().get(worker.hostname, {}).get("status"), 30)
         info = collector.workers()[worker.hostname]
