@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import select
 import threading
 import weakref
@@ -31,6 +30,7 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from celeriac._utils.pid import PROCESS
 from celeriac._utils.redis_wire import (
     RedisParams,
     merged_options,
@@ -190,24 +190,24 @@ class RedisConnection:
     def base(self) -> redis.Redis:
         """The client owning this process's pool (for pipelines and dedicated connections)."""
         base = self._base
-        if base is not None and self._pid == os.getpid():
+        if base is not None and self._pid == PROCESS.pid:
             return base
         with self._lock:
-            if self._base is None or self._pid != os.getpid():
+            if self._base is None or self._pid != PROCESS.pid:
                 # A forked child drops (never closes) its parent's clients: closing would
                 # disturb sockets the parent still uses.
                 self._base = self._build()
                 self._thread_clients = weakref.WeakSet()
                 self._local = threading.local()
                 self._scripts = {}
-                self._pid = os.getpid()
+                self._pid = PROCESS.pid
             return self._base
 
     @property
     def client(self) -> redis.Redis:
         """This thread's client."""
         client: redis.Redis | None = getattr(self._local, "client", None)
-        if client is not None and self._pid == os.getpid():
+        if client is not None and self._pid == PROCESS.pid:
             return client
         pool = self.base.connection_pool
         client = redis.Redis(connection_pool=pool, single_connection_client=True)
@@ -265,7 +265,7 @@ class RedisConnection:
             clients = list(self._thread_clients)
             self._thread_clients = weakref.WeakSet()
             self._local = threading.local()
-            if self._pid != os.getpid():
+            if self._pid != PROCESS.pid:
                 return
         for client in clients:
             client.close()
@@ -352,16 +352,16 @@ class WriteBehind:
         if not self._unread:
             return
         with self._lock:
-            if self._unread and self._pid == os.getpid():
+            if self._unread and self._pid == PROCESS.pid:
                 self._collect(block=True)
 
     def _socket(self) -> Any:
-        if self._pid != os.getpid():
+        if self._pid != PROCESS.pid:
             # A forked child must not read its parent's replies: start afresh.
             self._connection = None
             self._batches.clear()
             self._unread = 0
-            self._pid = os.getpid()
+            self._pid = PROCESS.pid
         conn = self._connection
         if conn is None:
             self._pool = self._conn.base.connection_pool
@@ -445,7 +445,7 @@ class WriteBehind:
     def close(self) -> None:
         with self._lock:
             conn = self._connection
-            if conn is None or self._pid != os.getpid():
+            if conn is None or self._pid != PROCESS.pid:
                 self._connection = None
                 return
             try:

@@ -16,6 +16,8 @@ import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
+from celeriac._utils.pid import PROCESS
+
 T = TypeVar("T")
 
 DEFAULT_FILENAME = "celeriac.db"
@@ -81,7 +83,7 @@ class _Opened:
         self.pid = pid
 
     def close(self) -> None:
-        if self.pid != os.getpid():
+        if self.pid != PROCESS.pid:
             return  # a forked child must not close its parent's connections
         items, self.items = self.items, []
         for _, conn in items:
@@ -116,10 +118,10 @@ class Connections:
         self._error_class = error_class
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._pid = PROCESS.pid
         # Every open connection of this process with the thread that owns it, so close() can
         # close them all and connections of finished threads are reclaimed.
-        self._opened = _Opened(os.getpid())
+        self._opened = _Opened(PROCESS.pid)
         # An owner dropped without close() still closes its connections (Python 3.13 warns
         # about a connection that is garbage-collected open).
         weakref.finalize(self, self._opened.close)
@@ -127,12 +129,12 @@ class Connections:
     def get(self) -> sqlite3.Connection:
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
-        if conn is not None and local.pid == os.getpid():
+        if conn is not None and local.pid == PROCESS.pid:
             return conn
         return self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        pid = os.getpid()
+        pid = PROCESS.pid
         with self._lock:
             if self._pid != pid:
                 _orphans.extend(conn for _, conn in self._opened.items)
@@ -190,7 +192,7 @@ class Connections:
     def close(self) -> None:
         """Close every connection this process opened; the next use reconnects."""
         with self._lock:
-            if self._pid == os.getpid():
+            if self._pid == PROCESS.pid:
                 for _, conn in self._opened.items:
                     conn.close()
             else:
@@ -207,7 +209,7 @@ class Connections:
         and are left alone (the child orphans them).
         """
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or self._local.pid != os.getpid() or conn.in_transaction:
+        if conn is None or self._local.pid != PROCESS.pid or conn.in_transaction:
             return
         if not self._lock.acquire(blocking=False):
             return

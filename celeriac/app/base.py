@@ -17,6 +17,7 @@ from celeriac import _state, canvas, config, signals, states, workflow
 from celeriac._types import TaskParams, TaskReturn
 from celeriac._utils.ids import new_id
 from celeriac._utils.imports import symbol_by_name
+from celeriac._utils.pid import PROCESS
 from celeriac._utils.timeutils import maybe_delta
 from celeriac.app import sending
 from celeriac.app.sending import PublishSettings, as_list
@@ -108,7 +109,7 @@ class Celery:
         self._backend: ResultBackend | None = None
         self._coordination: CoordinationStore | None = None
         self._lock = threading.Lock()
-        self._pid = os.getpid()
+        self._pid = PROCESS.pid
         self._trace_settings: tuple[int, TraceSettings] | None = None
         self._middleware: tuple[int, int, MiddlewareStack] | None = None
         self._publish_settings: tuple[int, PublishSettings] | None = None
@@ -409,12 +410,12 @@ class Celery:
 
     # -- transports -------------------------------------------------------------------------------
     def _check_fork(self) -> None:
-        if self._pid != os.getpid():
+        if self._pid != PROCESS.pid:
             # A forked child must not reuse the parent's sockets or file handles.
             self._broker = None
             self._backend = None
             self._coordination = None
-            self._pid = os.getpid()
+            self._pid = PROCESS.pid
 
     @property
     def broker_url(self) -> str:

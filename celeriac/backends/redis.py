@@ -23,6 +23,7 @@ import redis
 
 from celeriac import states
 from celeriac._redis.client import RedisConnection, readable
+from celeriac._utils.pid import PROCESS
 from celeriac._utils.redis_wire import SCHEMES
 from celeriac.backends.base import ResultBackend
 from celeriac.exceptions import TransportError
@@ -184,10 +185,10 @@ class RedisBackend(ResultBackend):
 
     def _get_listener(self) -> Listener:
         listener = self._listener
-        if listener is not None and listener.pid == os.getpid():
+        if listener is not None and listener.pid == PROCESS.pid:
             return listener
         with self._listener_lock:
-            if self._listener is None or self._listener.pid != os.getpid():
+            if self._listener is None or self._listener.pid != PROCESS.pid:
                 # A forked child starts its own (the parent's thread does not exist here).
                 self._listener = Listener(self._conn, _is_ready)
             return self._listener
@@ -221,7 +222,7 @@ class RedisBackend(ResultBackend):
     def close(self) -> None:
         with self._listener_lock:
             listener, self._listener = self._listener, None
-        if listener is not None and listener.pid == os.getpid():
+        if listener is not None and listener.pid == PROCESS.pid:
             listener.close()
         self._conn.close()
 
@@ -275,7 +276,7 @@ class Listener:
     """
 
     def __init__(self, conn: RedisConnection, is_ready: Callable[[bytes], bool | None]) -> None:
-        self.pid = os.getpid()
+        self.pid = PROCESS.pid
         self._conn = conn
         self._is_ready = is_ready
         self._lock = threading.Lock()

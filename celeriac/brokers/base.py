@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from celeriac._utils.pid import PROCESS
 from celeriac.message import Delivery, Envelope
 
 #: stores ``(task_id, state, payload)`` records (with a lifetime) and acks deliveries, together
@@ -85,14 +86,14 @@ class Holder:
         """
         if self.machine != _MACHINE:
             return not node_announced()
-        if self.pid == os.getpid():
+        if self.pid == PROCESS.pid:
             return self.token not in _live_tokens
         return _process_gone(self.pid)
 
 
 def consumer_name(node: str, token: str) -> str:
     """``node|machine|pid|token``: who holds the messages a consumer claims."""
-    return f"{node}{_SEP}{_MACHINE}{_SEP}{os.getpid()}{_SEP}{token}"
+    return f"{node}{_SEP}{_MACHINE}{_SEP}{PROCESS.pid}{_SEP}{token}"
 
 
 def node_prefix(node: str) -> str:

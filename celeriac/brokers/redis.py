@@ -29,6 +29,7 @@ from typing import Any
 import redis
 
 from celeriac._redis.client import RedisConnection, WriteBehind
+from celeriac._utils.pid import PROCESS
 from celeriac._utils.redis_wire import SCHEMES, frame, priority_steps
 from celeriac._utils.stored import envelope_bytes
 from celeriac.brokers.base import (
@@ -153,7 +154,7 @@ class RedisBroker(Broker):
     def consumer(self) -> str:
         # node|machine|pid|token (brokers.base.consumer_name), unique per process: a forked
         # child must not share (and renew) its parent's entries.
-        pid = os.getpid()
+        pid = PROCESS.pid
         if pid != self._consumer_pid:
             self._consumer_pid = pid
             self._consumer_name = self.consumer_name()

@@ -9,7 +9,6 @@ still comes from redis-py (TLS, auth, db, sentinel, retries), only the per-call 
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from typing import Any
@@ -19,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from celeriac._redis.client import RedisConnection, pack_commands
+from celeriac._utils.pid import PROCESS
 
 
 class Direct:
@@ -31,9 +31,9 @@ class Direct:
     def _connection(self) -> Any:
         local = self._local
         connection = getattr(local, "connection", None)
-        if connection is None or local.pid != os.getpid():
+        if connection is None or local.pid != PROCESS.pid:
             connection = self._conn.base.connection_pool.make_connection()
-            local.connection, local.pid = connection, os.getpid()
+            local.connection, local.pid = connection, PROCESS.pid
             with self._lock:
                 self._opened.add(connection)
         return connection

@@ -15,11 +15,11 @@ or the ``enable_events`` control command): see :mod:`celeriac.middleware.events`
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
 from celeriac import signals
+from celeriac._utils.pid import PROCESS
 from celeriac.events.connection import Connection, broker_of
 from celeriac.events.dispatcher import EventDispatcher, anon_hostname
 from celeriac.events.event import (
@@ -86,7 +86,7 @@ class Events:
         """The dispatcher ``task-sent`` events of this process go through (made on first use;
         remade after a fork)."""
         found = self._sent_dispatcher
-        if found is None or found.pid != os.getpid():
+        if found is None or found.pid != PROCESS.pid:
             with self._lock:
                 found = self._sent_dispatcher = EventDispatcher(app=self.app)
         return found

@@ -22,7 +22,7 @@ from tests.redis.support import HOST, PORT, REDIS_BROKER_DB, drop_keys, redis_ur
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the Redis database of this module's tests (prefixed keys, deleted afterwards)
-REDIS_DB = 15
+REDIS_DB = 14
 
 TASKS = textwrap.dedent(
     """

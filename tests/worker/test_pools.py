@@ -424,7 +424,9 @@ def test_prefork_children_ignore_stop_signals_from_others(tmp_path: Path,
 
     @app.task
     def nap() -> str:
-        marker.write_text(str(os.getpid()))
+        # written whole, then renamed: the waiting thread never reads a half-written pid
+        (tmp_path / "started.tmp").write_text(str(os.getpid()))
+        os.replace(tmp_path / "started.tmp", marker)
         time.sleep(0.5)
         return "rested"
 
