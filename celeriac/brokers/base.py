@@ -203,6 +203,8 @@ class Broker(abc.ABC):
         self.token = uuid.uuid4().hex[:12]
         _live_tokens.add(self.token)
         weakref.finalize(self, _live_tokens.discard, self.token)
+        self._consumer_key: tuple[str, int] | None = None
+        self._consumer_name = ""
         #: where :meth:`reject` logs what it dead-letters (None: logged as a warning only)
         self.rejected_sink: RejectedSink | None = None
 
@@ -296,8 +298,13 @@ class Broker(abc.ABC):
 
     # -- crash recovery --------------------------------------------------------------------------
     def consumer_name(self) -> str:
-        """The name this process's consumers of this broker hold messages under."""
-        return consumer_name(self.node, self.token)
+        """The name this process's consumers of this broker hold messages under (made again
+        when the node or the process changes)."""
+        key = (self.node, PROCESS.pid)
+        if self._consumer_key != key:
+            self._consumer_name = consumer_name(self.node, self.token)
+            self._consumer_key = key
+        return self._consumer_name
 
     def bind_node(self, hostname: str) -> None:
         """Name this broker's consumers after worker node ``hostname`` (``-n``), so a later
