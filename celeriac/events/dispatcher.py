@@ -6,9 +6,8 @@ Rules:
   at every step of a task for the price of building a dict; :meth:`~EventDispatcher.flush`
   broadcasts the whole buffer as ONE payload on :data:`~celeriac.events.event.EVENTS_CHANNEL`.
   The buffer is also flushed, by the sender, when it reaches ``buffer_limit`` events.
-  Whoever owns a dispatcher flushes it often: the worker asks for a flush after an executor
-  flush when :meth:`~EventDispatcher.due` says so (:meth:`~EventDispatcher.flush_soon`: its
-  events thread does it), and at least every 0.5 s (:mod:`celeriac.worker.events`);
+  Whoever owns a dispatcher flushes it often: the worker flushes after an executor flush when
+  :meth:`~EventDispatcher.due` says so, and at least every 0.5 s (:mod:`celeriac.worker.events`);
   ``send(..., flush=True)`` flushes at once (one-off senders such as ``task-sent``).
 - Thread-safe: any thread may send and flush; a flush takes the buffer under the lock and
   broadcasts outside it.
@@ -26,7 +25,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from celeriac.events.connection import broker_of
@@ -87,8 +86,6 @@ class EventDispatcher:
         self._oldest_s = 0.0
         self._lock = threading.Lock()
         self._failing = False
-        #: what :meth:`flush_soon` calls instead of flushing here (the worker's events thread)
-        self.flusher: Callable[[], None] | None = None
         #: events broadcast so far, and events dropped because a broadcast failed
         self.sent = 0
         self.dropped = 0
@@ -144,15 +141,6 @@ class EventDispatcher:
             return False
         return (pending >= self.DUE_AT_COUNT
                 or time.monotonic() - self._oldest_s >= self.DUE_AFTER_S)
-
-    def flush_soon(self) -> None:
-        """Have the buffer broadcast: by :attr:`flusher` when set (another thread does the
-        I/O), else here and now."""
-        flusher = self.flusher
-        if flusher is not None:
-            flusher()
-        else:
-            self.flush()
 
     def flush(self) -> int:
         """Broadcast the buffered events as one payload; returns how many were sent (0 when

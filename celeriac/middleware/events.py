@@ -5,8 +5,8 @@ Rules:
 - worker hooks are in the stack only while the worker of this process sends task events
   (``app.events.task_dispatcher`` is set: ``worker -E``, ``worker_send_task_events``,
   ``enable_events``), so a worker with events off pays nothing; they only buffer events, which
-  the worker's events thread broadcasts in batches: after an executor flush once 500 events
-  wait or the oldest waited 0.2 s (``EventDispatcher.due``), and at least every 0.5 s;
+  the worker broadcasts in batches: after an executor flush once 500 events wait or the
+  oldest waited 0.2 s (``EventDispatcher.due``), and at least every 0.5 s (its events thread);
 - ``task-received``: the message was read and validated (``after_receive``);
 - ``task-started``: the job is handed to the pool (``before_process``), the moment Celery's
   prefork pool reports too; for prefork and threads the task starts an instant later;
@@ -139,4 +139,6 @@ class EventsMiddleware(Middleware):
     def after_settle(self, executor: Any, stored: int, acked: int) -> None:
         dispatcher = self._dispatcher(executor)
         if dispatcher is not None and dispatcher.due():
-            dispatcher.flush_soon()
+            # Here, not in the events thread: handing batches over costs more CPU in thread
+            # switches than the broadcast's round trip costs the loop (bench/events.py).
+            dispatcher.flush()

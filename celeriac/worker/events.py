@@ -7,9 +7,9 @@ Rules:
   celeriac sends none, so ``-E`` is the one switch);
 - :meth:`WorkerEvents.start` (after the pool started): ``worker-online`` when events are on,
   then a daemon thread that sends ``worker-heartbeat`` every :attr:`WorkerEvents.freq_s`
-  (2 s, Celery's) and broadcasts the buffered events: when the main loop finds a batch due
-  (``EventDispatcher.flush_soon``), and at least every :attr:`WorkerEvents.FLUSH_EVERY_S`, so
-  a lone event waits at most that long;
+  (2 s, Celery's) and broadcasts the buffered events at least every
+  :attr:`WorkerEvents.FLUSH_EVERY_S`, so a lone event waits at most that long (the main loop
+  broadcasts a batch once it is due: :class:`~celeriac.middleware.events.EventsMiddleware`);
 - :meth:`~WorkerEvents.enable` / :meth:`~WorkerEvents.disable` switch events at run time
   (``enable_events`` / ``disable_events``): enabling sends ``worker-online`` and the task
   events start with the worker's next batch of messages; disabling drops what is buffered and
@@ -68,10 +68,6 @@ class WorkerEvents:
         )
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        #: set to have the events thread broadcast the buffer now
-        self._wake = threading.Event()
-        # The main loop hands a due batch to the events thread (the broadcast's round trip
-        # then overlaps task processing) once that thread runs.
         self._thread: threading.Thread | None = None
         self._started = False
 
@@ -88,12 +84,9 @@ class WorkerEvents:
                 self._send_worker("worker-online")
         self._thread = threading.Thread(target=self._run, name="celeriac-events", daemon=True)
         self._thread.start()
-        self.dispatcher.flusher = self._wake_flusher
 
     def stop(self) -> None:
-        self.dispatcher.flusher = None
         self._stop.set()
-        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -146,15 +139,10 @@ class WorkerEvents:
         )
 
     def _run(self) -> None:
-        """Broadcast what is buffered when woken (:meth:`_wake_flusher`, from the main loop) or
-        every :attr:`FLUSH_EVERY_S`; a heartbeat every :attr:`freq_s`."""
-        wake, stop = self._wake, self._stop
+        """Broadcast what is buffered every :attr:`FLUSH_EVERY_S`; a heartbeat every
+        :attr:`freq_s`."""
         next_beat = time.monotonic() + self.freq_s
-        while True:
-            wake.wait(self.FLUSH_EVERY_S)
-            wake.clear()
-            if stop.is_set():
-                return
+        while not self._stop.wait(self.FLUSH_EVERY_S):
             try:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + self.freq_s
@@ -163,6 +151,3 @@ class WorkerEvents:
                     self.dispatcher.flush()
             except Exception:  # never let the events thread die
                 logger.exception("events: sending failed")
-
-    def _wake_flusher(self) -> None:
-        self._wake.set()

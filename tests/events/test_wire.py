@@ -156,8 +156,8 @@ def test_a_field_json_cannot_carry_is_sent_as_its_repr() -> None:
         def __repr__(self) -> str:
             return "<odd>"
 
-    [event] = decode_events(encode_events([good(extra=Odd())]))
-    assert event["extra"] == "<odd>"
+    [event] = decode_events(encode_events([good(extra=Odd(), counts={1: "one"})]))
+    assert (event["extra"], event["counts"]) == ("<odd>", {"1": "one"})
 
 
 def test_a_failed_broadcast_drops_the_batch_and_the_sender_goes_on() -> None:
