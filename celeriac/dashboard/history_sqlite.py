@@ -6,8 +6,8 @@ One row per task: the fields queries filter and sort on as columns, the whole
 queries without scanning the table: ``(state, received)``, ``(name, received)``,
 ``(worker, received)`` for a filter with the newest received first, ``received`` and
 ``timestamp`` for the unfiltered lists and the age bound, ``parent_id`` for a task's children,
-``succeeded``/``failed`` for the charts. ``search`` and sorts on other fields read every row
-that passes the other filters.
+``(succeeded, runtime)`` and ``failed`` for the charts. ``search`` and sorts on other fields
+read every row that passes the other filters.
 
 Several dashboards may write one file: :meth:`SQLiteHistory.record` reads, merges and writes a
 batch in one ``BEGIN IMMEDIATE`` transaction, and merges are idempotent.
@@ -53,7 +53,7 @@ CREATE INDEX IF NOT EXISTS {TABLE}_state ON {TABLE} (state, received);
 CREATE INDEX IF NOT EXISTS {TABLE}_name ON {TABLE} (name, received);
 CREATE INDEX IF NOT EXISTS {TABLE}_worker ON {TABLE} (worker, received);
 CREATE INDEX IF NOT EXISTS {TABLE}_parent ON {TABLE} (parent_id);
-CREATE INDEX IF NOT EXISTS {TABLE}_succeeded ON {TABLE} (succeeded);
+CREATE INDEX IF NOT EXISTS {TABLE}_succeeded ON {TABLE} (succeeded, runtime);
 CREATE INDEX IF NOT EXISTS {TABLE}_failed ON {TABLE} (failed);
 """
 _UPSERT = (
