@@ -200,7 +200,10 @@ class Collector:
     def workers(self) -> dict[str, dict[str, Any]]:
         """hostname -> the worker as Flower's ``/api/workers`` describes it from events."""
         out: dict[str, dict[str, Any]] = {}
-        for hostname, worker in list(self.state.workers.items()):
+        state = self.state
+        # A copy under the state's lock: the capture thread adds workers meanwhile.
+        workers = state.freeze_while(lambda: list(state.workers.items()))
+        for hostname, worker in workers:
             last_beat = worker.heartbeats[-1] if worker.heartbeats else None
             out[hostname] = {
                 "hostname": hostname,
