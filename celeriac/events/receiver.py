@@ -21,8 +21,9 @@ Rules:
   ``socket.timeout`` is) is raised, as Celery's receiver does; None waits forever;
 - ``limit``: stop after that many events; setting ``should_stop`` stops within
   :attr:`EventReceiver.POLL_S`;
-- ``wakeup`` is accepted; workers send a heartbeat every 2 s, so a new receiver learns of
-  every live worker within that time.
+- ``wakeup`` (the default) sends the ``heartbeat`` control command as the capture starts, so
+  the workers that send events answer with a ``worker-heartbeat`` at once (they send one
+  every 2 s anyway).
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class EventReceiver:
         owned = self._subscription is None
         subscription = self.open()._subscription
         assert subscription is not None
+        if wakeup:
+            self.wakeup_workers()
         count = 0
         last_event = time.monotonic()
         pending = self._pending
@@ -142,6 +145,18 @@ class EventReceiver:
         finally:
             if owned:
                 self.close()
+
+    def wakeup_workers(self) -> None:
+        """Ask every worker for a ``worker-heartbeat`` now (the ``heartbeat`` control command,
+        no reply awaited), so a new receiver learns of the live workers at once. Needs the
+        receiver's app; a failure is logged at debug and changes nothing."""
+        control = getattr(self.app, "control", None)
+        if control is None:
+            return
+        try:
+            control.broadcast("heartbeat")
+        except Exception as exc:
+            logger.debug("events: could not wake the workers: %s", exc)
 
     def capture(
         self, limit: int | None = None, timeout: float | None = None, wakeup: bool = True

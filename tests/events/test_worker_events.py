@@ -203,3 +203,25 @@ def test_events_switch_on_and_off_at_run_time(evtasks: Any, kind: str, tmp_path:
             assert not [e for e in late if e.get("uuid") == off.id]
         finally:
             worker.stop()
+
+
+def test_a_capture_with_wakeup_gets_a_heartbeat_at_once(app: Any) -> None:
+    running = ThreadWorker(app, hostname="sleepy@test", send_events=True)
+    running.events.freq_s = 3600.0  # no heartbeat of its own during the test
+    with app.events.Receiver(app.connection()) as receiver:
+        running.start()
+        try:
+            collect(receiver, lambda got: bool(of(got, "worker-online")))
+            with pytest.raises(TimeoutError):
+                receiver.capture(limit=1, timeout=1.5, wakeup=False)
+            woken = collect_woken(receiver)
+        finally:
+            running.stop()
+    assert woken["type"] == "worker-heartbeat" and woken["hostname"] == "sleepy@test"
+
+
+def collect_woken(receiver: EventReceiver) -> dict[str, Any]:
+    for event in receiver.itercapture(timeout=10, wakeup=True):
+        if event["type"] == "worker-heartbeat":
+            return event
+    raise AssertionError("no heartbeat")
