@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import abc
 import math
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from typing import Any
 import orjson
 
 from celeriac import states
+from celeriac._utils.imports import symbol_by_name
 
 __all__ = [
     "MAX_TEXT_CHARS",
@@ -481,8 +483,6 @@ class MemoryHistory(HistoryStore):
     """History in this process's memory (lost on exit): for tests and a quick look."""
 
     def __init__(self, url: str = "memory://", **bounds: Any) -> None:
-        import threading
-
         super().__init__(**bounds)
         self.url = url
         self._tasks_by_id: dict[str, TaskDict] = {}
@@ -563,6 +563,12 @@ class MemoryHistory(HistoryStore):
 
 # -- opening -------------------------------------------------------------------------------------
 _REDIS_SCHEMES = ("redis", "rediss", "redis+socket", "unix", "sentinel")
+#: the store classes by URL scheme
+_STORES = {
+    "sqlite": "celeriac.dashboard.history_sqlite:SQLiteHistory",
+    "db+sqlite": "celeriac.dashboard.history_sqlite:SQLiteHistory",
+    "redis": "celeriac.dashboard.history_redis:RedisHistory",
+}
 DEFAULT_URL = "sqlite:///celeriac-dashboard.db"
 
 
@@ -575,17 +581,16 @@ def open_history(url: str, *, max_tasks: int = 100_000,
     bounds: dict[str, Any] = {"max_tasks": max_tasks, "max_age_s": max_age_s}
     if scheme == "memory":
         return MemoryHistory(url, **bounds)
-    if scheme in ("sqlite", "db+sqlite", ""):
-        from celeriac.dashboard.history_sqlite import SQLiteHistory
-
-        return SQLiteHistory(url if scheme else f"sqlite:///{url}", **bounds)
-    if scheme in _REDIS_SCHEMES:
-        from celeriac.dashboard.history_redis import RedisHistory
-
-        return RedisHistory(url, **bounds)
-    raise ValueError(
-        f"history store {url!r}: expected memory://, sqlite:///path or a redis:// URL"
-    )
+    if scheme == "":
+        url = f"sqlite:///{url}"
+    store_class = _STORES.get("redis" if scheme in _REDIS_SCHEMES else scheme or "sqlite")
+    if store_class is None:
+        raise ValueError(
+            f"history store {url!r}: expected memory://, sqlite:///path or a redis:// URL"
+        )
+    # By name: the Redis store needs redis-py, loaded only when a Redis URL is used.
+    found: HistoryStore = symbol_by_name(store_class)(url, **bounds)
+    return found
 
 
 def default_history_url(app: Any) -> str:
