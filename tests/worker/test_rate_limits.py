@@ -420,8 +420,11 @@ TASKS = textwrap.dedent(
     MARKS = os.environ["LIMITED_MARKS"]
 
     def _mark(kind, who=""):
-        with open(os.path.join(MARKS, f"{kind}-{uuid.uuid4().hex}"), "w") as f:
-            f.write(f"{time.time()!r} {who}")
+        at = time.time()
+        name = uuid.uuid4().hex
+        with open(os.path.join(MARKS, f".{name}"), "w") as f:
+            f.write(f"{at!r} {who}")
+        os.replace(os.path.join(MARKS, f".{name}"), os.path.join(MARKS, f"{kind}-{name}"))
 
     @app.task(rate_limit="5/s")
     def limited():
@@ -486,16 +489,17 @@ def test_a_worker_spaces_a_limited_task_and_runs_the_others_meanwhile(
         limited.quick.delay()
     for _ in range(3):
         limited.badly_limited.delay()
-    proc = start_worker(tmp_path, worker_code("limited", pool=pool, concurrency=4,
-                                              prefetch_multiplier=10))
+    proc = start_worker(tmp_path, worker_code("limited", pool=pool, concurrency=8,
+                                              prefetch_multiplier=5))
     try:
         wait_until(lambda: len(_starts(marks, "limited")) == 20, timeout_s=40)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
     starts = _starts(marks, "limited")
-    # 5/s, evenly spaced (one token at most in the bucket): 19 gaps of 200 ms.
-    assert _most_in_one_second(starts) <= 6
+    # 5/s, evenly spaced (one token at most in the bucket): 19 gaps of 200 ms; at most 6 starts
+    # in a second, 7 with a task's clock reading a little late (unlimited: 16).
+    assert _most_in_one_second(starts) <= 7
     assert starts[-1] - starts[0] >= 3.0
     # The other types did not wait for the limited one (all done before its 3rd second).
     assert len(_starts(marks, "quick")) == 5 and len(_starts(marks, "bad")) == 3
@@ -512,7 +516,7 @@ def test_a_global_limit_holds_across_two_worker_processes(
 ) -> None:
     # Each worker on its own queue, so both surely run half the tasks.
     procs = [
-        start_worker(tmp_path, worker_code("limited", pool="threads", concurrency=4,
+        start_worker(tmp_path, worker_code("limited", pool="threads", concurrency=8,
                                            hostname=f"{queue}@test", queues=[queue]),
                      log_name=f"{queue}.log")
         for queue in ("a", "b")
@@ -529,6 +533,6 @@ def test_a_global_limit_holds_across_two_worker_processes(
     starts = _starts(marks, "shared")
     hosts = {p.read_text().split()[1] for p in marks.glob("shared-*")}
     assert hosts == {"a@test", "b@test"}
-    # Together at 5/s (alone, each would run 5/s: up to 12 in a second).
-    assert _most_in_one_second(starts) <= 6
+    # Together at 5/s: 6 in a second, 7 with a late clock reading (each alone at 5/s: 12).
+    assert _most_in_one_second(starts) <= 7
     assert starts[-1] - starts[0] >= 3.0
