@@ -91,12 +91,13 @@ class EventsMiddleware(Middleware):
 
     # -- the worker ----------------------------------------------------------------------------
     def after_receive(self, executor: Any, job: Any) -> None:
-        dispatcher = self._dispatcher(executor)
+        dispatcher = executor.app.events.task_dispatcher
         if dispatcher is None:
             return
         request = job.request
-        args, kwargs = _reprs(request.get("argsrepr"), request.get("kwargsrepr"), job.args,
-                              job.kwargs)
+        args, kwargs = request.get("argsrepr"), request.get("kwargsrepr")
+        if args.__class__ is not str or kwargs.__class__ is not str:
+            args, kwargs = _reprs(args, kwargs, job.args, job.kwargs)
         dispatcher.send(
             "task-received", uuid=request["id"], name=job.task_name, args=args, kwargs=kwargs,
             root_id=request.get("root_id"), parent_id=request.get("parent_id"),
