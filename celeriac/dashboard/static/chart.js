@@ -31,8 +31,8 @@ function clockLabel(epoch_s) {
  * names the CSS class of the line (series-<kind>); format(y) labels the y axis.
  */
 export function lineChart(container, times, series, format = (y) => String(y)) {
-  const width = 800;
-  const height = 220;
+  const width = 1200;
+  const height = 240;
   const left = 56;
   const right = 12;
   const top = 12;
@@ -47,15 +47,19 @@ export function lineChart(container, times, series, format = (y) => String(y)) {
 
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart-svg", role: "img" });
   root.append(svg("title", {}, series.map((s) => s.name).join(", ")));
-  for (let k = 0; k <= 4; k += 1) {
-    const v = (yMax * k) / 4;
+  // 1, 5 or 10 times a power of ten: five steps; 2 times one: four (0.5 each)
+  const lead = Math.round(yMax / 10 ** Math.floor(Math.log10(yMax)));
+  const steps = lead === 2 ? 4 : 5;
+  for (let k = 0; k <= steps; k += 1) {
+    const v = (yMax * k) / steps;
     root.append(svg("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), class: "grid-line" }));
     root.append(svg("text", { x: left - 6, y: y(v) + 4, class: "axis-label", "text-anchor": "end" },
       format(v)));
   }
   if (n > 0) {
-    for (const i of [0, Math.floor((n - 1) / 2), n - 1]) {
-      root.append(svg("text", { x: x(i), y: height - 8, class: "axis-label", "text-anchor": "middle" },
+    const anchors = [[0, "start"], [Math.floor((n - 1) / 2), "middle"], [n - 1, "end"]];
+    for (const [i, anchor] of anchors) {
+      root.append(svg("text", { x: x(i), y: height - 8, class: "axis-label", "text-anchor": anchor },
         clockLabel(times[i])));
     }
   }

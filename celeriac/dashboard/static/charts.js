@@ -31,9 +31,9 @@ async function load() {
       ...b, runtime_n: typeof b.runtime_avg_s === "number" ? b.succeeded : 0,
     }));
     draw();
-    notice("");
+    notice("", false, "load");
   } catch (error) {
-    notice(`Could not read the series: ${error.message}`, true);
+    notice(`Could not read the series: ${error.message}`, true, "load");
   }
 }
 
@@ -64,7 +64,7 @@ liveEvents(["task-received", "task-succeeded", "task-failed"], (event) => {
     }
   }
   drawSoon();
-});
+}, load);
 
 form.elements.window.addEventListener("change", () => {
   [windowS, bucketS] = form.elements.window.value.split(":").map(Number);

@@ -89,18 +89,24 @@ export async function post(path, body) {
   return response.json();
 }
 
-/** Show a one-line message under the header (error or info); empty text hides it. */
-export function notice(text, isError = false) {
+/** Show a one-line message under the header (error or info); empty text hides it, but only
+ * a message of the same source: a periodic read clearing its own error ("load") leaves the
+ * answer to a user's action in place. */
+export function notice(text, isError = false, source = "action") {
   const node = document.getElementById("notice");
   if (!node) return;
+  if (!text && node.dataset.source !== source) return;
+  node.dataset.source = source;
   node.textContent = text || "";
   node.hidden = !text;
   node.classList.toggle("error", Boolean(isError));
 }
 
 /** Follow the dashboard's event stream; onEvent gets each event dict. The browser's
- * EventSource reconnects by itself; the header shows whether the stream is up. */
-export function liveEvents(types, onEvent) {
+ * EventSource reconnects by itself; the header shows whether the stream is up. onOpen runs
+ * each time the stream (re)connects: events sent while it was down are not replayed, so a
+ * page re-reads what it shows then. */
+export function liveEvents(types, onEvent, onOpen = null) {
   const marker = document.getElementById("live");
   const source = new EventSource(BASE + "/api/events/stream" + query({ types: types.join(",") }),
     { withCredentials: true });
@@ -109,7 +115,10 @@ export function liveEvents(types, onEvent) {
     marker.textContent = text;
     marker.classList.toggle("up", up);
   };
-  source.addEventListener("open", () => show("live", true));
+  source.addEventListener("open", () => {
+    show("live", true);
+    if (onOpen) onOpen();
+  });
   source.addEventListener("error", () => show("reconnecting…", false));
   source.addEventListener("message", (message) => {
     let event;
@@ -139,6 +148,22 @@ export function throttle(fn, interval_ms) {
         fn();
       }, Math.max(wait, 0));
     }
+  };
+}
+
+/** For pages that re-read the API when events arrive: the stream hands an event over before
+ * the collector has written it to the history store (it writes in batches, every half second
+ * or so), so besides a throttled read at once, read again settle_ms after the last event. */
+export function refresher(fn, interval_ms = 1000, settle_ms = 1500) {
+  const soon = throttle(fn, interval_ms);
+  let timer = null;
+  return () => {
+    soon();
+    if (timer !== null) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      fn();
+    }, settle_ms);
   };
 }
 

@@ -45,9 +45,9 @@ async function poll() {
       samples.set(q.name, points);
     }
     render(queues);
-    notice("");
+    notice("", false, "load");
   } catch (error) {
-    notice(`Could not read the queues: ${error.message}`, true);
+    notice(`Could not read the queues: ${error.message}`, true, "load");
   }
 }
 

@@ -2,7 +2,7 @@
 // a canvas (root, parent, children), and Revoke. Live: its events reload it.
 import {
   READ_ONLY, SUBJECT, applyReadOnly, clear, el, fillPairs, fmtDuration, fmtTime, getJSON,
-  liveEvents, notice, pageLink, post, stateBadge, throttle,
+  liveEvents, notice, pageLink, post, refresher, stateBadge,
 } from "./common.js";
 import { timelineChart } from "./chart.js";
 
@@ -38,6 +38,8 @@ function show(task) {
   text("result", task.result);
   const failed = Boolean(task.exception || task.traceback);
   document.getElementById("failure").hidden = !failed;
+  document.getElementById("failure-title").textContent =
+    task.state === "FAILURE" ? "Exception" : "Exception of the last retry";
   text("exception", task.exception);
   text("traceback", task.traceback);
 
@@ -88,17 +90,17 @@ async function load() {
   try {
     const { data } = await getJSON(`/api/task/info/${encodeURIComponent(id)}`);
     show(data);
-    notice("");
+    notice("", false, "load");
   } catch (error) {
     if (error.status === 404) {
       document.getElementById("missing").hidden = false;
       document.getElementById("task-state").replaceChildren(stateBadge("UNKNOWN"));
     } else {
-      notice(`Could not read the task: ${error.message}`, true);
+      notice(`Could not read the task: ${error.message}`, true, "load");
     }
   }
 }
-const loadSoon = throttle(load, 300);
+const loadSoon = refresher(load, 300, 1200);
 
 document.getElementById("revoke-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -116,6 +118,6 @@ document.getElementById("revoke-form").addEventListener("submit", async (event) 
 
 liveEvents(["task-*"], (event) => {
   if (event.uuid === id || event.parent_id === id || childStates.has(event.uuid)) loadSoon();
-});
+}, loadSoon);
 applyReadOnly();
 load();

@@ -2,7 +2,7 @@
 // work, so 100k tasks page as fast as 100); live: task-* events refresh the page shown.
 import {
   applyReadOnly, clear, cut, el, fmtDuration, fmtTime, getJSON, liveEvents, notice, pageLink,
-  stateBadge, throttle,
+  refresher, stateBadge, throttle,
 } from "./common.js";
 
 const form = document.getElementById("filters");
@@ -100,19 +100,24 @@ async function load() {
     const tasks = Object.values(data);
     view.total = Number(headers.get("X-Total-Count")) || tasks.length;
     clear(body);
-    for (const task of tasks) body.append(row(task));
+    for (const task of tasks) {
+      body.append(row(task));
+      if (task.name) ensureOption(form.elements.taskname, String(task.name));
+      if (task.worker) ensureOption(form.elements.workername, String(task.worker));
+    }
+    choicesSoon();
     document.getElementById("empty").hidden = tasks.length > 0;
     const first = tasks.length ? view.offset + 1 : 0;
     document.getElementById("range").textContent =
       `${first}–${view.offset + tasks.length} of ${view.total}`;
     document.getElementById("prev").disabled = view.offset <= 0;
     document.getElementById("next").disabled = view.offset + tasks.length >= view.total;
-    notice("");
+    notice("", false, "load");
   } catch (error) {
-    if (mine === sequence) notice(`Could not list the tasks: ${error.message}`, true);
+    if (mine === sequence) notice(`Could not list the tasks: ${error.message}`, true, "load");
   }
 }
-const refreshSoon = throttle(load, 1000);
+const refreshSoon = refresher(load);
 
 async function loadChoices() {
   try {
@@ -121,9 +126,11 @@ async function loadChoices() {
     for (const name of types["task-types"] || []) ensureOption(form.elements.taskname, name);
     for (const name of Object.keys(workers).sort()) ensureOption(form.elements.workername, name);
   } catch (error) {
-    notice(`Could not read task names or workers: ${error.message}`, true);
+    notice(`Could not read task names or workers: ${error.message}`, true, "load");
   }
 }
+
+const choicesSoon = throttle(loadChoices, 3000);
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -162,6 +169,8 @@ liveEvents(["task-*"], (event) => {
   if (form.elements.live.checked) refreshSoon();
   if (event.type === "task-received" && event.name) ensureOption(form.elements.taskname, String(event.name));
   if (event.hostname) ensureOption(form.elements.workername, String(event.hostname));
+}, () => {
+  if (form.elements.live.checked) refreshSoon();
 });
 applyReadOnly();
 fromAddress();

@@ -2,7 +2,7 @@
 // and the pool/queue controls (hidden when read-only).
 import {
   SUBJECT, applyReadOnly, clear, el, fillPairs, fmtAgo, fmtDuration, getJSON, liveEvents,
-  notice, pageLink, post, throttle,
+  notice, pageLink, post, refresher,
 } from "./common.js";
 
 const name = SUBJECT;
@@ -44,7 +44,7 @@ function showInspect(info) {
     ["Processes", Array.isArray(pool.processes) ? pool.processes.join(", ") : ""],
     ["Prefetch", stats.prefetch_count ?? ""],
     ["Uptime", typeof stats.uptime === "number" ? fmtDuration(stats.uptime) : ""],
-    ["Broker", stats.broker ? `${stats.broker.transport ?? ""} ${stats.broker.hostname ?? ""}` : ""],
+    ["Broker", stats.broker ? String(stats.broker.hostname ?? stats.broker.transport ?? "") : ""],
     ["Totals", stats.total ? Object.entries(stats.total).map(([k, v]) => `${k}: ${v}`).join(", ") : ""],
   ]);
   list("queues", info.active_queues, (q) => String(q && q.name !== undefined ? q.name : q));
@@ -58,7 +58,7 @@ async function loadState() {
     const { data } = await getJSON("/api/dashboard/workers");
     showState(data[name]);
   } catch (error) {
-    notice(`Could not read the worker: ${error.message}`, true);
+    notice(`Could not read the worker: ${error.message}`, true, "load");
   }
 }
 
@@ -67,10 +67,10 @@ async function loadInspect(refresh) {
     const { data } = await getJSON("/api/workers", { workername: name, refresh: refresh ? 1 : "" });
     showInspect(data[name] || {});
   } catch (error) {
-    notice(error.status === 404 ? "The worker did not answer." : error.message, true);
+    notice(error.status === 404 ? "The worker did not answer." : error.message, true, "load");
   }
 }
-const inspectSoon = throttle(() => loadInspect(true), 2000);
+const inspectSoon = refresher(() => loadInspect(true), 2000, 2500);
 
 async function act(action, params) {
   const where = {
@@ -104,8 +104,8 @@ liveEvents(["worker-*", "task-started", "task-succeeded", "task-failed"], (event
   if (event.hostname !== name) return;
   if (event.type.startsWith("worker-")) loadState();
   else inspectSoon();
-});
+}, loadState);
 applyReadOnly();
 loadState();
-loadInspect(false);
+loadInspect(true);
 setInterval(loadState, 5000);

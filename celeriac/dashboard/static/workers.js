@@ -58,7 +58,7 @@ async function loadWorkers() {
     for (const [name, info] of Object.entries(data)) workers.set(name, info);
     renderSoon();
   } catch (error) {
-    notice(`Could not read the workers: ${error.message}`, true);
+    notice(`Could not read the workers: ${error.message}`, true, "load");
   }
 }
 
@@ -68,10 +68,10 @@ async function loadPools(refresh) {
     for (const [name, info] of Object.entries(data)) {
       if (info && info.stats) pools.set(name, info.stats.pool);
     }
-    notice("");
+    notice("", false, "load");
     renderSoon();
   } catch (error) {
-    notice(`Could not ask the workers: ${error.message}`, true);
+    notice(`Could not ask the workers: ${error.message}`, true, "load");
   }
 }
 const loadPoolsSoon = throttle(() => loadPools(false), 2000);
@@ -88,7 +88,7 @@ liveEvents(["worker-*"], (event) => {
   workers.set(name, update);
   if (!pools.has(name) && update.status) loadPoolsSoon();
   renderSoon();
-});
+}, loadWorkers);
 
 document.getElementById("refresh").addEventListener("click", () => loadPools(true));
 applyReadOnly();
