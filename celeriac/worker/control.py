@@ -245,8 +245,13 @@ def _active(worker: Worker) -> list[Job]:
 
 
 def _reserved(worker: Worker) -> list[Job]:
+    """Jobs waiting for a slot, then those a rate limit holds."""
     executor = worker.executor
-    return _copy(lambda: list(executor.reserved)) if executor else []
+    if executor is None:
+        return []
+    waiting = _copy(lambda: list(executor.reserved))
+    limits = getattr(executor, "rate_limits", None)
+    return waiting + (limits.held_jobs() if limits is not None else [])
 
 
 _ATTRIBUTE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
@@ -482,6 +487,8 @@ def rate_limit(worker: Worker, task_name: Any, rate_limit: Any = None, **kwargs:
     if limits is None:
         raise CommandError("this worker does not enforce rate limits")
     limits.set(task.name, rate_limit)
+    if not rate_limit or rate_limit in ("0", 0):
+        return {"ok": "rate limit disabled successfully"}
     return {"ok": "new rate limit set successfully"}
 
 

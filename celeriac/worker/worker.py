@@ -313,12 +313,17 @@ class Worker:
                 reserved, active = executor.reserved, executor.active
                 if autoscaler is not None or not self._pool_requests.empty():
                     window, refill_at = self._resize_pool(pool, len(reserved) + len(active))
-                want = window - len(reserved) - len(active)
+                held = executor.rate_limits.held_count
+                # Jobs a rate limit holds take up to one more window, then they count.
+                want = window - len(reserved) - len(active) - max(0, held - window)
+                idle = not active and not reserved
+                # With jobs held, wake when the next one gets its token.
+                wait_s = min(idle_wait_s, executor.rate_limits.next_release_in_s() or 0.0) \
+                    if held else idle_wait_s
                 deliveries = []
                 if want > 0 and len(reserved) <= refill_at:
-                    idle = not active and not reserved
                     self._consuming = queues = self.queues
-                    deliveries = broker.consume(queues, want, idle_wait_s if idle else 0.0)
+                    deliveries = broker.consume(queues, want, wait_s if idle else 0.0)
                     self._consuming = None
                     if deliveries:
                         executor.receive(deliveries)
@@ -329,6 +334,8 @@ class Worker:
                     self._run_discard_requests(executor)
                 if not active:
                     finished = []
+                    if held and idle and not deliveries and want <= 0:
+                        self._stop_event.wait(wait_s)  # nothing to claim or run until then
                 elif reserved and pool.free_slots() <= 0:
                     finished = pool.poll(0.05)  # wait for a free slot
                 else:
@@ -368,7 +375,7 @@ class Worker:
                 continue
             unexpected = 0
             if self.burst:
-                if deliveries or executor.active or executor.reserved:
+                if deliveries or executor.active or executor.reserved or held:
                     idle_polls = 0
                 else:
                     idle_polls += 1

@@ -12,6 +12,7 @@ import pytest
 from celeriac import Celery
 from celeriac.worker import Worker
 from celeriac.worker.worker import EXIT_SOFTWARE
+from tests.conftest import RunWorker
 
 
 def test_one_unexpected_error_is_logged_and_the_worker_goes_on(
@@ -80,3 +81,17 @@ def test_active_info_gives_wall_clock_start(app: Celery) -> None:
     finally:
         release.set()
         thread.join(10)
+
+
+def test_burst_mode_runs_held_jobs_before_it_stops(app: Celery, run_worker: RunWorker) -> None:
+    """Jobs a rate limit holds count as work: a burst worker runs them before it stops."""
+    started: list[int] = []
+
+    @app.task(name="paced", rate_limit="20/s")
+    def paced(n: int) -> None:
+        started.append(n)
+
+    for n in range(5):
+        paced.delay(n)
+    run_worker(pool="threads", concurrency=2)
+    assert started == [0, 1, 2, 3, 4]
