@@ -1,10 +1,5 @@
-"""Helpers of the events tests: a task module, workers that send events (a subprocess for SQLite
-and Redis, a thread of this process for memory://), and collecting events until a condition.
-
-Until worker.py makes a ``WorkerEvents`` itself, :func:`events_worker_code` attaches one
-through the worker_ready / worker_shutdown signals (and as ``worker.events``, which the
-remote-control commands use); once the worker has ``events``, the shim does nothing.
-"""
+"""Helpers of the events tests: a task module, a worker thread of this process (memory:// cannot
+be shared with a worker process), and collecting events until a condition."""
 
 from __future__ import annotations
 
@@ -15,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from celeriac import Celery, signals
+from celeriac import Celery
 from celeriac.events import EventReceiver
 from celeriac.worker import Worker
 from celeriac.worker.events import WorkerEvents
@@ -79,35 +74,6 @@ def url_for(kind: str, tmp_path: Path) -> str:
     return redis_url(BROKER_DB)
 
 
-def attach_events(worker: Worker) -> WorkerEvents:
-    """The worker's WorkerEvents: its own, or one attached through the lifecycle signals."""
-    found = getattr(worker, "events", None)
-    if isinstance(found, WorkerEvents):
-        return found
-    events = WorkerEvents(worker, enabled=bool(getattr(worker, "send_events", False)))
-    worker.events = events  # type: ignore[attr-defined]
-
-    def started(sender: Any = None, **_: Any) -> None:
-        if sender is worker:
-            events.start()
-
-    def stopped(sender: Any = None, **_: Any) -> None:
-        if sender is worker:
-            events.stop()
-
-    signals.worker_ready.connect(started)
-    signals.worker_shutdown.connect(stopped)
-    return events
-
-
-def events_worker_code(module: str, **options: Any) -> str:
-    """``python -c`` source running a worker on ``module.app`` with events wired."""
-    args = ", ".join(f"{key}={value!r}" for key, value in options.items())
-    return (f"import sys; import {module}; from celeriac.worker import Worker; "
-            f"from tests.events.support import attach_events; "
-            f"w = Worker({module}.app, {args}); attach_events(w); sys.exit(w.start())")
-
-
 class ThreadWorker:
     """A worker of this process in a thread (memory:// cannot be shared with a subprocess)."""
 
@@ -115,7 +81,7 @@ class ThreadWorker:
         options.setdefault("pool", "threads")
         options.setdefault("concurrency", 2)
         self.worker = Worker(app, install_signal_handlers=False, **options)
-        self.events = attach_events(self.worker)
+        self.events: WorkerEvents = self.worker.events
         self.thread = threading.Thread(target=self.worker.start, daemon=True)
 
     def start(self) -> ThreadWorker:

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from celeriac.cli.events import EventDumper
-from tests.events.support import TASKS, events_worker_code, url_for
+from tests.events.support import TASKS, url_for
 from tests.redis.support import drop_keys
-from tests.worker.support import REPO_ROOT, start_worker, task_module
+from tests.worker.support import REPO_ROOT, start_worker, task_module, worker_code
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -74,7 +74,7 @@ def test_dump_prints_a_real_tasks_events(evtasks: Any, tmp_path: Path) -> None:
     worker = None
     try:
         out.wait_for("-> evdump: starting capture")
-        worker = start_worker(tmp_path, events_worker_code(
+        worker = start_worker(tmp_path, worker_code(
             "evtasks", hostname="dumped@test", pool="threads", send_events=True))
         out.wait_for("dumped@test")  # the dump hears the worker: its subscription is on
         result = evtasks.add.delay(2, 3)

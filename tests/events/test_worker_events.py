@@ -23,12 +23,11 @@ from tests.events.support import (
     TASKS,
     ThreadWorker,
     collect,
-    events_worker_code,
     of,
     url_for,
 )
 from tests.redis.support import drop_keys
-from tests.worker.support import start_worker, task_module
+from tests.worker.support import start_worker, task_module, worker_code
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +62,7 @@ class Running:
         if kind == "memory":
             self.thread = ThreadWorker(mod.app, **options).start()
         else:
-            self.proc = start_worker(tmp_path, events_worker_code("evtasks", **options))
+            self.proc = start_worker(tmp_path, worker_code("evtasks", **options))
 
     def stop(self) -> None:
         if self.thread is not None:
