@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -224,3 +226,30 @@ def collect_woken(receiver: EventReceiver) -> dict[str, Any]:
         if event["type"] == "worker-heartbeat":
             return event
     raise AssertionError("no heartbeat")
+
+
+def test_a_terminated_task_sends_task_revoked_with_the_signal(app: Any) -> None:
+    started = threading.Event()
+
+    @app.task
+    def spin() -> str:
+        started.set()
+        for _ in range(600):
+            time.sleep(0.05)
+        return "finished"
+
+    running = ThreadWorker(app, hostname="term@test", send_events=True)
+    with app.events.Receiver(app.connection()) as receiver:
+        running.start()
+        try:
+            result = spin.delay()
+            assert started.wait(20)
+            result.revoke(terminate=True, signal="SIGTERM")
+            events = collect(receiver, lambda got: bool(of(got, "task-revoked", result.id)))
+        finally:
+            running.stop()
+    revoked = of(events, "task-revoked", result.id)[0]
+    _check_fields(revoked)
+    assert (revoked["terminated"], revoked["signum"], revoked["expired"]) == (
+        True, signal.SIGTERM, False)
+    assert of(events, "task-started", result.id)
