@@ -155,7 +155,8 @@ def _alive(pid: int) -> bool:
               "when idle, e.g. --autoscale=10,3 (prefork and threads).")
 @click.option("--without-gossip", is_flag=True, help="Accepted (no gossip to turn off).")
 @click.option("--without-mingle", is_flag=True, help="Accepted (no mingle to turn off).")
-@click.option("--without-heartbeat", is_flag=True, help="Accepted (presence is always kept).")
+@click.option("--without-heartbeat", is_flag=True,
+              help="Send no worker-heartbeat events (leases are still renewed).")
 @click.option("--heartbeat-interval", type=float, hidden=True, help="Accepted; ignored.")
 @click.option("-Q", "--queues", type=COMMA_SEPARATED_LIST, multiple=True,
               help="Queues to consume, comma separated. Default: task_default_queue.")
@@ -235,6 +236,7 @@ def worker(
                 prefetch_multiplier=prefetch_multiplier,
                 max_tasks_per_child=max_tasks_per_child,
                 send_events=True if task_events else None,
+                without_heartbeat=without_heartbeat,
                 max_memory_per_child=max_memory_per_child,
                 autoscale=autoscale,
                 time_limit=time_limit,

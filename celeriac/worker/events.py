@@ -70,6 +70,9 @@ class WorkerEvents:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = False
+        #: send ``worker-heartbeat`` every :attr:`freq_s` (``worker --without-heartbeat``
+        #: turns it off, as Celery's; monitors then see the worker go offline)
+        self.periodic_heartbeats = True
 
     @property
     def enabled(self) -> bool:
@@ -144,7 +147,7 @@ class WorkerEvents:
         next_beat = time.monotonic() + self.freq_s
         while not self._stop.wait(self.FLUSH_EVERY_S):
             try:
-                if time.monotonic() >= next_beat:
+                if self.periodic_heartbeats and time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + self.freq_s
                     self.heartbeat()
                 else:

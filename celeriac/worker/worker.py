@@ -81,6 +81,7 @@ class Worker:
         burst: bool = False,
         beat: Callable[[Celery, threading.Event], None] | None = None,
         send_events: bool | None = None,
+        without_heartbeat: bool = False,
     ) -> None:
         """``beat`` is what ``worker -B`` runs in a thread, ``beat(app, stop_event)``: the CLI
         passes :func:`celeriac.beat.run_embedded` (the worker does not import beat: they are
@@ -158,6 +159,7 @@ class Worker:
         )
         #: worker-online/heartbeat/offline and the task events' switch
         self.events = WorkerEvents(self, enabled=self.send_events)
+        self.events.periodic_heartbeats = not without_heartbeat
 
     # -- control --------------------------------------------------------------------------------
     def stop(self, how: str = WARM) -> None:
