@@ -1,9 +1,9 @@
 """Flower's HTTP API: the same paths, parameters, status codes and JSON shapes (Flower 2.x).
 
 Parameters are read from the query string, then from a form or JSON-object body (Flower
-accepts both); booleans are ``1/true/yes/on`` (anything else is false, unlike Flower, where
-``terminate=false`` meant true). Blocking work (inspect, control, history queries, waiting on
-results) runs in the thread pool, never on the event loop.
+accepts both); booleans are ``1/true/True/yes/on`` or ``0/false/False/no/off`` (anything
+else is a 400; Flower took ``terminate=false`` as true). Blocking work (inspect, control,
+history queries, waiting on results) runs in the thread pool, never on the event loop.
 
 Besides Flower's endpoints: ``GET /api/events/stream`` (Server-Sent Events, one Celery event
 dict per ``data:`` line), ``GET /api/dashboard/workers`` (live worker state from events) and
@@ -45,14 +45,30 @@ INSPECT_METHODS = ("stats", "active_queues", "registered", "scheduled", "active"
 APPLY_OPTIONS = frozenset({"countdown", "eta", "expires", "queue", "priority", "task_id",
                            "routing_key", "exchange", "time_limit", "soft_time_limit",
                            "ignore_result", "headers", "shadow"})
+#: the JSON types each option may have (eta/expires strings are parsed below)
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "countdown": (int, float, str), "eta": (str,), "expires": (int, float, str),
+    "queue": (str,), "priority": (int,), "task_id": (str,), "routing_key": (str,),
+    "exchange": (str,), "time_limit": (int, float), "soft_time_limit": (int, float),
+    "ignore_result": (bool,), "headers": (dict,), "shadow": (str,),
+}
 #: Flower's date format for eta / expires / received_start / received_end
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 RECEIVED_FORMAT = "%Y-%m-%d %H:%M"
 #: at most this many bytes of request body are read
 MAX_BODY_BYTES = 1 << 20
+#: the longest ``?timeout=`` a request may wait for a result
+MAX_WAIT_S = 3600.0
+#: bounds of /api/dashboard/series
+MIN_BUCKET_S = 0.01
+MAX_BUCKET_S = 86400.0
+MAX_WINDOW_S = 31 * 86400.0
+MAX_BUCKETS = 10_000
 #: a comment line on the event stream this often, so proxies keep it open
 STREAM_KEEPALIVE_S = 15.0
-_TRUE = frozenset({"1", "true", "yes", "on", "y", "t"})
+#: the spellings a boolean parameter accepts (anything else is a 400)
+TRUE_VALUES = ("1", "true", "True", "yes", "on")
+FALSE_VALUES = ("0", "false", "False", "no", "off", "")
 
 
 class JSON(Response):
@@ -125,10 +141,15 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in _TRUE
+def _flag(params: Any, name: str) -> bool:
+    value = params.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if str(value) in TRUE_VALUES:
+        return True
+    if str(value) in FALSE_VALUES:
+        return False
+    raise HTTPError(400, f"{name} must be one of {', '.join(TRUE_VALUES + FALSE_VALUES[:-1])}")
 
 
 def _int(params: dict[str, Any], name: str, default: int | None = None, *,
@@ -143,6 +164,13 @@ def _int(params: dict[str, Any], name: str, default: int | None = None, *,
     if minimum is not None and number < minimum:
         raise HTTPError(400, f"{name} must be at least {minimum}")
     return number
+
+
+def _timeout(params: dict[str, Any]) -> float | None:
+    timeout_s = _float(params, "timeout")
+    if timeout_s is not None and not 0 <= timeout_s <= MAX_WAIT_S:
+        raise HTTPError(400, f"timeout must be between 0 and {MAX_WAIT_S:.0f} seconds")
+    return timeout_s
 
 
 def _float(params: dict[str, Any], name: str) -> float | None:
@@ -218,9 +246,9 @@ def _is_worker(dashboard: Dashboard, name: str) -> bool:
 
 async def list_workers(dashboard: Dashboard, request: Request) -> Response:
     params = request.query_params
-    refresh = _bool(params.get("refresh", ""))
+    refresh = _flag(params, "refresh")
     workername = params.get("workername") or None
-    if _bool(params.get("status", "")):
+    if _flag(params, "status"):
         live = dashboard.collector.workers()
         return JSON({name: bool(info.get("status")) for name, info in live.items()})
     known = dashboard.worker_cache
@@ -390,7 +418,7 @@ def _outcome(result: Any, response: dict[str, Any]) -> dict[str, Any]:
 
 async def task_result(dashboard: Dashboard, request: Request) -> Response:
     task_id = request.path_params["task_id"]
-    timeout_s = _float(dict(request.query_params), "timeout")
+    timeout_s = _timeout(dict(request.query_params))
     if not _backend_configured(dashboard):
         raise HTTPError(503, "no result backend is configured")
     result = dashboard.app.AsyncResult(task_id)
@@ -415,7 +443,12 @@ def _task_call(params: dict[str, Any]) -> tuple[list[Any], dict[str, Any], dict[
         raise HTTPError(400, "kwargs must be an object")
     unknown = sorted(set(params) - APPLY_OPTIONS)
     if unknown:
-        raise HTTPError(400, f"unknown option(s): {', '.join(map(str, unknown))}")
+        raise HTTPError(400, f"unknown option(s): {', '.join(map(str, unknown))[:200]}")
+    for key, kinds in _OPTION_TYPES.items():
+        value = params.get(key)
+        if value is not None and ((isinstance(value, bool) and bool not in kinds)
+                                  or not isinstance(value, kinds)):
+            raise HTTPError(400, f"Invalid option {key}")
     options = dict(params)
     try:
         if "countdown" in options:
@@ -439,7 +472,11 @@ async def _call_body(request: Request) -> dict[str, Any]:
 
 def _send(dashboard: Dashboard, name: str, args: list[Any], kwargs: dict[str, Any],
           options: dict[str, Any]) -> Any:
+    """A registered task through ``apply_async`` (arguments checked against its signature),
+    any other name through ``send_task``."""
     try:
+        if name in dashboard.app.tasks:
+            return dashboard.app.tasks[name].apply_async(args=args, kwargs=kwargs, **options)
         return dashboard.app.send_task(name, args=args, kwargs=kwargs, **options)
     except HTTPError:
         raise
@@ -472,7 +509,7 @@ async def task_send(dashboard: Dashboard, request: Request) -> Response:
 async def task_apply(dashboard: Dashboard, request: Request) -> Response:
     """Send and wait for the result (Flower waits without limit; ``?timeout=`` bounds it)."""
     name = request.path_params["name"]
-    timeout_s = _float(dict(request.query_params), "timeout")
+    timeout_s = _timeout(dict(request.query_params))
     args, kwargs, options = _task_call(await _call_body(request))
     if name not in dashboard.app.tasks:
         raise HTTPError(404, f"Unknown task '{name}'")
@@ -493,7 +530,7 @@ async def task_apply(dashboard: Dashboard, request: Request) -> Response:
 async def task_revoke(dashboard: Dashboard, request: Request) -> Response:
     task_id = request.path_params["task_id"]
     params = await _params(request)
-    terminate = _bool(params.get("terminate", ""))
+    terminate = _flag(params, "terminate")
     signal = params.get("signal") or None
     if terminate:
         try:
@@ -554,8 +591,6 @@ async def task_timeout(dashboard: Dashboard, request: Request) -> Response:
     params = await _params(request)
     soft = _float(params, "soft")
     hard = _float(params, "hard")
-    if soft is None and hard is None:
-        raise HTTPError(400, "missing argument soft or hard")
     return await _task_control(dashboard, request, "time_limit", {"soft": soft, "hard": hard},
                                params)
 
@@ -595,10 +630,15 @@ async def dashboard_workers(dashboard: Dashboard, request: Request) -> Response:
 
 async def dashboard_series(dashboard: Dashboard, request: Request) -> Response:
     params = dict(request.query_params)
-    bucket_s = _float(params, "bucket_s") or 60.0
-    window_s = _float(params, "window_s") or 3600.0
-    if bucket_s <= 0 or window_s <= 0 or window_s / bucket_s > 10_000:
-        raise HTTPError(400, "bucket_s and window_s must be positive, at most 10000 buckets")
+    bucket = _float(params, "bucket_s")
+    window = _float(params, "window_s")
+    bucket_s = 60.0 if bucket is None else bucket
+    window_s = 3600.0 if window is None else window
+    if not MIN_BUCKET_S <= bucket_s <= MAX_BUCKET_S or not 1 <= window_s <= MAX_WINDOW_S:
+        raise HTTPError(400, f"bucket_s must be in [{MIN_BUCKET_S}, {MAX_BUCKET_S:.0f}], "
+                             f"window_s in [1, {MAX_WINDOW_S:.0f}]")
+    # fewer than MAX_BUCKETS buckets (the window's edges may add one): a finer one is widened
+    bucket_s = max(bucket_s, window_s / (MAX_BUCKETS - 2))
     since_s = time.time() - window_s
     rows = await run_in_threadpool(dashboard.history.series, since_s, bucket_s)
     return JSON({"bucket_s": bucket_s, "since": since_s, "series": rows})

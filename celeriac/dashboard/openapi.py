@@ -13,12 +13,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 import celeriac
+from celeriac.control import TERMINATE_SIGNALS
+from celeriac.dashboard.history import SORT_FIELDS
 
 if TYPE_CHECKING:
     from celeriac.dashboard.app import Dashboard
 
 __all__ = ["document", "routes"]
 
+#: Flower's '%Y-%m-%d %H:%M:%S.%f' (days to 28 so that every generated example is a real date)
+DATE_PATTERN = (r"^20[2-9][0-9]-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]) "
+                r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{1,6}$")
 _NULLABLE_STR = {"type": "string", "nullable": True}
 _NULLABLE_NUM = {"type": "number", "nullable": True}
 SCHEMAS: dict[str, Any] = {
@@ -47,15 +52,18 @@ SCHEMAS: dict[str, Any] = {
                        "result": {"nullable": True}, "traceback": _NULLABLE_STR},
     },
     "TaskOptions": {
-        "type": "object",
+        "type": "object", "additionalProperties": False,
         "description": "args, kwargs and apply_async options (eta/expires as "
                        "'%Y-%m-%d %H:%M:%S.%f'); any other key is a 400.",
         "properties": {
             "args": {"type": "array"}, "kwargs": {"type": "object"},
-            "countdown": {"type": "number"}, "eta": {"type": "string"},
-            "expires": {"oneOf": [{"type": "number"}, {"type": "string"}]},
-            "queue": {"type": "string"}, "priority": {"type": "integer"},
-            "task_id": {"type": "string"},
+            "countdown": {"type": "number", "minimum": 0, "maximum": 1e9},
+            "eta": {"type": "string", "pattern": DATE_PATTERN},
+            "expires": {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1e9},
+                                  {"type": "string", "pattern": DATE_PATTERN}]},
+            "queue": {"type": "string", "minLength": 1, "maxLength": 200},
+            "priority": {"type": "integer", "minimum": 0, "maximum": 255},
+            "task_id": {"type": "string", "minLength": 1, "maxLength": 200},
         },
     },
     "Queue": {
@@ -100,15 +108,26 @@ def _errors(*codes: int) -> dict[str, Any]:
 _WORKER = _path("name", "the worker's hostname, e.g. celery@host")
 _TASK_ID = _path("task_id", "the task id")
 _TASK_NAME = _path("name", "the task name, e.g. proj.tasks.add")
-_BOOL = {"type": "string", "enum": ["0", "1", "true", "false", "yes", "no"]}
+_BOOL = {"type": "string", "enum": ["1", "true", "True", "yes", "on",
+                                    "0", "false", "False", "no", "off"]}
+_WAIT = {"type": "number", "minimum": 0, "maximum": 3600}
 _CONTROL_ERRORS = _errors(400, 401, 403, 404, 413)
+#: epoch seconds, or Flower's '%Y-%m-%d %H:%M' (any real date is accepted; the pattern keeps
+#: generated examples real)
+_WHEN = {"anyOf": [
+    {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,6})?$"},
+    {"type": "string",
+     "pattern": r"^(19[7-9][0-9]|20[0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]) "
+                r"([01][0-9]|2[0-3]):[0-5][0-9]$"},
+]}
+_SORT = {"type": "string",
+         "enum": sorted(SORT_FIELDS) + sorted(f"-{field}" for field in SORT_FIELDS)}
 _TASK_FILTERS = [
     _q("workername", {"type": "string"}, "only this worker's tasks ('All': no filter)"),
     _q("taskname", {"type": "string"}, "only tasks of this name"),
     _q("state", {"type": "string"}, "only tasks in this state"),
-    _q("received_start", {"type": "string"},
-       "received after: epoch seconds or '%Y-%m-%d %H:%M'"),
-    _q("received_end", {"type": "string"}, "received before (same formats)"),
+    _q("received_start", _WHEN, "received after: epoch seconds or '%Y-%m-%d %H:%M'"),
+    _q("received_end", _WHEN, "received before (same formats)"),
     _q("search", {"type": "string"}, "text searched in name, args, kwargs, result"),
 ]
 
@@ -163,7 +182,7 @@ def paths() -> dict[str, Any]:
              **_errors(400, 401)},
             [_q("limit", {"type": "integer", "minimum": 0}, "at most this many"),
              _q("offset", {"type": "integer"}, "skip this many"),
-             _q("sort_by", {"type": "string"}, "a field, '-field' for descending"),
+             _q("sort_by", _SORT, "a field, '-field' for descending"),
              *_TASK_FILTERS])},
         "/api/task/types": {"get": _op(
             "Task names seen", {"200": _json({"type": "object", "required": ["task-types"],
@@ -177,26 +196,29 @@ def paths() -> dict[str, Any]:
         "/api/task/result/{task_id}": {"get": _op(
             "A task's state and result from the result backend",
             {"200": _json(_ref("TaskCall")), **_errors(400, 401, 503)},
-            [_TASK_ID, _q("timeout", {"type": "number"}, "seconds to wait for it")])},
+            [_TASK_ID, _q("timeout", _WAIT, "seconds to wait for it")])},
         "/api/task/async-apply/{name}": _task_post(
             "Send a registered task", (400, 401, 403, 404, 413), [_TASK_NAME]),
         "/api/task/apply/{name}": _task_post(
             "Send a registered task and wait for its result", (400, 401, 403, 404, 413, 503),
-            [_TASK_NAME, _q("timeout", {"type": "number"}, "seconds to wait at most")]),
+            [_TASK_NAME, _q("timeout", _WAIT, "seconds to wait at most (default: until it ends)")]),
         "/api/task/send-task/{name}": _task_post(
             "Send a task by name (need not be registered here)", (400, 401, 403, 413),
             [_TASK_NAME]),
         "/api/task/revoke/{task_id}": _task_post(
             "Revoke a task", (400, 401, 403, 413),
             [_TASK_ID, _q("terminate", _BOOL, "stop it if it runs"),
-             _q("signal", {"type": "string"}, "signal for terminate (default SIGTERM)")],
+             _q("signal", {"type": "string", "enum": [
+                 *TERMINATE_SIGNALS, *(name[3:] for name in TERMINATE_SIGNALS)]},
+                "signal for terminate (default SIGTERM)")],
             ref="Message"),
         "/api/task/abort/{task_id}": _task_post(
             "Mark an unfinished task ABORTED in the result backend", (401, 403, 503),
             [_TASK_ID], ref="Message"),
         "/api/task/rate-limit/{name}": _task_post(
             "Change a task's rate limit on the workers", (400, 401, 403, 404, 413),
-            [_TASK_NAME, _q("ratelimit", {"type": "string"}, "e.g. 10/s, 100/m, 0", True),
+            [_TASK_NAME, _q("ratelimit", {"type": "string", "pattern": r"^[0-9]{1,9}(/[smh])?$"},
+                "e.g. 10/s, 100/m, 0", True),
              worker_opt], ref="Message"),
         "/api/task/timeout/{name}": _task_post(
             "Change a task's time limits on the workers", (400, 401, 403, 404, 413),
@@ -227,8 +249,10 @@ def paths() -> dict[str, Any]:
                                           "series": {"type": "array",
                                                      "items": {"type": "object"}}}}),
              **_errors(400, 401)},
-            [_q("bucket_s", {"type": "number"}, "bucket width, seconds (default 60)"),
-             _q("window_s", {"type": "number"}, "how far back, seconds (default 3600)")],
+            [_q("bucket_s", {"type": "number", "minimum": 0.01, "maximum": 86400},
+                "bucket width, seconds (default 60; widened to keep at most 10000 buckets)"),
+             _q("window_s", {"type": "number", "minimum": 1, "maximum": 31 * 86400},
+                "how far back, seconds (default 3600)")],
             tag="events")},
         "/healthcheck": {"get": {"summary": "Liveness (no authentication)", "tags": ["system"],
                                  "security": [], "responses": {"200": _text("OK")}}},

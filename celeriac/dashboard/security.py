@@ -33,7 +33,7 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
@@ -202,8 +202,8 @@ class SecurityMiddleware:
                  session: str | None) -> Response | None:
         if self.credentials:
             if not self._authorized(headers):
-                return PlainTextResponse(
-                    "authentication required", status_code=401,
+                return JSONResponse(
+                    {"error": "authentication required"}, status_code=401,
                     headers={"WWW-Authenticate": 'Basic realm="celeriac dashboard"'})
         elif self._is_api(path) and session is None and not self.unauthenticated_api:
             return JSONResponse(

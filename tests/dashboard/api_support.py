@@ -83,7 +83,9 @@ def task_events(name: str = "dash.add", worker: str = "w1@host", state: str = "S
 
 
 def make_app() -> Celery:
-    app = Celery(f"dash{uuid.uuid4().hex[:6]}", broker="memory://", backend="memory://")
+    # a memory:// URL of its own: tests never see each other's messages or results
+    url = f"memory://dash-{uuid.uuid4().hex[:8]}"
+    app = Celery("dash", broker=url, backend=url)
 
     @app.task(name="dash.add")
     def add(x: int, y: int) -> int:
