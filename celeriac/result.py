@@ -240,11 +240,13 @@ class AsyncResult(ResultBase, Generic[ResultT_co]):
         signal: Any = None,
         wait: bool = False,
         timeout: float | None = None,
+        parents: bool = False,
     ) -> None:
-        """Revoke this task; for the result of a chain, its earlier steps too (celeriac's
-        rule: Celery revokes only the last step, so the earlier ones still run)."""
+        """Revoke this task (Celery's rule: only this one; the earlier steps of its chain
+        still run). ``parents=True`` (celeriac's) revokes the earlier steps too, so revoking
+        a chain's result stops the whole chain."""
         ids = [self.id]
-        parent = self.parent
+        parent = self.parent if parents else None
         while parent is not None and len(ids) < 10_000:
             ids.append(parent.id)
             parent = parent.parent

@@ -1,6 +1,6 @@
 """Revoking a workflow revokes its members (issue 11, item 3): a saved group's id revokes each
-task of the group; a chain's result revokes the earlier steps too (Celery revokes only the
-last one, so the earlier ones would still run)."""
+task of the group; ``revoke(parents=True)`` on a chain's result revokes the earlier steps too
+(a plain ``revoke()`` keeps Celery's rule: only that step)."""
 
 from __future__ import annotations
 
@@ -43,9 +43,21 @@ def test_revoking_a_chain_result_stops_every_step(app: Celery, run_worker: RunWo
         return x + 1
 
     result = chain(step.s(1), step.s(), step.s()).apply_async()
-    result.revoke()
+    result.revoke(parents=True)
     run_worker()
     assert ran == []
     assert result.state == "REVOKED"
     assert result.parent is not None and result.parent.parent is not None
     assert app.control.is_revoked(result.parent.parent.id)
+
+
+def test_revoking_a_chain_step_alone_is_celerys_rule(app: Celery, run_worker: RunWorker) -> None:
+    @app.task
+    def step(x: int) -> int:
+        return x + 1
+
+    result = chain(step.s(1), step.s(), step.s()).apply_async()
+    result.revoke()
+    run_worker()
+    assert result.state == "REVOKED"
+    assert result.parent is not None and result.parent.get(timeout=5) == 3
