@@ -39,6 +39,11 @@ FUNCTION_IMPORTS_ALLOWED: Mapping[tuple[str, str], str] = {
     # command that needs them.
     ("celeriac.cli.demo", "celeriac.beat"): "loaded only by `celeriac demo --beat`",
     ("celeriac.cli.demo", "celeriac.cli.demo_app"): "defines tasks on import: only for the demo",
+    # The web stack (dashboard extra) loads only for `celeriac dashboard`, and
+    # celeriac.dashboard.history/.collector import without it.
+    ("celeriac.cli.dashboard", "celeriac.dashboard.app"): "Starlette: only for the command",
+    ("celeriac.cli.dashboard", "celeriac.dashboard.security"): "Starlette: only for the command",
+    ("celeriac.dashboard", "celeriac.dashboard.app"): "the history store loads without Starlette",
 }
 
 

@@ -26,13 +26,15 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 
+from celeriac.dashboard.api import routes as api_routes
+from celeriac.dashboard.collector import Collector
+from celeriac.dashboard.history import HistoryStore, default_history_url, open_history
 from celeriac.dashboard.metrics import Metrics
+from celeriac.dashboard.openapi import routes as openapi_routes
 from celeriac.dashboard.security import SecurityMiddleware, unauthenticated_api_allowed
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
-    from celeriac.dashboard.collector import Collector
-    from celeriac.dashboard.history import HistoryStore
 
 __all__ = ["Dashboard", "DashboardConfig", "create_app"]
 
@@ -101,10 +103,6 @@ def create_app(
     """The dashboard for ``celery_app``. ``history``/``collector`` default to the store at
     ``config.history_url`` and a :class:`~celeriac.dashboard.collector.Collector` on it; the
     app closes only what it opened itself."""
-    from celeriac.dashboard.api import routes as api_routes
-    from celeriac.dashboard.history import default_history_url, open_history
-    from celeriac.dashboard.openapi import routes as openapi_routes
-
     config = config or DashboardConfig()
     owns_history = history is None
     if history is None:
@@ -112,9 +110,7 @@ def create_app(
                                max_tasks=config.max_tasks, max_age_s=config.max_age_s)
     owns_collector = collector is None
     if collector is None:
-        from celeriac.dashboard.collector import Collector as CollectorClass
-
-        collector = CollectorClass(celery_app, history)
+        collector = Collector(celery_app, history)
     dashboard = Dashboard(celery_app, config, history, collector)
 
     @contextlib.asynccontextmanager

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 import celeriac
 from celeriac.control import TERMINATE_SIGNALS
+from celeriac.dashboard.api import JSON
 from celeriac.dashboard.history import SORT_FIELDS
 
 if TYPE_CHECKING:
@@ -280,8 +281,6 @@ def document(url_prefix: str = "") -> dict[str, Any]:
 
 
 def routes(dashboard: Dashboard) -> list[BaseRoute]:
-    from celeriac.dashboard.api import JSON
-
     body = document(dashboard.config.url_prefix)
 
     async def openapi_json(request: Request) -> Response:
