@@ -109,7 +109,8 @@ async def _params(request: Request) -> dict[str, Any]:
     body = await _body(request)
     if not body:
         return found
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    http_headers = request.headers  # HTTP headers (not a task message's)
+    kind = http_headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         data = _json_object(body)
         found.update(data)

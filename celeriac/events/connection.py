@@ -48,12 +48,15 @@ class Connection:
 
 def broker_of(connection: Any, app: Any) -> Broker:
     """The broker behind ``connection``: a :class:`Connection`, a
-    :class:`~celeriac.brokers.base.Broker`, or None for ``app``'s broker (the current app's
+    :class:`~celeriac.brokers.base.Broker` (or an object that wraps one and has its
+    ``broadcast``/``subscribe``), or None for ``app``'s broker (the current app's
     when ``app`` is None)."""
     if isinstance(connection, Broker):
         return connection
     if isinstance(connection, Connection):
         return connection.broker
+    if connection is not None and callable(getattr(connection, "broadcast", None)):
+        return connection  # type: ignore[no-any-return]  # a broker wrapper (duck-typed)
     if connection is not None:
         raise TypeError(
             f"events: expected app.connection() or a Broker, got {type(connection).__name__}"

@@ -145,10 +145,12 @@ class ControlListener:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop answering. Does not wait: the thread (a daemon) notices within
+        :attr:`POLL_S` and closes its subscription itself (a subscription is used by one
+        thread only), so a worker's shutdown is not held up by remote control."""
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2 * self.POLL_S + 1)
-        self._close()
+        if self._thread is None:
+            self._close()
 
     def _close(self) -> None:
         sub, self._subscription = self._subscription, None
@@ -179,6 +181,7 @@ class ControlListener:
                 if self._stop.is_set():
                     break
                 self.receive(payload)
+        self._close()
 
     def receive(self, payload: bytes) -> None:
         """Answer one request read from the channel (never raises)."""

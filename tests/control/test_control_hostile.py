@@ -141,7 +141,8 @@ def test_registered_skips_attribute_names_it_cannot_read(
     (reply,) = app.control.broadcast(
         "registered", {"taskinfoitems": [1, None, "__dict__", "app", "run", "max_retries"]},
         destination=[W1], reply=True, timeout=5)
-    assert reply == {W1: ["hostile.add [max_retries=3]"]}
+    # (shared tasks other test modules defined join every app of this process)
+    assert [n for n in reply[W1] if n.startswith("hostile.")] == ["hostile.add [max_retries=3]"]
 
 
 def test_unknown_command_gets_an_error_reply(app: Celery, running_worker: Worker) -> None:
