@@ -82,6 +82,8 @@ class EventDispatcher:
         self.pid = os.getpid()
         self.utcoffset = utcoffset()
         self._buffer: list[dict[str, Any]] = []
+        #: the fields every event of this sender carries
+        self._same = {"hostname": self.hostname, "utcoffset": self.utcoffset, "pid": self.pid}
         #: monotonic time the oldest buffered event was sent
         self._oldest_s = 0.0
         self._lock = threading.Lock()
@@ -108,9 +110,7 @@ class EventDispatcher:
         if self.groups is not None and group_from(type) not in self.groups:
             return
         fields["type"] = type
-        fields["hostname"] = self.hostname
-        fields["utcoffset"] = self.utcoffset
-        fields["pid"] = self.pid
+        fields.update(self._same)  # hostname, utcoffset, pid
         fields["clock"] = next(self._clock)
         if "timestamp" not in fields:
             fields["timestamp"] = time.time()

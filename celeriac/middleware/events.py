@@ -57,6 +57,9 @@ class EventsMiddleware(Middleware):
 
     def __init__(self, app: Any = None) -> None:
         self.app = app
+        #: the worker's task-event dispatcher, read whenever the stack is built (it is built
+        #: again when events are switched on or off), so the hooks need no lookup per task
+        self._task_dispatcher: EventDispatcher | None = None
 
     def enabled(self, hook: str) -> bool:
         app = self.app
@@ -64,11 +67,11 @@ class EventsMiddleware(Middleware):
             return False
         if hook in _PUBLISH_HOOKS:
             return bool(app.conf.task_send_sent_event)
-        return app.events.task_dispatcher is not None
+        self._task_dispatcher = app.events.task_dispatcher
+        return self._task_dispatcher is not None
 
     def _dispatcher(self, executor: Any) -> EventDispatcher | None:
-        found: EventDispatcher | None = executor.app.events.task_dispatcher
-        return found
+        return self._task_dispatcher
 
     # -- the sending process -------------------------------------------------------------------
     def after_publish(self, app: Any, queue: str, envelope: Envelope) -> None:
@@ -91,7 +94,7 @@ class EventsMiddleware(Middleware):
 
     # -- the worker ----------------------------------------------------------------------------
     def after_receive(self, executor: Any, job: Any) -> None:
-        dispatcher = executor.app.events.task_dispatcher
+        dispatcher = self._task_dispatcher
         if dispatcher is None:
             return
         request = job.request
@@ -106,12 +109,12 @@ class EventsMiddleware(Middleware):
         )
 
     def before_process(self, executor: Any, job: Any) -> None:
-        dispatcher = self._dispatcher(executor)
+        dispatcher = self._task_dispatcher
         if dispatcher is not None:
             dispatcher.send("task-started", uuid=job.request["id"])
 
     def after_process(self, executor: Any, job: Any, outcome: Outcome) -> None:
-        dispatcher = self._dispatcher(executor)
+        dispatcher = self._task_dispatcher
         if dispatcher is None:
             return
         uuid = job.request["id"]
@@ -138,8 +141,9 @@ class EventsMiddleware(Middleware):
                             terminated=False, signum=None, expired=why == "expired")
 
     def after_settle(self, executor: Any, stored: int, acked: int) -> None:
-        dispatcher = self._dispatcher(executor)
-        if dispatcher is not None and dispatcher.due():
+        dispatcher = self._task_dispatcher
+        # the count first: due() reads the clock
+        if dispatcher is not None and dispatcher._buffer and dispatcher.due():
             # Here, not in the events thread: handing batches over costs more CPU in thread
             # switches than the broadcast's round trip costs the loop (bench/events.py).
             dispatcher.flush()
