@@ -4,8 +4,8 @@ The demo starts a worker subprocess (``celeriac -A celeriac.cli.demo_app worker`
 temporary directory (or ``--workdir``), then runs each :class:`DemoStep` of :data:`STEPS`:
 send tasks, show their states as they change, their results and the worker's log lines about
 them. It stops the worker with SIGTERM (warm shutdown) and exits 0 when every step ended as
-expected. New features (beat, the dashboard, Django) join the demo as steps appended to
-:data:`STEPS`.
+expected. The worker sends events (``-E``) for the dashboard step. New features join the demo
+as steps added to :data:`STEPS`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import celeriac
 from celeriac import states
 from celeriac.cli import demo_django
 from celeriac.cli.context import EX_FAILURE, CLIContext, global_options, pass_cli
+from celeriac.cli.demo_dashboard import DashboardStep
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -59,6 +60,10 @@ class DemoRun:
     retry_delay_s: float
     #: keep the Django site up until Ctrl-C (the demo's last step)
     serve: bool = False
+    #: the worker's node name
+    hostname: str = ""
+    #: the dashboard the dashboard step started (stopped when the demo ends)
+    dashboard: DashboardStep | None = None
     _log_offset: int = field(default=0, repr=False)
 
     def say(self, text: str = "") -> None:
@@ -184,6 +189,13 @@ def _wait_quietly(result: AsyncResult) -> str:
     return result.state
 
 
+def step_dashboard(run: DemoRun) -> bool:
+    step = DashboardStep(run.log_path.parent, run.app.conf.broker_url, DEMO_APP,
+                         _stop_with_parent)
+    run.dashboard = step
+    return step.run(run.tasks, run.hostname, run.say, run.check, _package_root())
+
+
 def step_django(run: DemoRun) -> bool:
     if demo_django.find_project() is None:
         run.say("    skipped: needs Django (pip install 'celeriac[django]') and the source tree's "
@@ -200,6 +212,8 @@ STEPS: list[DemoStep] = [
     DemoStep("retry", "a bound task that retries 4 times, then fails", step_retry),
     DemoStep("hooks", "a custom Task base class with hooks", step_hooks),
     DemoStep("beat", "a periodic task every second (beat_schedule)", step_beat),
+    DemoStep("dashboard", "the dashboard and its Flower API (celeriac dashboard)",
+             step_dashboard),
     DemoStep("django", "the tutorial's Django site (examples/django_demo)", step_django),
 ]
 
@@ -219,7 +233,7 @@ def start_worker(workdir: Path, broker_url: str, hostname: str, pool: str, concu
     )
     command = [
         sys.executable, "-m", "celeriac", "-A", DEMO_APP, "-b", broker_url, "--no-color",
-        "worker", "-l", "info", "-P", pool, "-c", str(concurrency), "-n", hostname,
+        "worker", "-l", "info", "-P", pool, "-c", str(concurrency), "-n", hostname, "-E",
     ]
     with open(log_path, "wb") as log:
         # A session of its own: Ctrl-C in the terminal reaches the demo, which then stops the
@@ -320,19 +334,23 @@ def run_demo(cli: CLIContext, workdir: Path, quick: bool, pool: str, concurrency
     process = start_worker(workdir, broker_url, hostname, pool, concurrency, retry_delay_s,
                            log_path)
     outcomes: list[bool] = []
+    run: DemoRun | None = None
     try:
         cli.echo(f"  worker:             {hostname} (pid {process.pid}, -P {pool}), starting...")
         if not wait_for_worker(app, process, hostname):
             cli.echo(cli.error("The worker did not start. Its log ends with:"), err=True)
             cli.echo(_tail(log_path), err=True)
             return False
-        run = DemoRun(cli, app, demo_app, log_path, retry_delay_s, serve)
+        run = DemoRun(cli, app, demo_app, log_path, retry_delay_s, serve, hostname)
         for number, step in enumerate(STEPS, 1):
             cli.echo()
             cli.echo(f"[{number}/{len(STEPS)}] {step.name}: {step.title}")
             outcomes.append(step.run(run))
     finally:
         cli.echo()
+        if run is not None and run.dashboard is not None:
+            run.dashboard.stop()  # uvicorn shuts down, then exits by the SIGTERM it caught
+            cli.echo("Stopped the dashboard (SIGTERM).")
         cli.echo("Stopping the worker (SIGTERM: warm shutdown)...")
         code = stop_worker(process)
         cli.echo(f"  worker exited with status {code}")

@@ -43,7 +43,7 @@ def find_project() -> Path | None:
     return DJANGO_DEMO if (DJANGO_DEMO / "manage.py").is_file() else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -114,7 +114,7 @@ def run_django_site(
     if migrate.returncode != 0:
         say(migrate.stdout + migrate.stderr)
         return check(False, "manage.py migrate")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     worker_cmd = [sys.executable, "-m", "celeriac", "-A", "celery_demo", "--no-color", "worker",
                   "-l", "info", "-P", "threads", "-c", "4"]

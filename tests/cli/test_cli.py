@@ -303,6 +303,9 @@ def test_demo_quick(tmp_path: Path) -> None:
     assert "state: FAILURE" in done.stdout
     assert "after 4 retries" in done.stdout
     assert "on_success" in done.stdout and "after_return" in done.stdout
+    # the dashboard step: its API learnt the task and the worker from the worker's events
+    assert "ok: the dashboard saw the task succeed and the worker online" in done.stdout
+    assert "-> state SUCCESS, result 42" in done.stdout
     assert "worker exited with status 0" in done.stdout
 
 
