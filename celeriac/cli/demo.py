@@ -190,6 +190,9 @@ def _wait_quietly(result: AsyncResult) -> str:
 
 
 def step_dashboard(run: DemoRun) -> bool:
+    if not DashboardStep.available():
+        run.say("    skipped: needs the dashboard extra (pip install 'celeriac[dashboard]')")
+        return True
     step = DashboardStep(run.log_path.parent, run.app.conf.broker_url, DEMO_APP,
                          _stop_with_parent)
     run.dashboard = step

@@ -11,6 +11,7 @@ beside the Django site.
 from __future__ import annotations
 
 import http.cookiejar
+import importlib.util
 import json
 import os
 import subprocess
@@ -47,6 +48,12 @@ class DashboardStep:
         self.base = ""
         jar = http.cookiejar.CookieJar()
         self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+    @staticmethod
+    def available() -> bool:
+        """Whether the dashboard extra (Starlette, uvicorn) is installed."""
+        return all(importlib.util.find_spec(name) is not None
+                   for name in ("starlette", "uvicorn"))
 
     def start(self, package_root: str) -> None:
         port = free_port()
