@@ -145,12 +145,23 @@ class ControlListener:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop answering. Does not wait: the thread (a daemon) notices within
-        :attr:`POLL_S` and closes its subscription itself (a subscription is used by one
-        thread only), so a worker's shutdown is not held up by remote control."""
+        """Stop answering and wait for the thread to end (it closes its own subscription: a
+        subscription is used by one thread only, and the app may close the broker's
+        connections right after). A request addressed to this worker alone wakes the thread
+        at once, so shutdown does not wait out a read of the channel."""
         self._stop.set()
-        if self._thread is None:
+        thread = self._thread
+        if thread is None:
             self._close()
+            return
+        if thread is threading.current_thread():
+            return
+        try:
+            wake = mailbox.new_request("ping", destination=[self.worker.hostname])
+            self.broker.broadcast(mailbox.CONTROL_CHANNEL, mailbox.encode_request(wake))
+        except Exception:  # the broker is gone: the read times out instead
+            pass
+        thread.join(timeout=self.POLL_S + 1.0)
 
     def _close(self) -> None:
         sub, self._subscription = self._subscription, None
