@@ -21,7 +21,7 @@ from celeriac._utils.pid import PROCESS
 from celeriac._utils.timeutils import maybe_delta
 from celeriac.app import sending
 from celeriac.app.sending import PublishSettings, as_list
-from celeriac.backends import BACKENDS, ResultBackend, create_backend
+from celeriac.backends import BACKENDS, ResultBackend, backend_class
 from celeriac.brokers import Broker, create_broker, scheme_of
 from celeriac.control import Control
 from celeriac.coordination import CoordinationStore, open_store
@@ -199,6 +199,7 @@ class Celery:
                 if conf.task_publish_retry
                 else None
             ),
+            reply_to_caller=self._replies_to_caller(),
         )
         self._publish_settings = (version, settings)
         return settings
@@ -506,11 +507,31 @@ class Celery:
                             "No result backend is configured: set result_backend "
                             "(e.g. 'redis://localhost:6379/0' or 'sqlite:///results.db')"
                         )
-                    self._backend = create_backend(
-                        url, self.conf.result_backend_transport_options or {}
-                    )
+                    self._backend = self._create_backend(url)
                 backend = self._backend
         return backend
+
+    def _replies_to_caller(self) -> bool:
+        """Whether the configured result backend sends results back to the caller (rpc://),
+        without creating it (nothing connects before first use)."""
+        url = self.result_backend_url
+        try:
+            return bool(url) and backend_class(str(url)).replies_to_caller
+        except ImproperlyConfigured:
+            return False  # said when the backend is first used, not on every send
+
+    def _create_backend(self, url: str) -> ResultBackend:
+        options = dict(self.conf.result_backend_transport_options or {})
+        cls = backend_class(url)
+        if cls.replies_to_caller:
+            # Results go back over the broker's connection to the caller (rpc://).
+            settings = self.trace_settings()
+            options.setdefault("broker_url", self.broker_url)
+            options.setdefault("result_serializer", settings.result_serializer)
+            options.setdefault("result_accept", sorted(settings.result_accept))
+            options.setdefault("result_persistent", bool(self.conf.result_persistent))
+            options.setdefault("result_expires_s", self.result_expires_s)
+        return cls(url, options=options)
 
     def close(self) -> None:
         for thing in (self._broker, self._backend, self._coordination):
@@ -662,7 +683,10 @@ class Celery:
             request=request,
             extended=bool(self.conf.result_extended),
         )
-        self.backend.store(task_id, state, self.encode_result(meta), self.result_expires_s)
+        backend = self.backend
+        if backend.replies_to_caller and request is not None and request.reply_to:
+            backend.note_reply_to(task_id, request.reply_to)
+        backend.store(task_id, state, self.encode_result(meta), self.result_expires_s)
 
     def save_group(self, group: _GroupResult) -> None:
         meta = build_meta(group.id or "", states.SUCCESS, [[r.id, None] for r in group.results])

@@ -100,6 +100,8 @@ class PublishSettings:
     local_eta_tz: tzinfo
     #: None when ``task_publish_retry`` is off
     retry: RetryPolicy | None
+    #: the result backend replies to the caller (rpc://): messages carry its ``reply_to``
+    reply_to_caller: bool = False
 
 
 def publish_again(
@@ -222,6 +224,8 @@ def prepare_message(
     ignore_result = options.get("ignore_result")
     if ignore_result is None:
         ignore_result = ps.ignore_result
+    if reply_to is None and ps.reply_to_caller:
+        reply_to = caller_reply_to(app)
     envelope = build_task_message(
         task_id=task_id,
         name=name,
@@ -249,6 +253,15 @@ def prepare_message(
     )
     return queue, envelope
 
+
+def caller_reply_to(app: Celery) -> str | None:
+    """Where results of a task sent now go (rpc://): from inside a task, to whoever sent that
+    task (a chain's or a subtask's result reaches the original caller); else to this
+    process's own reply queue."""
+    parent = _state.current_task()
+    if parent is not None and parent.request.reply_to:
+        return parent.request.reply_to
+    return app.backend.reply_queue()
 
 
 def send_many(

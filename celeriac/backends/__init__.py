@@ -18,12 +18,27 @@ BACKENDS = PluginRegistry(
     "celeriac.backends",
     [
         Plugin("celeriac.backends.memory:MemoryBackend", ("memory", "cache+memory")),
-        Plugin("celeriac.backends.sqlite:SQLiteBackend", ("sqlite", "db+sqlite")),
+        Plugin("celeriac.backends.sqlite:SQLiteBackend", ("sqlite",)),
+        Plugin(
+            "celeriac.backends.sql:SQLBackend",
+            (
+                "db+postgresql", "db+postgres", "db+postgresql+psycopg", "db+postgresql+psycopg2",
+                "db+mysql", "db+mysql+pymysql", "db+mysql+mysqldb", "db+mariadb+pymysql",
+                "db+sqlite",
+            ),
+            extras=("sql",),
+        ),
+        Plugin(
+            "celeriac.backends.memcached:MemcachedBackend",
+            ("cache+memcached",),
+            extras=("memcached",),
+        ),
         Plugin(
             "celeriac.backends.redis:RedisBackend",
             ("redis", "rediss", "redis+socket", "unix", "sentinel"),
             extras=("redis",),
         ),
+        Plugin("celeriac.backends.rpc:RPCBackend", ("rpc",), extras=("amqp",)),
         Plugin(
             "celeriac.contrib.django.results.backends:DatabaseBackend",
             ("django-db",),

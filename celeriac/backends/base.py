@@ -20,6 +20,12 @@ class ResultBackend(abc.ABC):
 
     schemes: tuple[str, ...] = ()
     shared_across_processes: bool = True
+    #: True: results travel back to the process that sent the task (``rpc://``). The app then
+    #: passes ``broker_url``, ``result_serializer``, ``result_accept``, ``result_persistent``
+    #: and ``result_expires_s`` in the options, sends each task with ``reply_to`` =
+    #: :meth:`reply_queue`, and the worker tells the backend each task's ``reply_to`` through
+    #: :meth:`note_reply_to` before it stores the task's records. Checked once, not per task.
+    replies_to_caller: bool = False
 
     def __init__(self, url: str, *, options: Mapping[str, Any] | None = None) -> None:
         self.url = url
@@ -74,6 +80,13 @@ class ResultBackend(abc.ABC):
     @abc.abstractmethod
     def cleanup(self) -> int:
         """Delete expired records now; returns how many (backends with native expiry return 0)."""
+
+    def note_reply_to(self, task_id: str, reply_to: str) -> None:  # noqa: B027 - optional hook
+        """Where ``task_id``'s records go (backends that reply to the caller only)."""
+
+    def reply_queue(self) -> str | None:
+        """The ``reply_to`` of tasks this process sends (backends that reply to the caller)."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (the backend reconnects on next use)."""

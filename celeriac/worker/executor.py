@@ -67,6 +67,11 @@ class Executor:
         self.backend = app.backend if app.result_backend_url else None
         # Store results and ack in one round trip when broker and backend share a server.
         self._settle = self.broker.settle_with(self.backend) if self.backend else None
+        #: rpc:// only: tells the backend where each task's records go (its ``reply_to``)
+        self._note_reply_to = (
+            self.backend.note_reply_to
+            if self.backend is not None and self.backend.replies_to_caller else None
+        )
         conf = app.conf
         self.accept = app.accept_content
         self.default_acks_late = bool(conf.task_acks_late)
@@ -117,6 +122,7 @@ class Executor:
         # signal gains or loses a receiver); dispatch, complete and flush use this copy.
         self.middleware = middleware = self.app.middleware
         after_receive = middleware.after_receive
+        note_reply_to = self._note_reply_to
         now = time.time()
         for delivery in deliveries:
             if delivery.malformed is not None:
@@ -130,6 +136,8 @@ class Executor:
             except Exception as exc:  # never let one message kill the worker
                 self._bad_message(delivery, InvalidTaskError(f"Cannot decode message: {exc!r}"))
                 continue
+            if note_reply_to is not None and message.reply_to:
+                note_reply_to(message.id, message.reply_to)
             try:
                 task = self.app._tasks.get(message.name)
                 if task is None:
