@@ -6,10 +6,10 @@ import platform
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import celeriac
 from celeriac._utils.sqlite import parse_url
+from celeriac._utils.urls import mask_url
 from celeriac.backends.sqlite import SQLiteBackend
 from celeriac.brokers.sqlite import SQLiteBroker
 
@@ -30,27 +30,8 @@ ART = r"""
     /   |   \
 """.strip("\n").splitlines()
 ART_WIDTH = 18
-MASK = "**"
 #: URL schemes naming a SQLite file (the banner shows its absolute path)
 SQLITE_SCHEMES = frozenset(SQLiteBroker.schemes + SQLiteBackend.schemes)
-
-
-def mask_url(url: str) -> str:
-    """``redis://user:secret@host/0`` -> ``redis://user:**@host/0`` (each of ``;``-separated
-    failover URLs)."""
-    return ";".join(_mask_one(part) for part in url.split(";"))
-
-
-def _mask_one(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostinfo}"))
 
 
 def describe_url(url: str | None) -> str:

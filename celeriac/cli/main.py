@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 import celeriac
 from celeriac.cli.beat import beat
 from celeriac.cli.call import call
-from celeriac.cli.context import EX_FAILURE, CLIContext, get_cli, global_options
+from celeriac.cli.context import EX_FAILURE, EX_UNAVAILABLE, CLIContext, get_cli, global_options
 from celeriac.cli.dashboard import dashboard, flower
 from celeriac.cli.demo import demo
 from celeriac.cli.events import events
@@ -24,6 +24,7 @@ from celeriac.cli.inspect import control, inspect, status
 from celeriac.cli.purge import purge
 from celeriac.cli.result import result
 from celeriac.cli.worker import worker
+from celeriac.exceptions import TransportError
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -31,13 +32,48 @@ if TYPE_CHECKING:
 __all__ = ["main", "run_app_main", "run_worker_main"]
 
 PROG_NAME = "celeriac"
+#: where the group keeps its command line for :meth:`Group.invoke` (``ctx.meta``)
+_ARGV_KEY = "celeriac.argv"
 
 
 class Group(click.Group):
-    """Lists commands in the order they were added (most used first), not alphabetically."""
+    """Lists commands in the order they were added (most used first), not alphabetically.
+
+    A broker or backend that cannot be reached ends any command with one line on stderr
+    naming what failed (its URL, password masked) and exit status 69 (EX_UNAVAILABLE); the
+    traceback shows only with ``-l debug`` / ``--loglevel=debug``.
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGV_KEY] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        argv: list[str] = ctx.meta.get(_ARGV_KEY, [])
+        try:
+            return super().invoke(ctx)
+        except TransportError as exc:
+            if _debug_wanted(argv):
+                raise
+            click.echo(f"Error: {' '.join(str(exc).split())}", err=True)
+            ctx.exit(EX_UNAVAILABLE)
+
+
+def _debug_wanted(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for debug logging (``-l debug``, ``--loglevel=DEBUG``)."""
+    for i, arg in enumerate(argv):
+        if arg in ("-l", "--loglevel") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(("--loglevel=", "-l")) and arg not in ("-l",):
+            value = arg.split("=", 1)[1] if "=" in arg else arg[2:]
+        else:
+            continue
+        if value.lower() == "debug":
+            return True
+    return False
 
 
 @click.group(cls=Group, name=PROG_NAME)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from celeriac import __version__, mailbox
 from celeriac._utils.text import saferepr
+from celeriac._utils.urls import mask_url
 from celeriac.control import signal_name
 from celeriac.exceptions import TransportError
 
@@ -270,16 +271,9 @@ def _reserved(worker: Worker) -> list[Job]:
 
 _ATTRIBUTE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 _CENSORED = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|DATABASE", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^@/]*@")
-
-
-def _masked_url(url: str) -> str:
-    return _URL_PASSWORD.sub(r"\1:********@", url)
-
-
 def _censor(key: str, value: Any) -> Any:
     if isinstance(value, str):
-        value = _masked_url(value)
+        value = mask_url(value)
     if _CENSORED.search(key) and value and not key.endswith("_url") and key != "broker_url":
         return "********"
     return value
@@ -384,7 +378,7 @@ def stats(worker: Worker) -> dict[str, Any]:
     stats_info: dict[str, Any] = {
         "broker": {
             "transport": broker_url.split("://", 1)[0],
-            "hostname": _masked_url(broker_url),
+            "hostname": mask_url(broker_url),
         },
         "clock": str(worker.control.clock if worker.control else 0),
         "pid": os.getpid(),
@@ -459,7 +453,7 @@ def report(worker: Worker) -> dict[str, str]:
         f"imp:{platform.python_implementation()}",
         f"loader -> {type(worker.app).__module__}",
         f"pool -> {worker.pool_name} x{worker.concurrency}",
-        f"broker -> {_masked_url(worker.app.broker_url)}",
+        f"broker -> {mask_url(worker.app.broker_url)}",
         f"pid -> {os.getpid()} executable -> {sys.executable}",
     ]
     return {"ok": "\n".join(lines)}

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
 from celeriac._utils.imports import symbol_by_name
+from celeriac._utils.urls import mask_url
 from celeriac.control import termination_requests
 from celeriac.exceptions import ColdShutdown, ImproperlyConfigured, TransportError
 from celeriac.worker.autoscale import autoscale_bounds
@@ -38,6 +39,16 @@ logger = logging.getLogger("celeriac.worker")
 WARM, COLD = "warm", "cold"
 #: exit status of a worker that stopped because it could not go on (sysexits' EX_SOFTWARE)
 EXIT_SOFTWARE = 70
+#: longest wait between two attempts to reach the broker or backend before the worker is ready
+MAX_CONNECT_DELAY_S = 30.0
+#: the task id the readiness check asks the result backend about (never stored)
+READINESS_PROBE_ID = "celeriac.readiness-probe"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line of text: its message's lines joined, its type when empty."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 def default_hostname(name: str | None) -> str:
@@ -237,6 +248,8 @@ class Worker:
                 signal.signal(sig, self._on_signal)
             if hasattr(signal, "SIGQUIT"):
                 signal.signal(signal.SIGQUIT, self._on_signal)
+        if not self._wait_for_services():
+            return self.exitcode
         self._reclaim_predecessor()
         self.pool.start()
         self.control = ControlListener(self)
@@ -268,6 +281,40 @@ class Worker:
                 hook(self)
             except Exception:
                 logger.exception("worker: middleware hook %r raised", hook)
+
+    def _wait_for_services(self) -> bool:
+        """Block until the broker, and the result backend when one is configured, answer one
+        round trip each: the worker reports ready only then. Each failed attempt is logged on
+        one line with the delay before the next (1 s, doubling up to 30 s). False when a
+        shutdown was asked meanwhile (a signal, or :meth:`stop`)."""
+        delay_s, attempt = 1.0, 0
+        while not self._stop_event.is_set():
+            failure = self._unreachable_service()
+            if failure is None:
+                if attempt:
+                    logger.info("worker: connected after %d failed attempt(s)", attempt)
+                return True
+            attempt += 1
+            logger.error("worker: %s; retrying in %.0f s (attempt %d)", failure, delay_s, attempt)
+            self._stop_event.wait(delay_s)
+            delay_s = min(delay_s * 2, MAX_CONNECT_DELAY_S)
+        return False
+
+    def _unreachable_service(self) -> str | None:
+        """What does not answer, as one line naming its URL (password masked); None when
+        both do."""
+        app = self.app
+        try:
+            app.broker.queue_size(self.queues[0] if self.queues else app.conf.task_default_queue)
+        except Exception as exc:
+            return f"cannot reach the broker {mask_url(app.broker_url)}: {_one_line(exc)}"
+        backend_url = app.result_backend_url
+        if backend_url:
+            try:
+                app.backend.get_state(READINESS_PROBE_ID)
+            except Exception as exc:
+                return f"cannot reach the result backend {mask_url(backend_url)}: {_one_line(exc)}"
+        return None
 
     def _reclaim_predecessor(self) -> None:
         """Hold messages under this node's name, and take back at once what a dead earlier

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.redis.proxy import Proxy
 from tests.redis.support import (
+    HOST,
+    PORT,
     REDIS_BACKEND_DB,
     REDIS_BROKER_DB,
     _unavailable,
@@ -30,6 +33,27 @@ FAST_FAIL = {
     "socket_connect_timeout": 0.5,
     "socket_timeout": 2,
 }
+
+
+#: the database of the outage tests (a proxy in front of the server; prefixed keys, deleted after)
+OUTAGE_DB = 14
+
+
+@pytest.fixture
+def proxy() -> Iterator[Proxy]:
+    """A TCP proxy in front of the test Redis, to stage an outage (tests/redis/proxy.py)."""
+    proxy = Proxy()
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def outage_prefix() -> Iterator[str]:
+    """A key prefix on database OUTAGE_DB, its keys deleted afterwards."""
+    redis_url(REDIS_BROKER_DB)  # skips (fails in CI) without a server
+    value = unique_prefix()
+    yield value
+    drop_keys(f"redis://{HOST}:{PORT}/{OUTAGE_DB}?global_keyprefix={value}")
 
 
 @pytest.fixture
