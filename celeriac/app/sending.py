@@ -224,8 +224,13 @@ def prepare_message(
     ignore_result = options.get("ignore_result")
     if ignore_result is None:
         ignore_result = ps.ignore_result
-    if reply_to is None and ps.reply_to_caller:
-        reply_to = caller_reply_to(app)
+    if ps.reply_to_caller:
+        if reply_to is None:
+            reply_to = caller_reply_to(app)
+        if reply_to and (chain or link or link_error):
+            # What the worker sends next (a chain's steps, callbacks) answers this caller too.
+            chain, link, link_error = (_answering(reply_to, sigs)
+                                       for sigs in (chain, link, link_error))
     envelope = build_task_message(
         task_id=task_id,
         name=name,
@@ -262,6 +267,20 @@ def caller_reply_to(app: Celery) -> str | None:
     if parent is not None and parent.request.reply_to:
         return parent.request.reply_to
     return app.backend.reply_queue()
+
+
+def _answering(reply_to: str, signatures: Any) -> Any:
+    """``signatures`` (a list, or one) with ``reply_to`` in each one's options unless set."""
+    if not signatures:
+        return signatures
+    stamped = []
+    for sig in signatures if isinstance(signatures, (list, tuple)) else [signatures]:
+        if isinstance(sig, Mapping):
+            options = sig.get("options") or {}
+            if "reply_to" not in options:
+                sig = {**sig, "options": {**options, "reply_to": reply_to}}
+        stamped.append(sig)
+    return stamped
 
 
 def send_many(
