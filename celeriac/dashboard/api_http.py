@@ -128,7 +128,7 @@ def _converted(params: dict[str, Any], name: str, kind: Callable[[Any], _N],
         return None
     try:
         return kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # int(inf) overflows
         raise HTTPError(400, f"{name} must be {what}")
 
 

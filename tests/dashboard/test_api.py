@@ -190,6 +190,11 @@ def test_workers_status_and_unknown_workers(dash: Client) -> None:
     silent = client.post("/api/worker/pool/grow/w2@host", params={"n": 2})
     assert silent.status_code == 403 and "no reply" in silent.json()["error"]
     assert client.post("/api/worker/pool/grow/w2@host", params={"n": 0}).status_code == 400
+    # JSON's Infinity is a float that int() cannot hold: a 400 as any other bad number
+    for body in (b'{"n": Infinity}', b'{"n": -Infinity}', b'{"n": NaN}', b'{"n": 1e400}'):
+        bad = client.post("/api/worker/pool/grow/w2@host", content=body,
+                          headers={"content-type": "application/json"})
+        assert bad.status_code == 400, body
     assert client.post("/api/worker/queue/add-consumer/w2@host").status_code == 400
     assert client.post("/api/worker/pool/autoscale/w2@host?min=1").status_code == 400
 
