@@ -1,5 +1,5 @@
-"""``sqlite://`` / ``db+sqlite://`` result backend: records in one SQLite file shared by the
-processes of one machine.
+"""``sqlite://`` result backend: records in one SQLite file shared by the processes of one
+machine (``db+sqlite://`` is the SQLAlchemy backend in Celery's layout, docs/decisions/0022).
 
 Expiry is a column checked on every read, so an expired record is invisible at once; the rows
 themselves go in :meth:`SQLiteBackend.cleanup`, which ``store_many`` also runs at most once a
@@ -16,6 +16,7 @@ from typing import Any
 
 from celeriac import states
 from celeriac._utils.sqlite import Connections, parse_url, placeholders, signal_for
+from celeriac._utils.waiting import poll_until
 from celeriac.backends.base import ResultBackend
 from celeriac.exceptions import ImproperlyConfigured, TransportError
 
@@ -56,11 +57,10 @@ _INCR = (
 )
 _CHUNK = 500
 _CLEANUP_EVERY_S = 60.0
-_MIN_POLL_S = 0.001
 
 
 class SQLiteBackend(ResultBackend):
-    schemes = ("sqlite", "db+sqlite")
+    schemes = ("sqlite",)
     #: the results table, for a broker on the same file that stores and acks in one
     #: transaction (it reads this, :attr:`sqlite_path`, :meth:`write_rows` and :meth:`notify`)
     results_schema = SCHEMA
@@ -155,23 +155,9 @@ class SQLiteBackend(ResultBackend):
         return None if row is None or row[1] is None else bytes(row[1])
 
     def wait(self, task_id: str, timeout_s: float | None, interval_s: float = 0.05) -> bytes | None:
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        signal = signal_for(self.path, "results")
-        max_poll_s = max(interval_s, _MIN_POLL_S)
-        delay = _MIN_POLL_S
-        while True:
-            seen = signal.generation
-            payload = self._poll(task_id)
-            if payload is not None:
-                return payload
-            sleep_s = delay
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                sleep_s = min(sleep_s, remaining)
-            if not signal.wait(seen, sleep_s):
-                delay = min(delay * 2, max_poll_s)
+        return poll_until(
+            lambda: self._poll(task_id), signal_for(self.path, "results"), timeout_s, interval_s
+        )
 
     def forget(self, task_id: str) -> None:
         self._conns.run(lambda c: c.execute("DELETE FROM results WHERE task_id = ?", (task_id,)))

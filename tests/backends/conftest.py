@@ -22,9 +22,20 @@ NOT_APPLICABLE = {
     ("redis", "test_cleanup_counts_expired_records"): (
         "Redis expires records natively; cleanup() returns 0 as ResultBackend.cleanup allows"
     ),
+    ("memcached", "test_cleanup_counts_expired_records"): (
+        "memcached expires records natively; cleanup() returns 0 as ResultBackend.cleanup allows"
+    ),
+    ("memcached", "test_incr_counter_expiry"): (
+        "memcached expires in whole seconds (0.2 s becomes 1 s); tests/memcached checks a "
+        "counter's expiry at that resolution"
+    ),
 }
 
-BACKEND_KINDS = ["memory", "sqlite", "redis"]
+BACKEND_KINDS = [
+    "memory", "sqlite", "redis", "postgresql", "mysql", "sqlalchemy-sqlite", "memcached",
+]
+#: kinds served by the SQLAlchemy backend (db+...) -> the database tests/sql/support.py makes
+SQL_KINDS = {"postgresql": "postgresql", "mysql": "mysql", "sqlalchemy-sqlite": "sqlite"}
 
 BackendFactory = Callable[..., ResultBackend]
 
@@ -33,9 +44,13 @@ def _url_for(kind: str, tmp_path: Path) -> str:
     if kind == "memory":
         return f"memory://test-{uuid.uuid4().hex}"
     if kind == "sqlite":
-        return f"db+sqlite:///{tmp_path / 'results.db'}"
+        return f"sqlite:///{tmp_path / 'results.db'}"
     if kind == "redis":
         return redis_url(BACKEND_DB)
+    if kind == "memcached":
+        from tests.memcached.support import memcached_url
+
+        return memcached_url()
     raise AssertionError(f"unknown backend kind {kind}")
 
 
@@ -52,12 +67,22 @@ def backend_url(
     reason = NOT_APPLICABLE.get((backend_kind, getattr(request.node, "originalname", "")))
     if reason:
         pytest.skip(reason)
+    if backend_kind in SQL_KINDS:
+        from tests.sql.support import isolated_url
+
+        with isolated_url(SQL_KINDS[backend_kind], tmp_path) as url:
+            yield url
+        return
     url = _url_for(backend_kind, tmp_path)
     yield url
     if backend_kind == "memory":
         memory_backend.reset(url)
     if backend_kind == "redis":
         drop_keys(url)
+    if backend_kind == "memcached":
+        from tests.memcached.support import drop_keys as drop_memcached_keys
+
+        drop_memcached_keys(url)
 
 
 @pytest.fixture

@@ -1,0 +1,96 @@
+"""Table creation and the writes of the ``db+`` result backend that differ by dialect.
+
+Rules: tables are created once per process, with ``CREATE TABLE IF NOT EXISTS`` semantics that
+survive two processes creating them at once; a task or group table Celery created (no
+``expires_at`` column) gains that column, so the backend can share Celery's tables.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from celeriac.backends.sql.schema import Tables, upsert
+from celeriac.exceptions import TransportError
+
+
+class SQLStore:
+    def __init__(self, tables: Tables, error: Callable[[BaseException], TransportError]) -> None:
+        self.tables = tables
+        self._error = error
+        self._statements: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def create_tables(self, engine: sa.Engine) -> None:
+        with self._lock:
+            for attempt in range(3):
+                try:
+                    self.tables.metadata.create_all(engine, checkfirst=True)
+                    break
+                except (sa_exc.ProgrammingError, sa_exc.IntegrityError, sa_exc.OperationalError):
+                    # Another process created a table between our check and our CREATE.
+                    if attempt == 2:
+                        raise
+            with engine.begin() as conn:
+                inspector = sa.inspect(conn)
+                for table in (self.tables.task, self.tables.group):
+                    columns = inspector.get_columns(table.name, schema=table.schema)
+                    if "expires_at" not in {c["name"] for c in columns}:
+                        self._add_expires_at(conn, table)
+
+    @staticmethod
+    def _add_expires_at(conn: sa.Connection, table: sa.Table) -> None:
+        preparer = conn.dialect.identifier_preparer
+        column_type = table.c.expires_at.type.compile(dialect=conn.dialect)
+        conn.execute(
+            sa.text(
+                f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN"
+                f" {preparer.quote('expires_at')} {column_type}"
+            )
+        )
+
+    def upsert_rows(
+        self, conn: sa.Connection, dialect: str, table: sa.Table, key: str,
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """Insert ``rows`` (distinct keys, same columns each), replacing rows with their keys."""
+        cache_key = (dialect, table.name)
+        stmt = self._statements.get(cache_key)
+        if stmt is None:
+            stmt = upsert(dialect, table, key, [c for c in rows[0] if c != key])
+            self._statements[cache_key] = stmt
+        if stmt is not None:
+            conn.execute(stmt, rows)
+            return
+        # A dialect without upsert: update what exists, insert the rest, in this transaction.
+        column = table.c[key]
+        for row in rows:
+            values = {c: v for c, v in row.items() if c != key}
+            updated = conn.execute(sa.update(table).where(column == row[key]).values(values))
+            if updated.rowcount == 0:
+                conn.execute(sa.insert(table).values(row))
+
+    def incr_portable(self, conn: sa.Connection, row: dict[str, Any], now: float) -> int:
+        """The counter upsert for a dialect without one: lock the row, then update or insert
+        (a concurrent first insert fails the transaction, which the caller runs again)."""
+        counter = self.tables.counter
+        current = conn.execute(
+            sa.select(counter.c.value, counter.c.expires_at)
+            .where(counter.c.key == row["key"])
+            .with_for_update()
+        ).first()
+        if current is None:
+            conn.execute(sa.insert(counter).values(row))
+            return int(row["value"])
+        expired = current.expires_at is not None and current.expires_at <= now
+        value = int(row["value"]) + (0 if expired else int(current.value))
+        conn.execute(
+            sa.update(counter)
+            .where(counter.c.key == row["key"])
+            .values(value=value, expires_at=row["expires_at"])
+        )
+        return value
