@@ -24,6 +24,10 @@ BROKERS = PluginRegistry(
             ("redis", "rediss", "redis+socket", "unix", "sentinel"),
             extras=("redis",),
         ),
+        Plugin(
+            "celeriac.brokers.postgres:PostgresBroker", ("postgresql", "postgres"),
+            extras=("postgres",),
+        ),
     ],
 )
 

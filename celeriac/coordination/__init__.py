@@ -27,6 +27,12 @@ STORES = PluginRegistry(
             ("redis", "rediss", "redis+socket", "unix", "sentinel"),
             extras=("redis",),
         ),
+        Plugin(
+            "celeriac.coordination.postgres:PostgresCoordination",
+            ("postgresql", "postgres", "db+postgresql", "db+postgres", "db+postgresql+psycopg",
+             "db+postgresql+psycopg2"),
+            extras=("postgres",),
+        ),
     ],
 )
 

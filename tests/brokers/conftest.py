@@ -22,9 +22,10 @@ from celeriac.brokers import memory as memory_broker
 from celeriac.coordination import CoordinationStore, create_store
 from celeriac.coordination import memory as memory_store
 from celeriac.message import Envelope
+from tests.postgres.support import drop_schema, postgres_url
 from tests.redis.support import BROKER_DB, drop_keys, redis_url
 
-BROKER_KINDS = ["memory", "sqlite", "redis"]
+BROKER_KINDS = ["memory", "sqlite", "redis", "postgresql"]
 
 BrokerFactory = Callable[..., Broker]
 EnvelopeFactory = Callable[..., Envelope]
@@ -37,6 +38,8 @@ def _url_for(kind: str, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'broker.db'}"
     if kind == "redis":
         return redis_url(BROKER_DB)
+    if kind == "postgresql":
+        return postgres_url()
     raise AssertionError(f"unknown broker kind {kind}")
 
 
@@ -55,6 +58,8 @@ def broker_url(broker_kind: str, tmp_path: Path) -> Iterator[str]:
         memory_store.reset(url)
     if broker_kind == "redis":
         drop_keys(url)
+    if broker_kind == "postgresql":
+        drop_schema(url)
 
 
 @pytest.fixture

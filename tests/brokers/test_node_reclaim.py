@@ -22,7 +22,7 @@ LONG_LEASE = {"visibility_timeout": 60}
 NODE = "reclaim@test"
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgresql"])
 def broker_kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind

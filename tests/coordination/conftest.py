@@ -10,9 +10,10 @@ import pytest
 
 from celeriac.coordination import CoordinationStore, create_store
 from celeriac.coordination import memory as memory_store
+from tests.postgres.support import drop_schema, postgres_url
 from tests.redis.support import BROKER_DB, drop_keys, redis_url
 
-STORE_KINDS = ["memory", "sqlite", "redis"]
+STORE_KINDS = ["memory", "sqlite", "redis", "postgresql"]
 
 StoreFactory = Callable[[], CoordinationStore]
 
@@ -29,6 +30,8 @@ def store_url(store_kind: str, tmp_path: Path) -> Iterator[str]:
         url = f"memory://test-{uuid.uuid4().hex}"
     elif store_kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'coordination.db'}"
+    elif store_kind == "postgresql":
+        url = postgres_url()
     else:
         url = redis_url(BROKER_DB)
     yield url
@@ -36,6 +39,8 @@ def store_url(store_kind: str, tmp_path: Path) -> Iterator[str]:
         memory_store.reset(url)
     if store_kind == "redis":
         drop_keys(url)
+    if store_kind == "postgresql":
+        drop_schema(url)
 
 
 @pytest.fixture
