@@ -34,6 +34,12 @@ _TEMPLATE_SAFE = frozenset(
 
 logger = logging.getLogger("celeriac.app")
 
+#: why a chord cannot be sent when results go back to the caller only (rpc://)
+NO_CHORDS = (
+    "Chords need a result backend that can count their members, and rpc:// sends results "
+    "to the caller only: use redis://, db+postgresql://, sqlite://... as result_backend"
+)
+
 #: what ``task_publish_retry_policy`` falls back to, key by key (see decision 0008)
 DEFAULT_RETRY_POLICY: Mapping[str, float | None] = {
     "max_retries": None,
@@ -225,6 +231,8 @@ def prepare_message(
     if ignore_result is None:
         ignore_result = ps.ignore_result
     if ps.reply_to_caller:
+        if chord:
+            raise ImproperlyConfigured(NO_CHORDS)
         if reply_to is None:
             reply_to = caller_reply_to(app)
         if reply_to and (chain or link or link_error):

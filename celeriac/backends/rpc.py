@@ -55,7 +55,11 @@ NO_CHORDS = (
     "The rpc:// result backend cannot count chord members (results go to the caller only): "
     "use a backend that can hold a counter (redis://, db+postgresql://, sqlite://...) for chords"
 )
-NO_GROUPS = "The rpc:// result backend cannot save or restore groups (GroupResult.save/restore)"
+NO_GROUPS = (
+    "The rpc:// result backend sends results to the caller only: it cannot save or restore "
+    "groups (GroupResult.save/restore, a chord's header): use a backend that stores results "
+    "(redis://, db+postgresql://, sqlite://...) for chords and saved groups"
+)
 _UUID = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                    r"[0-9a-fA-F]{12}\Z")
 _GROUP_PREFIX = "celery-taskset-meta-"

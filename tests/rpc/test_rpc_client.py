@@ -10,13 +10,14 @@ import pickle
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from celeriac import Celery, states
+from celeriac import Celery, chord, group, states
 from celeriac.backends.rpc import RPCBackend, is_reply_queue
 from celeriac.exceptions import ImproperlyConfigured, TimeoutError, TransportError
 from celeriac.result import AsyncResult
@@ -280,3 +281,29 @@ def test_a_forked_child_has_a_reply_queue_of_its_own(app: Celery) -> None:
     os.close(read)
     assert is_reply_queue(child_queue) and child_queue != parent_queue
     assert app.backend.reply_queue() == parent_queue
+
+
+def test_a_chord_is_refused_before_anything_is_sent() -> None:
+    app = Celery("rpc-chord", broker=f"memory://rpc-chord-{uuid.uuid4().hex}", backend="rpc://")
+    app.conf.result_backend_transport_options = {"broker_url": amqp_url()}
+    add: Any = app.signature("t.add")
+    try:
+        with pytest.raises(ImproperlyConfigured, match=r"(?i)chord"):
+            chord([add.clone((1, 1)), add.clone((2, 2))], add.clone((3,))).apply_async()
+        with pytest.raises(ImproperlyConfigured, match=r"(?i)chord"):
+            (group(add.clone((1, 1)), add.clone((2, 2))) | add.clone((3,))).apply_async()
+        assert app.broker.queue_size("celery") == 0
+    finally:
+        app.close()
+
+
+def test_the_worker_side_publishes_again_after_its_connection_broke(
+    app: Celery, worker_side: RPCBackend
+) -> None:
+    first, reply_to = send(app)
+    reply(worker_side, first, reply_to, states.SUCCESS, "before")
+    assert first.get(timeout=10) == "before"
+    worker_side._conn.transport.sock.shutdown(2)
+    second, _ = send(app)
+    reply(worker_side, second, reply_to, states.SUCCESS, "after")
+    assert second.get(timeout=10) == "after"
