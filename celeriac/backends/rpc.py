@@ -336,7 +336,12 @@ class RPCBackend(ResultBackend):
         if task_id.startswith(_GROUP_PREFIX):
             raise ImproperlyConfigured(NO_GROUPS)
         with self._lock:
-            self._drain(0)
+            if self._declared:
+                self._drain(0)
+            else:
+                # Nothing sent from here since (re)connecting, so nothing can arrive: connect
+                # only (a worker's readiness probe lands here) and declare nothing.
+                self._channel_now()
             return self._records.get(task_id)
 
     def wait(self, task_id: str, timeout_s: float | None, interval_s: float = 0.05) -> bytes | None:

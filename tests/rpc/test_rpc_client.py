@@ -9,6 +9,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -307,3 +308,47 @@ def test_the_worker_side_publishes_again_after_its_connection_broke(
     second, _ = send(app)
     reply(worker_side, second, reply_to, states.SUCCESS, "after")
     assert second.get(timeout=10) == "after"
+
+
+def test_reading_before_any_send_connects_but_declares_nothing() -> None:
+    backend = RPCBackend("rpc://", options={"broker_url": amqp_url()})
+    try:
+        assert backend.get_state("celeriac-readiness-probe") is None  # what a worker asks
+        assert backend._conn is not None and not backend._declared
+        assert not queue_exists(backend._queue)
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("amqp://guest:wrong@127.0.0.1:5672//", "ACCESS_REFUSED"),
+    ("amqp://guest:guest@127.0.0.1:5672/no-such-vhost-{}", "vhost"),
+    ("amqp://guest:guest@127.0.0.1:1//", "refused"),
+])
+def test_a_bad_broker_url_is_one_transport_error_line(url: str, says: str) -> None:
+    amqp_url()  # the server must be there for the first two to mean anything
+    backend = RPCBackend("rpc://", options={"broker_url": url.format(uuid.uuid4().hex),
+                                            "connect_timeout": 2})
+    try:
+        with pytest.raises(TransportError) as caught:
+            backend.reply_queue()
+        assert says.lower() in str(caught.value).lower() and "\n" not in str(caught.value)
+    finally:
+        backend.close()
+
+
+def test_many_threads_wait_on_one_caller_connection(app: Celery, worker_side: RPCBackend) -> None:
+    sent = [send(app) for _ in range(16)]
+    got: dict[str, Any] = {}
+
+    def wait_for(result: AsyncResult) -> None:
+        got[result.id] = result.get(timeout=20)
+
+    threads = [threading.Thread(target=wait_for, args=(result,)) for result, _ in sent]
+    for thread in threads:
+        thread.start()
+    for number, (result, reply_to) in enumerate(sent):
+        reply(worker_side, result, reply_to, states.SUCCESS, number)
+    for thread in threads:
+        thread.join(30)
+    assert got == {result.id: number for number, (result, _) in enumerate(sent)}
