@@ -269,7 +269,9 @@ class PostgresBroker(Broker):
             if next_due_s is not None:
                 # a little past due, so the next claim sees it due on the database's clock
                 remaining = min(remaining, max(float(next_due_s), 0.0) + 0.002)
-            listener.wait(remaining)
+            woken_by = listener.wait(remaining)
+            if woken_by == [] and time.monotonic() >= deadline:
+                return []  # timed out: nothing was published, nothing fell due in time
 
     def _claim(self, queues: list[str], max_messages: int) -> list[Delivery]:
         params = {"queues": queues, "limit": max_messages, "lease_s": self.lease_s,

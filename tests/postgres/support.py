@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+
+if TYPE_CHECKING:
+    import psycopg
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -54,7 +58,7 @@ def schema_of(url: str) -> str:
     return schema
 
 
-def connect(url: str) -> object:
+def connect(url: str) -> psycopg.Connection[Any]:
     """A plain autocommit psycopg connection to the test server, its search_path on the
     URL's schema (for writing rows straight into the tables)."""
     import psycopg
