@@ -523,6 +523,11 @@ class Celery:
     def _create_backend(self, url: str) -> ResultBackend:
         options = dict(self.conf.result_backend_transport_options or {})
         cls = backend_class(url)
+        # Celery's settings of this backend family (database_*, cache_backend_options), handed
+        # over under their own names when the user set them.
+        for name in getattr(cls, "app_settings", ()):
+            if self.conf.is_set(name):
+                options.setdefault(name, self.conf[name])
         if cls.replies_to_caller:
             # Results go back over the broker's connection to the caller (rpc://).
             settings = self.trace_settings()

@@ -128,7 +128,12 @@ class SQLBackend(ResultBackend):
             options["poolclass"] = sa.pool.NullPool
         try:
             engine = sa.create_engine(self.sqlalchemy_url, **options)
-        except (sa_exc.ArgumentError, TypeError, ImportError) as exc:
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"result backend {mask_url(self.url)}: {_first_line(exc)}; install the "
+                f"database driver (pip install 'celeriac[{_extra_for(self.sqlalchemy_url)}]')"
+            ) from exc
+        except (sa_exc.ArgumentError, TypeError) as exc:
             raise ImproperlyConfigured(
                 f"result backend {mask_url(self.url)}: {_first_line(exc)}"
             ) from exc
@@ -324,6 +329,12 @@ class SQLBackend(ResultBackend):
         engine, self._engine = self._engine, None
         if engine is not None and self._pid == PROCESS.pid:
             engine.dispose()
+
+
+def _extra_for(url: str) -> str:
+    if url.startswith("postgres"):
+        return "postgres"
+    return "mysql" if url.startswith(("mysql", "mariadb")) else "sql"
 
 
 def _first_line(exc: BaseException) -> str:

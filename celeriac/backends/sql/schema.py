@@ -4,11 +4,14 @@ Layout (docs/decisions/0022): Celery's two tables, so tools that read Celery's d
 backend find the rows where they expect them, plus one counter table for chords.
 
 * task table (``database_table_names['task']``, default ``celery_taskmeta``): Celery's columns
-  ``id, task_id, status, result, date_done, traceback, name, args, kwargs, worker, retries,
-  queue``. ``result`` holds celeriac's encoded result record (the whole meta, JSON by default:
-  never pickle) and ``status`` its state; ``date_done`` is the time of the last store (naive
-  UTC, as Celery writes it). The other Celery columns stay NULL: filling them would decode
-  every record on the store path. celeriac adds ``expires_at`` (Unix seconds, NULL: keep).
+  ``id, task_id, status, result, date_done, traceback, children, name, args, kwargs, worker,
+  retries, queue, stamps`` (Celery 5.7's extended layout). ``result`` holds celeriac's encoded
+  result record (the whole meta, JSON by default: never pickle) and ``status`` its state;
+  ``date_done`` is the time of the last store (naive UTC, as Celery writes it). The other
+  Celery columns stay NULL: filling them would decode every record on the store path. So a
+  Celery process reading these rows sees each task's state and date, but its ``result`` is
+  celeriac's whole record rather than the bare value. celeriac adds ``expires_at`` (Unix
+  seconds; NULL: kept).
 * group table (``database_table_names['group']``, default ``celery_tasksetmeta``): Celery's
   ``id, taskset_id, result, date_done`` plus ``expires_at``; records stored under
   ``celery-taskset-meta-<id>`` (``GroupResult.save``) live here under ``taskset_id = <id>``.
@@ -76,14 +79,16 @@ def build_tables(
         sa.Column("task_id", sa.String(_KEY_LENGTH), unique=True, nullable=False),
         sa.Column("status", sa.String(50)),
         sa.Column("result", _BLOB),
-        sa.Column("date_done", sa.DateTime),
+        sa.Column("date_done", sa.DateTime, index=True),
         sa.Column("traceback", _TEXT),
+        sa.Column("children", _BLOB),
         sa.Column("name", sa.String(_KEY_LENGTH)),
         sa.Column("args", _BLOB),
         sa.Column("kwargs", _BLOB),
         sa.Column("worker", sa.String(_KEY_LENGTH)),
         sa.Column("retries", sa.Integer),
         sa.Column("queue", sa.String(_KEY_LENGTH)),
+        sa.Column("stamps", _BLOB),
         sa.Column("expires_at", sa.Double, index=True),
         schema=schemas.get("task") or None,
     )

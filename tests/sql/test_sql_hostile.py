@@ -1,0 +1,172 @@
+"""Hostile conditions for the ``db+`` result backend: junk written straight into its tables,
+connections killed by the server, wrong credentials, missing databases, refused connections."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from celeriac import states
+from celeriac.backends import create_backend
+from celeriac.backends.sql import SQLBackend
+from celeriac.exceptions import ImproperlyConfigured, TransportError
+from tests.sql.conftest import MakeBackend
+from tests.sql.support import MYSQL_URL, POSTGRES_URL, admin_engine
+
+HUGE = b"\xff\x00" * (3 * 1024 * 1024)
+
+
+def _insert(raw: sa.Engine, task_id: str, status: object, result: object) -> None:
+    with raw.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO celery_taskmeta (task_id, status, result) VALUES (:t, :s, :r)"),
+            {"t": task_id, "s": status, "r": result},
+        )
+
+
+def test_junk_rows_never_crash_a_reader(
+    kind: str, make_backend: MakeBackend, raw: sa.Engine
+) -> None:
+    backend = make_backend()
+    backend.get_state("create the tables")
+    _insert(raw, "nulls", None, None)
+    _insert(raw, "not-utf8", "SUCCESS", b"\x80\xfe\x00{not json")
+    _insert(raw, "huge", "SUCCESS", HUGE)
+    _insert(raw, "pickle", "SUCCESS", b"\x80\x04\x95cos\nsystem\n(S'touch /tmp/pwned'\ntR.")
+    _insert(raw, "odd-state", "NOT A STATE", b"x")
+    if kind == "sqlite":  # loosely typed columns: wrong types too
+        _insert(raw, "int-result", b"\xff\xfe", 42)
+        _insert(raw, "text-result", "SUCCESS", "caf\u00e9 as text")
+    assert backend.get("nulls") is None
+    assert backend.get_state("nulls") is None
+    assert backend.wait("nulls", 0.05) is None
+    assert backend.get("not-utf8") == b"\x80\xfe\x00{not json"
+    assert backend.wait("not-utf8", 1) == b"\x80\xfe\x00{not json"
+    assert backend.get("huge") == HUGE
+    # Bytes are handed back as they are: nothing is unpickled or run.
+    assert backend.get("pickle", ) is not None
+    assert backend.get_state("odd-state") == "NOT A STATE"
+    assert backend.wait("odd-state", 0.05) is None
+    if kind == "sqlite":
+        assert backend.get("int-result") is None
+        assert backend.get_state("int-result") is None
+        assert backend.get("text-result") == "caf\u00e9 as text".encode()
+        assert backend.get_many(["int-result", "text-result", "huge"]) == [
+            None, "caf\u00e9 as text".encode(), HUGE,
+        ]
+
+
+def test_overflowing_counter_is_a_clear_error(
+    kind: str, make_backend: MakeBackend, raw: sa.Engine
+) -> None:
+    backend = make_backend()
+    assert backend.incr("c", 1, None) == 1
+    with raw.begin() as conn:
+        conn.execute(sa.text("UPDATE celeriac_chordcounter SET value = 9223372036854775807"))
+    if kind == "sqlite":  # SQLite turns an overflowing sum into a float: still a number back
+        assert isinstance(backend.incr("c", 1, None), int)
+    else:
+        with pytest.raises(TransportError) as info:
+            backend.incr("c", 1, None)
+        assert "\n" not in str(info.value)
+    assert backend.incr("other", 1, None) == 1
+
+
+def _kill_connections(kind: str, name: str, connection_ids: list[int]) -> None:
+    admin = admin_engine(kind)
+    try:
+        with admin.begin() as conn:
+            if kind == "postgresql":
+                killed = conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = :name"
+                    ),
+                    {"name": name},
+                ).fetchall()
+                assert killed
+            else:
+                for connection_id in connection_ids:
+                    conn.execute(sa.text(f"KILL {int(connection_id)}"))
+    finally:
+        admin.dispose()
+
+
+def _connection_ids(backend: SQLBackend, kind: str) -> list[int]:
+    if kind != "mysql":
+        return []
+    with backend.engine.connect() as conn:
+        return [int(conn.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one())]
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mysql"])
+def test_killed_connection_is_replaced(server: str, kind: str, make_backend: MakeBackend) -> None:
+    if kind != server:
+        pytest.skip("one server per case")
+    name = f"celeriac-test-{uuid.uuid4().hex[:8]}"
+    connect_args = {"application_name": name} if kind == "postgresql" else {}
+    backend = make_backend(database_engine_options={"connect_args": connect_args})
+    backend.store("t1", states.SUCCESS, b"before", None)
+    assert backend.incr("c", 1, None) == 1
+
+    _kill_connections(kind, name, _connection_ids(backend, kind))
+    # A read meets the dead connection and runs again on a fresh one.
+    assert backend.get("t1") == b"before"
+
+    _kill_connections(kind, name, _connection_ids(backend, kind))
+    # incr is not run twice (the first try may have counted): it fails or counts once.
+    try:
+        value = backend.incr("c", 1, None)
+    except TransportError:
+        value = backend.incr("c", 1, None)
+    assert value == 2
+    backend.store("t2", states.SUCCESS, b"after", None)
+    assert backend.get_many(["t1", "t2"]) == [b"before", b"after"]
+
+
+def _server_part(url: str) -> str:
+    return url.split("://", 1)[1].split("@", 1)[-1].rsplit("/", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        (f"db+postgresql://postgres:s3cret@{_server_part(POSTGRES_URL)}/no_such_db", "no_such_db"),
+        (f"db+postgresql://nobody:s3cret@{_server_part(POSTGRES_URL)}/test", "nobody"),
+        (f"db+mysql://root:s3cret@{_server_part(MYSQL_URL)}/test", "Access denied"),
+        (f"db+mysql://root@{_server_part(MYSQL_URL)}/no_such_db", "no_such_db"),
+        ("db+postgresql://postgres:s3cret@127.0.0.1:1/test", "127.0.0.1"),
+        ("db+mysql://root:s3cret@127.0.0.1:1/test", "127.0.0.1"),
+    ],
+)
+def test_connection_failures_are_one_line_naming_the_url(url: str, needle: str) -> None:
+    admin_engine("postgresql" if "postgresql" in url else "mysql").dispose()
+    backend = create_backend(url)
+    with pytest.raises(TransportError) as info:
+        backend.get("t1")
+    message = str(info.value)
+    assert "\n" not in message
+    assert needle in message
+    assert "s3cret" not in message
+    assert message.startswith("result backend db+")
+    backend.close()
+
+
+def test_missing_directory_for_sqlite(tmp_path: object) -> None:
+    backend = create_backend(f"db+sqlite:///{tmp_path}/missing/dir/r.db")
+    with pytest.raises(TransportError, match="unable to open database file"):
+        backend.store("t1", states.SUCCESS, b"x", None)
+
+
+def test_missing_driver_names_the_extra() -> None:
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("mysqlclient is installed")
+    backend = create_backend("db+mysql+mysqldb://root@127.0.0.1/test")
+    with pytest.raises(ImproperlyConfigured, match=r"celeriac\[mysql\]"):
+        backend.get("t1")
