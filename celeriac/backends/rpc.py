@@ -120,8 +120,10 @@ class RPCBackend(ResultBackend):
 
     # -- connection ------------------------------------------------------------------------------
     def _check_fork(self) -> None:
+        """Called before the lock is taken: a forked child must not touch the parent's socket
+        nor read its reply queue, and must not wait on a lock a parent's thread held."""
         if self._pid != PROCESS.pid:
-            # A forked child must not touch the parent's socket, nor read its reply queue.
+            self._lock = threading.RLock()
             self._reset()
 
     def _channel_now(self) -> Any:
@@ -156,8 +158,9 @@ class RPCBackend(ResultBackend):
                 pass
 
     def close(self) -> None:
+        self._check_fork()
         with self._lock:
-            if self._pid == PROCESS.pid and self._conn is not None:
+            if self._conn is not None:
                 try:
                     self._conn.close()
                 except Exception:
@@ -244,6 +247,7 @@ class RPCBackend(ResultBackend):
         the ``reply_to`` of every task it sends."""
         if self._declared and self._pid == PROCESS.pid:
             return self._queue
+        self._check_fork()
         with self._lock:
             self._declare()
         return self._queue
@@ -335,6 +339,7 @@ class RPCBackend(ResultBackend):
     def _record(self, task_id: str) -> tuple[str, bytes] | None:
         if task_id.startswith(_GROUP_PREFIX):
             raise ImproperlyConfigured(NO_GROUPS)
+        self._check_fork()
         with self._lock:
             if self._declared:
                 self._drain(0)
@@ -349,6 +354,7 @@ class RPCBackend(ResultBackend):
         ``timeout_s`` passes first."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         ready = states.READY_STATES
+        self._check_fork()
         while True:
             with self._lock:
                 record = self._records.get(task_id)
@@ -361,6 +367,7 @@ class RPCBackend(ResultBackend):
                 self._drain(remaining_s)
 
     def forget(self, task_id: str) -> None:
+        self._check_fork()
         with self._lock:
             old = self._records.pop(task_id, None)
             if old is not None:
