@@ -28,6 +28,9 @@ BROKERS = PluginRegistry(
             "celeriac.brokers.postgres:PostgresBroker", ("postgresql", "postgres"),
             extras=("postgres",),
         ),
+        Plugin(
+            "celeriac.brokers.amqp:AMQPBroker", ("amqp", "amqps", "pyamqp"), extras=("amqp",)
+        ),
     ],
 )
 

@@ -19,13 +19,37 @@ import pytest
 
 from celeriac.brokers import Broker, create_broker
 from celeriac.brokers import memory as memory_broker
-from celeriac.coordination import CoordinationStore, create_store
+from celeriac.coordination import CoordinationStore, create_store, has_store
 from celeriac.coordination import memory as memory_store
 from celeriac.message import Envelope
+from tests.amqp import support as amqp_support
 from tests.postgres.support import drop_schema, postgres_url
 from tests.redis.support import BROKER_DB, drop_keys, redis_url
 
 BROKER_KINDS = ["memory", "sqlite", "redis", "postgresql"]
+BROKER_KINDS.append("amqp")
+
+# Tests that do not apply to a kind, with the reason (the contract allows the difference).
+_AMQP_NO_LEASES = (
+    "AMQP has no leases (Capabilities.leases=False): an unacked message comes back when its "
+    "channel closes, which tests/amqp/test_amqp_broker.py checks"
+)
+_AMQP_SHARED_DELAYS = (
+    "AMQP delays wait in delay queues shared by every queue (docs/decisions/0020): a queue's "
+    "size and purge cover its ready messages"
+)
+NOT_APPLICABLE = {
+    ("amqp", "test_unacked_message_redelivered_after_lease_expiry"): _AMQP_NO_LEASES,
+    ("amqp", "test_redelivery_is_flagged"): _AMQP_NO_LEASES,
+    ("amqp", "test_renew_keeps_the_lease"): _AMQP_NO_LEASES,
+    ("amqp", "test_queue_size_counts_ready_and_scheduled"): _AMQP_SHARED_DELAYS,
+    ("amqp", "test_eta_not_delivered_before_due"): _AMQP_SHARED_DELAYS
+    + " (tests/amqp/test_amqp_broker.py checks not-before and eventually)",
+    ("amqp", "test_purge_removes_only_unclaimed_of_named_queues"): _AMQP_SHARED_DELAYS,
+    ("amqp", "test_oldest_age_of_ready_messages"): (
+        "AMQP cannot see a queue's oldest message without taking it: oldest_age_s is None"
+    ),
+}
 
 BrokerFactory = Callable[..., Broker]
 EnvelopeFactory = Callable[..., Envelope]
@@ -38,6 +62,9 @@ def _url_for(kind: str, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'broker.db'}"
     if kind == "redis":
         return redis_url(BROKER_DB)
+    if kind == "amqp":
+        # priorities on, so the ordering tests apply (tests/amqp covers the default: off)
+        return amqp_support.amqp_url(max_priority=9)
     if kind == "postgresql":
         return postgres_url()
     raise AssertionError(f"unknown broker kind {kind}")
@@ -50,7 +77,10 @@ def broker_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def broker_url(broker_kind: str, tmp_path: Path) -> Iterator[str]:
+def broker_url(broker_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    reason = NOT_APPLICABLE.get((broker_kind, getattr(request.node, "originalname", "")))
+    if reason:
+        pytest.skip(reason)
     url = _url_for(broker_kind, tmp_path)
     yield url
     if broker_kind == "memory":
@@ -64,8 +94,9 @@ def broker_url(broker_kind: str, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def coordination(broker_url: str) -> Iterator[CoordinationStore]:
-    """The coordination store on the suite's URL: where the brokers' rejects are logged."""
-    store = create_store(broker_url)
+    """The coordination store on the suite's URL: where the brokers' rejects are logged (a
+    memory store of its own for a broker without one, e.g. AMQP)."""
+    store = create_store(broker_url if has_store(broker_url) else f"memory://{uuid.uuid4().hex}")
     yield store
     store.close()
 
@@ -84,6 +115,7 @@ def make_broker(broker_url: str, coordination: CoordinationStore) -> Iterator[Br
     yield make
     for broker in made:
         broker.close()
+        amqp_support.cleanup(broker)
 
 
 @pytest.fixture

@@ -1,0 +1,153 @@
+"""The publishing side of the AMQP broker: one connection and one confirm-mode channel per
+process, shared by its threads under a lock (py-amqp connections are not thread-safe).
+
+Rules:
+
+* :meth:`Publisher.send` returns only when RabbitMQ confirmed every message of the batch
+  (publisher confirms). It writes the whole batch first and then waits for the confirms, so
+  a bulk send costs one round trip, not one per message. A nack, a message returned as
+  unroutable (``mandatory``) or no confirm within ``confirm_timeout`` raises TransportError:
+  the caller may publish again (at-least-once).
+* Each queue, exchange or delay queue is declared once per connection (a declaration is a
+  round trip), before the first message that needs it.
+* After ``fork()`` the child never touches the parent's connection: it opens its own.
+* Any client-library error drops the connection (the next call reconnects) and comes out as
+  :class:`~celeriac.exceptions.TransportError` (``connection.translate``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+from celeriac._amqp.connection import (
+    CLIENT_ERRORS,
+    AmqpParams,
+    close_quietly,
+    open_channel,
+    translate,
+)
+from celeriac._utils.pid import PROCESS
+from celeriac.exceptions import TransportError
+
+DEFAULT_CONFIRM_TIMEOUT_S = 30.0
+
+#: (exchange, routing key, amqp.Message, mandatory)
+Outgoing = tuple[str, str, Any, bool]
+#: something to declare once per connection: (key, function of the channel)
+Declaration = tuple[Hashable, Callable[[Any], None]]
+
+
+class Publisher:
+    def __init__(self, params: AmqpParams, confirm_timeout_s: float | None = None) -> None:
+        self.params = params
+        self.confirm_timeout_s = float(
+            confirm_timeout_s or params.options.get("confirm_timeout")
+            or DEFAULT_CONFIRM_TIMEOUT_S
+        )
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._channel: Any = None
+        self._pid = 0
+        self._declared: set[Hashable] = set()
+        self._next_tag = 1
+        self._outstanding: set[int] = set()
+        self._nacked = 0
+        self._returned: list[str] = []
+
+    # -- connection ------------------------------------------------------------------------------
+    def _open(self) -> Any:
+        if self._conn is not None and self._pid != PROCESS.pid:
+            self._conn = self._channel = None  # the parent's: never touched in a child
+        if self._channel is None:
+            conn, channel = open_channel(self.params, confirms=True)
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            channel.events["basic_return"].add(self._on_return)
+            self._conn, self._channel, self._pid = conn, channel, PROCESS.pid
+            self._declared = set()
+            self._next_tag = 1
+        return self._channel
+
+    def _drop(self) -> None:
+        conn, self._conn, self._channel = self._conn, None, None
+        self._outstanding.clear()
+        if conn is not None and self._pid == PROCESS.pid:
+            close_quietly(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    # -- confirms --------------------------------------------------------------------------------
+    def _settle(self, tag: int, multiple: bool) -> int:
+        if multiple:
+            before = len(self._outstanding)
+            self._outstanding = {t for t in self._outstanding if t > tag}
+            return before - len(self._outstanding)
+        if tag in self._outstanding:
+            self._outstanding.discard(tag)
+            return 1
+        return 0
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        self._settle(tag, multiple)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        self._nacked += self._settle(tag, multiple)
+
+    def _on_return(self, exc: Any, exchange: str, routing_key: str, message: Any) -> None:
+        self._returned.append(f"exchange {exchange!r} routing key {routing_key!r}")
+
+    # -- sending ---------------------------------------------------------------------------------
+    def send(self, batch: Sequence[Outgoing], declarations: Sequence[Declaration] = ()) -> None:
+        """Declare what is not yet declared, publish ``batch`` in order, wait for every
+        confirm (see the module docstring)."""
+        if not batch:
+            return
+        with self._lock:
+            try:
+                channel = self._open()
+                for key, declare in declarations:
+                    if key not in self._declared:
+                        declare(channel)
+                        self._declared.add(key)
+                self._nacked = 0
+                self._returned = []
+                first = self._next_tag
+                publish = channel.basic_publish
+                for exchange, routing_key, message, mandatory in batch:
+                    publish(message, exchange, routing_key, mandatory)
+                self._next_tag = first + len(batch)
+                self._outstanding.update(range(first, self._next_tag))
+                self._wait_confirms()
+            except CLIENT_ERRORS as exc:
+                self._drop()
+                raise translate(exc, self.params) from exc
+            if self._nacked or self._returned:
+                nacked, returned = self._nacked, self._returned
+                self._declared.clear()  # a queue may have been deleted: declare again
+                raise TransportError(
+                    f"RabbitMQ at {self.params.display} did not take {nacked + len(returned)} "
+                    f"of {len(batch)} message(s)"
+                    + (f": unroutable ({'; '.join(sorted(set(returned)))})" if returned else "")
+                )
+
+    def _wait_confirms(self) -> None:
+        deadline = time.monotonic() + self.confirm_timeout_s
+        conn = self._conn
+        while self._outstanding:
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0:
+                missing = len(self._outstanding)
+                self._drop()
+                raise TransportError(
+                    f"RabbitMQ at {self.params.display} confirmed no {missing} message(s) "
+                    f"within {self.confirm_timeout_s:g} s (they may arrive: at-least-once)"
+                )
+            try:
+                conn.drain_events(timeout=remaining_s)
+            except TimeoutError:
+                continue
