@@ -115,6 +115,24 @@ def parse_url(url: str, options: Mapping[str, Any] | None = None) -> PgParams:
     return PgParams(conninfo, schema or None, mask(url))
 
 
+def qualified(params: PgParams, table: str) -> str:
+    """``table`` named with the params' schema (for a connection whose ``search_path`` is not
+    ours, e.g. a result backend's engine)."""
+    return f'"{params.schema}".{table}' if params.schema else table
+
+
+def same_database(params: PgParams, engine: Any) -> bool:
+    """Whether SQLAlchemy ``engine`` (duck-typed: ``engine.url``, ``engine.dialect.name``)
+    connects to the database ``params`` name: same host, port, database and user."""
+    url = getattr(engine, "url", None)
+    if url is None or getattr(getattr(engine, "dialect", None), "name", "") != "postgresql":
+        return False
+    ours = urlsplit(params.conninfo)
+    theirs = (url.host or "localhost", url.port or 5432, url.database or "", url.username or "")
+    return theirs == (ours.hostname or "localhost", ours.port or 5432, ours.path.lstrip("/"),
+                      ours.username or "")
+
+
 def channel(namespace: str, name: str) -> str:
     """The LISTEN/NOTIFY channel of queue or broadcast channel ``name``: a hash, since channel
     names are identifiers of at most 63 bytes. SQL computes the same name with

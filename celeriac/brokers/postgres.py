@@ -44,13 +44,17 @@ from celeriac._postgres.conn import (
     Listener,
     Pool,
     channel,
+    describe,
     parse_url,
+    qualified,
+    same_database,
     scalar,
 )
 from celeriac._utils.stored import envelope_parts
 from celeriac.brokers.base import (
     Broker,
     Capabilities,
+    Settler,
     Subscription,
     dead_holders,
     node_prefix,
@@ -306,6 +310,42 @@ class PostgresBroker(Broker):
     def renew(self, deliveries: Sequence[Delivery]) -> None:
         # A lapsed but not yet re-claimed row is taken back: its consumer is alive after all.
         self._owned(_RENEW, deliveries, lease_s=self.lease_s)
+
+    def settle_with(self, backend: object) -> Settler | None:
+        # Duck-typed (brokers never import backends): the SQLAlchemy result backend lends its
+        # engine and ``write_rows``; when the engine is on this very database (same host, port,
+        # database and user), results and acks commit in one transaction on its connection.
+        engine = getattr(backend, "engine", None) if hasattr(backend, "write_rows") else None
+        if engine is None or not same_database(self.params, engine):
+            return None
+        write_rows: Callable[..., None] = getattr(backend, "write_rows")  # noqa: B009
+        notify: Callable[[], None] = getattr(backend, "notify", lambda: None)
+        delete = _DELETE_OWNED.replace(_TABLE, qualified(self.params, _TABLE), 1)
+        ready: list[bool] = []
+
+        def settle(
+            items: Sequence[tuple[str, str, bytes]],
+            expires_s: float | None,
+            deliveries: Sequence[Delivery],
+        ) -> None:
+            if not ready:
+                # The backend makes its tables on its first use; our table exists once we ran.
+                backend.get_state("")  # type: ignore[attr-defined]
+                self._pool.run(lambda c: None)
+                ready.append(True)
+            params = {"ids": [d.tag for d in deliveries], "owner": self.consumer_name()}
+            try:
+                with engine.begin() as conn:
+                    if items:
+                        write_rows(conn, items, expires_s)
+                    if deliveries:
+                        conn.exec_driver_sql(delete, params)
+            except Exception as exc:  # the engine's driver errors, whatever the driver
+                raise TransportError(describe(exc, self.params.display)) from exc
+            if items:
+                notify()
+
+        return settle
 
     def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
         if not deliveries:
