@@ -107,3 +107,40 @@ def _unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"RabbitMQ is required in CI: {reason}")
     pytest.skip(reason)
+
+
+def close_connections(vhost: str) -> int:
+    """Close, from the server side, every connection to ``vhost`` (this run's own vhost, so
+    no other run is touched); returns how many. Needs rabbitmqctl."""
+    listed = rabbitmqctl("list_connections", "-q", "--no-table-headers", "pid", "vhost")
+    if listed is None:
+        pytest.skip("needs rabbitmqctl on this machine")
+    assert listed is not None
+    pids = [line.split("\t")[0] for line in listed.stdout.splitlines()
+            if line.split("\t")[-1:] == [vhost]]
+    for pid in pids:
+        rabbitmqctl("close_connection", pid, "celeriac test: connection closed on purpose")
+    return len(pids)
+
+
+def run_vhost() -> str:
+    """This run's own vhost (skips when there is none: no rabbitmqctl here)."""
+    amqp_url()
+    vhost = _state.get("vhost")
+    if not vhost:
+        pytest.skip("needs a vhost of this run's own (rabbitmqctl)")
+    return str(vhost)
+
+
+def queue_info(vhost: str, name: str) -> dict[str, str]:
+    """``rabbitmqctl list_queues`` columns of queue ``name`` in ``vhost`` ({} when missing)."""
+    columns = ["name", "type", "messages_ready", "messages_unacknowledged", "arguments"]
+    listed = rabbitmqctl("list_queues", "-q", "--no-table-headers", "-p", vhost, *columns)
+    if listed is None:
+        pytest.skip("needs rabbitmqctl on this machine")
+    assert listed is not None
+    for line in listed.stdout.splitlines():
+        fields = line.split("\t")
+        if fields[0] == name:
+            return dict(zip(columns, fields, strict=False))
+    return {}
