@@ -7,6 +7,7 @@ import click
 from celeriac.beat import service
 from celeriac.cli.banner import describe_url
 from celeriac.cli.context import CLIContext, global_options, pass_cli
+from celeriac.cli.options import SectionedCommand, executable_option, not_applicable
 from celeriac.cli.worker import LogLevel, pidfile_lock
 from celeriac.exceptions import ImproperlyConfigured, TransportError
 from celeriac.utils.log import setup_logging
@@ -14,8 +15,16 @@ from celeriac.utils.log import setup_logging
 __all__ = ["beat"]
 
 
-@click.command(context_settings={"show_default": False})
-@click.option("--detach", is_flag=True, hidden=True,
+BEAT_SECTIONS = {
+    "Beat Options": ("detach", "schedule_filename", "scheduler", "max_interval",
+                     "remote_control", "hostname", "loglevel"),
+    "Daemonization Options": ("logfile", "pidfile", "process_owner", "executable"),
+}
+
+
+@click.command(cls=SectionedCommand, sections=BEAT_SECTIONS,
+               context_settings={"show_default": False})
+@click.option("--detach", is_flag=True,
               help="Not supported: run beat under a process supervisor instead.")
 @click.option("-s", "--schedule", "schedule_filename",
               help="File keeping the last run of each entry (beat_schedule_filename; "
@@ -24,11 +33,17 @@ __all__ = ["beat"]
               "celeriac.beat:PersistentScheduler.")
 @click.option("--max-interval", type=float,
               help="Longest sleep between schedule checks, in seconds (default 300).")
+@click.option("--enable-remote-control/--no-enable-remote-control", "remote_control",
+              default=None, help="Not supported: beat answers no remote control; "
+              "health-check it by its --pidfile.")
+@click.option("-n", "--hostname", help="Node name for remote control (beat has none).")
 @click.option("-l", "--loglevel", type=LogLevel(), default="WARNING", show_default=True,
               help="Logging level.")
 @click.option("-f", "--logfile", help="Log to this file instead of stderr.")
 @click.option("--pidfile", help="Write beat's pid here (refuses to start if taken).")
-@click.option("--uid", "--gid", "--umask", "process_owner", hidden=True, help="Not supported.")
+@click.option("--uid", "--gid", "--umask", "process_owner",
+              help="Not supported: set the user and umask in your supervisor.")
+@executable_option("beat")
 @global_options(hidden=True)
 @pass_cli
 @click.pass_context
@@ -39,6 +54,8 @@ def beat(
     schedule_filename: str | None,
     scheduler: str | None,
     max_interval: float | None,
+    remote_control: bool | None,
+    hostname: str | None,
     loglevel: str | int,
     logfile: str | None,
     pidfile: str | None,
@@ -51,6 +68,13 @@ def beat(
         )
     if process_owner:
         raise click.UsageError("--uid/--gid/--umask are not supported; use your supervisor.")
+    if remote_control:
+        not_applicable("--enable-remote-control", "celeriac beat answers no remote control "
+                       "commands", "health-check beat by its process (--pidfile) or by the "
+                       "tasks it sends", fatal=True)
+    if hostname:
+        not_applicable(f"-n {hostname}", "the node name only names beat for remote control, "
+                       "which celeriac beat does not answer", "leave it out")
     app = cli.app
     conf = app.conf
     if schedule_filename:

@@ -13,6 +13,8 @@ from typing import Any
 import click
 
 from celeriac.cli.context import CLIContext, global_options, pass_cli
+from celeriac.cli.options import executable_option, not_applicable
+from celeriac.cli.worker import LogLevel, pidfile_lock
 
 __all__ = ["EventDumper", "events"]
 
@@ -81,6 +83,15 @@ def _write_line(line: str) -> None:
 @click.option("-F", "--frequency", "--freq", "frequency", type=float,
               help="Not supported (the camera's shutter frequency).")
 @click.option("-r", "--maxrate", help="Not supported (the camera's rate limit).")
+@click.option("--detach", is_flag=True,
+              help="Not supported: run it under a process supervisor instead.")
+@click.option("-l", "--loglevel", type=LogLevel(), default="WARNING",
+              help="Accepted: the dump prints events, not log records.")
+@click.option("-f", "--logfile", help="Not supported: the dump goes to stdout; redirect it.")
+@click.option("--pidfile", help="Write the dumper's pid here (refuses to start if taken).")
+@click.option("--uid", "--gid", "--umask", "process_owner",
+              help="Not supported: set the user and umask in your supervisor.")
+@executable_option("events")
 @global_options(hidden=True)
 @pass_cli
 def events(
@@ -89,6 +100,11 @@ def events(
     camera: str | None,
     frequency: float | None,
     maxrate: str | None,
+    detach: bool,
+    loglevel: str | int,
+    logfile: str | None,
+    pidfile: str | None,
+    process_owner: str | None,
 ) -> None:
     """Print the events workers send (started with -E), live: celeriac events --dump.
 
@@ -105,6 +121,20 @@ def events(
         cli.echo("celeriac events: only --dump is provided (no curses monitor); run "
                  "`celeriac -A proj events --dump`, or use the dashboard.", err=True)
         sys.exit(EX_NOT_PROVIDED)
+    if detach:
+        not_applicable("--detach", "celeriac events runs in the foreground",
+                       "run it under systemd or supervisord", fatal=True)
+    if process_owner:
+        not_applicable("--uid/--gid/--umask", "celeriac events does not drop privileges",
+                       "set the user and umask in your supervisor", fatal=True)
+    if logfile:
+        not_applicable(f"--logfile {logfile}", "the dump prints to stdout",
+                       f"redirect it: celeriac events --dump > {logfile}", fatal=True)
+    with pidfile_lock(pidfile):
+        _dump(cli)
+
+
+def _dump(cli: CLIContext) -> None:
     app = cli.app
     dumper = EventDumper()
     _write_line("-> evdump: starting capture...")

@@ -172,6 +172,18 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _listed(cli: CLIContext, table: dict[str, tuple[str, Any]], kind: str,
+            action: str | None, list_actions: bool) -> bool:
+    """``--list`` prints the actions (as Celery's); no action and no --list is a usage error."""
+    if list_actions:
+        cli.echo(_actions_help(table))
+        return True
+    if action is None:
+        raise click.UsageError(f"which {kind} action? one of: {', '.join(sorted(table))} "
+                               f"(--list describes them)")
+    return False
+
+
 def _parse(table: dict[str, tuple[str, Callable[[list[str]], dict[str, Any]]]], kind: str,
            action: str, args: tuple[str, ...]) -> dict[str, Any]:
     if action not in table:
@@ -185,15 +197,19 @@ def _parse(table: dict[str, tuple[str, Callable[[list[str]], dict[str, Any]]]], 
 
 @click.command(short_help="Ask running workers: ping, active, stats, registered...",
                epilog="\b\nActions:\n" + _actions_help(INSPECT))
-@click.argument("action")
+@click.argument("action", required=False)
 @click.argument("args", nargs=-1)
+@click.option("--list", "list_actions", is_flag=True, help="List the actions and exit.")
 @_common
 @click.option("--include-defaults", is_flag=True, help="conf: include settings left at default.")
 @global_options(hidden=True)
 @pass_cli
-def inspect(cli: CLIContext, action: str, args: tuple[str, ...], timeout: float,
-            destination: tuple[list[str], ...], as_json: bool, include_defaults: bool) -> None:
+def inspect(cli: CLIContext, action: str | None, args: tuple[str, ...], list_actions: bool,
+            timeout: float, destination: tuple[list[str], ...], as_json: bool,
+            include_defaults: bool) -> None:
     """Ask the running workers about themselves (see the actions below)."""
+    if _listed(cli, INSPECT, "inspect", action, list_actions) or action is None:
+        return
     arguments = _parse(INSPECT, "inspect", action, args)
     if action == "conf":
         arguments["with_defaults"] = include_defaults
@@ -202,18 +218,21 @@ def inspect(cli: CLIContext, action: str, args: tuple[str, ...], timeout: float,
 
 @click.command(short_help="Change running workers: rate_limit, revoke, pool_grow, shutdown...",
                epilog="\b\nActions:\n" + _actions_help(CONTROL))
-@click.argument("action")
+@click.argument("action", required=False)
 @click.argument("args", nargs=-1)
+@click.option("--list", "list_actions", is_flag=True, help="List the actions and exit.")
 @_common
 @click.option("--terminate", is_flag=True, help="revoke: also stop the task if it runs.")
 @click.option("--signal", "signame", default=None, help="revoke --terminate: the signal "
               "(default SIGTERM).")
 @global_options(hidden=True)
 @pass_cli
-def control(cli: CLIContext, action: str, args: tuple[str, ...], timeout: float,
-            destination: tuple[list[str], ...], as_json: bool, terminate: bool,
+def control(cli: CLIContext, action: str | None, args: tuple[str, ...], list_actions: bool,
+            timeout: float, destination: tuple[list[str], ...], as_json: bool, terminate: bool,
             signame: str | None) -> None:
     """Change the running workers (see the actions below)."""
+    if _listed(cli, CONTROL, "control", action, list_actions) or action is None:
+        return
     arguments = _parse(CONTROL, "control", action, args)
     if action in ("revoke", "terminate"):
         if not arguments["task_id"]:

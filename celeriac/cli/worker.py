@@ -22,6 +22,8 @@ from celeriac.cli.context import (
     global_options,
     pass_cli,
 )
+from celeriac.cli.mistakes import Mistake
+from celeriac.cli.options import SectionedCommand, executable_option, not_applicable
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils.log import level_number, redirected_stdouts, setup_logging
 from celeriac.worker import Worker
@@ -126,18 +128,45 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@click.command(context_settings={"show_default": False})
+#: ``celeriac worker --help`` sections, as ``celery worker --help`` has them
+WORKER_SECTIONS = {
+    "Worker Options": ("hostname", "detach", "statedb", "loglevel", "optimization",
+                       "prefetch_multiplier", "disable_prefetch"),
+    "Pool Options": ("concurrency", "pool", "task_events", "time_limit", "soft_time_limit",
+                     "max_tasks_per_child", "pool_start_method", "max_memory_per_child"),
+    "Queue Options": ("purge", "queues", "exclude_queues", "include"),
+    "Features": ("without_gossip", "without_mingle", "without_heartbeat", "heartbeat_interval",
+                 "autoscale"),
+    "Embedded Beat Options": ("beat", "schedule_filename", "scheduler"),
+    "Daemonization Options": ("logfile", "pidfile", "process_owner", "executable"),
+}
+
+
+def purge_queues(cli: CLIContext, queues: list[str]) -> int:
+    """``worker --purge``: delete the waiting messages of the worker's own queues before it
+    consumes (Celery purges at start too); says how many went."""
+    count = cli.app.control.purge(queues)
+    word = "message" if count == 1 else "messages"
+    cli.echo(f"purge: erased {count} {word} from {', '.join(queues)}.", err=True)
+    return count
+
+
+@click.command(cls=SectionedCommand, sections=WORKER_SECTIONS,
+               context_settings={"show_default": False})
 @click.option("-n", "--hostname", help="Node name, e.g. 'w1@%h' (%h host, %n short name, "
               "%d domain, %i pid). Default: celeriac@%h.")
-@click.option("-D", "--detach", is_flag=True, hidden=True,
-              help="Not supported: run the worker under a process supervisor instead.")
-@click.option("-S", "--statedb", hidden=True, help="Accepted for Celery compatibility.")
+@click.option("-D", "--detach", is_flag=True,
+              help="Not supported: use `celeriac multi start` or a process supervisor.")
+@click.option("-S", "--statedb", help="Not needed: revoked ids live in the broker's store.")
 @click.option("-l", "--loglevel", type=LogLevel(), default="WARNING", show_default=True,
               help="Logging level.")
 @click.option("-O", "--optimization", type=click.Choice(["default", "fair"]),
               help="Accepted for Celery compatibility (scheduling is always fair).")
 @click.option("--prefetch-multiplier", type=int,
               help="Messages reserved per pool slot (worker_prefetch_multiplier).")
+@click.option("--disable-prefetch", is_flag=True,
+              help="Fetch a message only when a pool slot is free to run it (the same as "
+              "--prefetch-multiplier=1).")
 @click.option("-c", "--concurrency", type=int,
               help="Pool slots (processes/threads). Default: the number of CPUs.")
 @click.option("-P", "--pool", help="Pool: prefork, threads or solo.")
@@ -147,6 +176,8 @@ def _alive(pid: int) -> bool:
 @click.option("--soft-time-limit", type=float, help="Soft time limit per task, in seconds.")
 @click.option("--max-tasks-per-child", type=int,
               help="Replace a pool process after this many tasks.")
+@click.option("--pool-start-method", type=click.Choice(["fork", "spawn"]),
+              help="How prefork children start: fork (the only method celeriac has).")
 @click.option("--max-memory-per-child", type=click.IntRange(min=1), metavar="KIB",
               help="prefork: replace a pool process whose resident memory is over this many "
               "KiB after a task (the task's result is kept).")
@@ -157,7 +188,10 @@ def _alive(pid: int) -> bool:
 @click.option("--without-mingle", is_flag=True, help="Accepted (no mingle to turn off).")
 @click.option("--without-heartbeat", is_flag=True,
               help="Send no worker-heartbeat events (leases are still renewed).")
-@click.option("--heartbeat-interval", type=float, hidden=True, help="Accepted; ignored.")
+@click.option("--heartbeat-interval", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="Seconds between worker-heartbeat events (default 2; with -E).")
+@click.option("--purge", "--discard", "purge", is_flag=True,
+              help="Delete the waiting messages of the worker's queues before starting.")
 @click.option("-Q", "--queues", type=COMMA_SEPARATED_LIST, multiple=True,
               help="Queues to consume, comma separated. Default: task_default_queue.")
 @click.option("-X", "--exclude-queues", type=COMMA_SEPARATED_LIST, multiple=True,
@@ -165,13 +199,14 @@ def _alive(pid: int) -> bool:
 @click.option("-I", "--include", type=COMMA_SEPARATED_LIST, multiple=True,
               help="Extra modules to import, comma separated.")
 @click.option("-B", "--beat", is_flag=True, help="Also run the beat scheduler in this worker.")
-@click.option("-s", "--schedule-filename", "--schedule", hidden=True,
+@click.option("-s", "--schedule-filename", "--schedule",
               help="Beat schedule file (with -B).")
-@click.option("--scheduler", hidden=True, help="Beat scheduler class (with -B).")
+@click.option("--scheduler", help="Beat scheduler class (with -B).")
 @click.option("--pidfile", help="Write the worker's pid here (refuses to start if taken).")
 @click.option("-f", "--logfile", help="Log to this file instead of stderr.")
-@click.option("--uid", "--gid", "--umask", "process_owner", hidden=True,
-              help="Not supported.")
+@click.option("--uid", "--gid", "--umask", "process_owner",
+              help="Not supported: set the user and umask in your supervisor.")
+@executable_option("worker")
 @global_options(hidden=True)
 @pass_cli
 @click.pass_context
@@ -184,18 +219,21 @@ def worker(
     loglevel: str | int,
     optimization: str | None,
     prefetch_multiplier: int | None,
+    disable_prefetch: bool,
     concurrency: int | None,
     pool: str | None,
     task_events: bool,
     time_limit: float | None,
     soft_time_limit: float | None,
     max_tasks_per_child: int | None,
+    pool_start_method: str | None,
     max_memory_per_child: int | None,
     autoscale: tuple[int, int] | None,
     without_gossip: bool,
     without_mingle: bool,
     without_heartbeat: bool,
     heartbeat_interval: float | None,
+    purge: bool,
     queues: tuple[list[str], ...],
     exclude_queues: tuple[list[str], ...],
     include: tuple[list[str], ...],
@@ -213,6 +251,14 @@ def worker(
         )
     if process_owner:
         raise click.UsageError("--uid/--gid/--umask are not supported; use your supervisor.")
+    if pool_start_method == "spawn":
+        not_applicable("--pool-start-method spawn", "the prefork pool always forks its children",
+                       "use -P threads for code that must not be forked", fatal=True)
+    if statedb:
+        not_applicable(f"--statedb {statedb}", "revoked task ids are kept in the broker's "
+                       "coordination store and survive restarts", "no state file is needed")
+    if disable_prefetch:
+        prefetch_multiplier = 1
     app = cli.app
     conf = app.conf
     extra_modules = flatten(include)
@@ -244,7 +290,11 @@ def worker(
                 beat=run_embedded if beat else None,
             )
         except ImproperlyConfigured as exc:
-            raise click.ClickException(str(exc)) from None
+            raise Mistake(str(exc)) from None
+        if heartbeat_interval is not None:
+            instance.events.freq_s = heartbeat_interval
+        if purge:
+            purge_queues(cli, instance.queues)
         signals.celeryd_init.send(sender=instance.hostname, instance=instance, conf=conf,
                                   options=ctx.params)
         if not cli.quiet:

@@ -1,0 +1,139 @@
+"""Celery's worker, beat, events and global options that issue 14 adds: each does what
+Celery's does, or is accepted with one line saying why it cannot apply (exit 2 where going on
+would do something else than asked). Real worker processes on a SQLite broker."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.cli.project import make_project
+from tests.cli.workers import WorkerProcess, run_cli
+
+
+def _send(root: Path, name: str, *args: str) -> str:
+    done = run_cli(["-A", name, "call", f"{name}.add", *args], root)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _state(root: Path, name: str, task_id: str) -> str:
+    done = run_cli(["-A", name, "result", task_id], root)
+    return done.stdout + done.stderr
+
+
+def test_purge_empties_the_worker_queues_before_it_consumes(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    doomed = [_send(tmp_path, name, "--args", f"[{i}, 100]") for i in range(2)]
+    with WorkerProcess(tmp_path, ["-A", name, "worker", "-P", "solo", "--discard",
+                                  "-l", "info"]) as worker:
+        worker.wait_for("purge: erased 2 messages from celery.")
+        worker.wait_for("ready.")
+        done = run_cli(["-A", name, "call", f"{name}.add", "--args", "[1, 1]", "--wait"],
+                       tmp_path)
+        assert done.returncode == 0 and done.stdout.strip().endswith("2"), \
+            done.stdout + done.stderr
+        # FIFO: had they been kept, the two earlier tasks would have run before this one
+        for task_id in doomed:
+            assert "PENDING" in _state(tmp_path, name, task_id)
+        assert worker.stop() == 0, worker.output()
+
+
+def test_heartbeat_interval_sets_the_heartbeat_events(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    with WorkerProcess(tmp_path, ["-A", name, "events", "--dump"]) as dump, \
+            WorkerProcess(tmp_path, ["-A", name, "worker", "-P", "solo", "-E",
+                                     "--heartbeat-interval", "0.3", "-l", "info"]) as worker:
+        worker.wait_for("ready.")
+        dump.wait_for(" heartbeat: ", timeout_s=30)
+        heartbeats = [line for line in dump.output().splitlines() if " heartbeat: " in line]
+        assert heartbeats and all("freq=0.3" in line for line in heartbeats)
+        assert worker.stop() == 0, worker.output()
+
+
+def test_disable_prefetch_holds_no_more_than_the_pool_runs(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    with WorkerProcess(tmp_path, ["-A", name, "worker", "-P", "threads", "-c", "3",
+                                  "--prefetch-multiplier", "8", "--disable-prefetch",
+                                  "-n", "nopf@%h", "-l", "info"]) as worker:
+        worker.wait_for("ready.")
+        deadline = time.monotonic() + 30
+        while True:
+            done = run_cli(["-A", name, "inspect", "stats", "--json", "-t", "2"], tmp_path)
+            if done.returncode == 0 or time.monotonic() > deadline:
+                break
+        assert done.returncode == 0, done.stderr
+        (stats,) = json.loads(done.stdout).values()
+        assert stats["prefetch_count"] == 3
+        assert worker.stop() == 0, worker.output()
+
+
+def test_pool_start_method(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    done = run_cli(["-A", name, "worker", "--pool-start-method", "spawn"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "celeriac: --pool-start-method spawn: the prefork pool always forks its children; "
+        "use -P threads for code that must not be forked.")
+    bad = run_cli(["-A", name, "worker", "--pool-start-method", "forkserver"], tmp_path)
+    assert bad.returncode == 2 and "'forkserver' is not one of 'fork', 'spawn'" in bad.stderr
+
+
+def test_executable_and_statedb_say_one_line_and_go_on(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    with WorkerProcess(tmp_path, ["-A", name, "worker", "-P", "solo", "--pool-start-method",
+                                  "fork", "--executable", "/usr/bin/python3", "-S",
+                                  "worker.state", "-l", "info"]) as worker:
+        worker.wait_for("ready.")
+        out = worker.output()
+        assert "celeriac: --executable /usr/bin/python3: celeriac worker runs in the " \
+            "foreground" in out
+        assert "celeriac: --statedb worker.state: revoked task ids are kept" in out
+        assert worker.stop() == 0, worker.output()
+    assert not (tmp_path / "worker.state").exists()
+
+
+def test_beat_remote_control_options(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    done = run_cli(["-A", name, "beat", "--enable-remote-control"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("celeriac: --enable-remote-control: celeriac beat answers "
+                                  "no remote control commands;")
+    assert len(done.stderr.strip().splitlines()) == 1
+    with WorkerProcess(tmp_path, ["-A", name, "beat", "-n", "beat1@%h",
+                                  "--no-enable-remote-control", "-s",
+                                  str(tmp_path / "sched")]) as beat:
+        beat.wait_for("celeriac beat is starting.")
+        assert "celeriac: -n beat1@%h: the node name only names beat for remote control" \
+            in beat.output()
+        assert beat.stop() == 0, beat.output()
+
+
+def test_events_daemon_options(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    done = run_cli(["-A", name, "events", "--dump", "--logfile", "ev.log"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("celeriac: --logfile ev.log: the dump prints to stdout; "
+                                   "redirect it: celeriac events --dump > ev.log.")
+    detach = run_cli(["-A", name, "events", "--dump", "--detach"], tmp_path)
+    assert detach.returncode == 2 and "--detach" in detach.stderr
+
+
+def test_global_loader_and_skip_checks(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    done = run_cli(["--loader", "proj.loaders:Custom", "--skip-checks", "-A", name, "call",
+                    f"{name}.add", "-a", "[1, 2]"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == ("celeriac: --loader proj.loaders:Custom: celeriac has one "
+                                   "loader; configure the app with --config MODULE or "
+                                   "app.config_from_object().")
+
+
+def test_inspect_and_control_list(tmp_path: Path) -> None:
+    for command, action in (("inspect", "query_task"), ("control", "rate_limit")):
+        done = run_cli([command, "--list"], tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert f"  {action} " in done.stdout
+    missing = run_cli(["inspect"], tmp_path)
+    assert missing.returncode == 2 and "which inspect action?" in missing.stderr
