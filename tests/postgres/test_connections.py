@@ -205,3 +205,34 @@ def test_server_errors_become_transport_errors(pg_url: str, broker: PostgresBrok
         admin.execute(f'DROP SCHEMA "{urlsplit(pg_url).query.split("=")[1]}" CASCADE')
     with pytest.raises(TransportError, match="UndefinedTable"):
         broker.queue_size("q")
+
+
+BAD_APP = textwrap.dedent(
+    """
+    from celeriac import Celery
+
+    app = Celery("bad", broker="postgresql://postgres:s3cret@127.0.0.1:1/test",
+                 backend="memory://bad")
+    app.conf.task_publish_retry = False
+
+    @app.task
+    def add(x, y):
+        return x + y
+    """
+)
+
+
+def test_the_cli_says_one_line_for_an_unreachable_broker(tmp_path: Path) -> None:
+    (tmp_path / "badapp.py").write_text(BAD_APP)
+    done = subprocess.run(
+        [sys.executable, "-m", "celeriac", "-A", "badapp", "call", "badapp.add", "--args",
+         "[1, 2]"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])},
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert "postgres:***@127.0.0.1:1/test" in errors[0] and "is PostgreSQL running" in errors[0]
+    assert "s3cret" not in done.stderr + done.stdout

@@ -160,3 +160,50 @@ def test_the_tables_live_in_the_urls_schema_only(pg_url: str, broker: PostgresBr
             "SELECT DISTINCT schemaname FROM pg_tables WHERE tablename = 'celeriac_messages'"
             " AND schemaname = %s", (schema_of(pg_url),))}
     assert schemas == {schema_of(pg_url)}
+
+
+def _terminate_listeners(url: str) -> int:
+    """Kill every backend of the test server that sits in LISTEN for this test's schema."""
+    with psycopg.connect(server_url(), autocommit=True) as admin:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE query LIKE 'LISTEN %%' AND backend_type = 'client backend'"
+                " AND application_name = %s",
+                (schema_of(url),),
+            ).fetchall()
+            if killed:
+                return len(killed)
+            time.sleep(0.01)
+    return 0
+
+
+def test_a_killed_listening_connection_is_replaced(pg_url: str) -> None:
+    # application_name marks this test's connections, so only they are killed
+    url = f"{pg_url}&application_name={schema_of(pg_url)}"
+    waiter, sender = PostgresBroker(url), PostgresBroker(pg_url)
+    try:
+        got: list[Delivery] = []
+        thread = threading.Thread(target=lambda: got.extend(waiter.consume(["q"], 10, 30.0)))
+        thread.start()
+        assert _terminate_listeners(url) >= 1
+        # Whether or not the waiter listens again before this publish: it claims after listening.
+        sender.publish("q", envelope("after-kill"))
+        thread.join(30)
+        assert [d.task_id for d in got] == ["after-kill"]
+        with waiter.subscribe("ch") as subscription:
+            assert _terminate_listeners(url) >= 1
+            sender.broadcast("ch", b"lost")  # fire and forget: may be missed while down
+            subscription.get(0.5)
+            sender.broadcast("ch", b"later")
+            received: list[bytes] = []
+            deadline = time.monotonic() + 10
+            while b"later" not in received and time.monotonic() < deadline:
+                received += subscription.get(0.5)
+                if b"later" not in received:
+                    sender.broadcast("ch", b"later")
+            assert b"later" in received
+    finally:
+        waiter.close()
+        sender.close()
