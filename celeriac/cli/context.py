@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from celeriac.app.base import Celery
-from celeriac.cli.discovery import AppNotFound, find_app
+from celeriac.cli.discovery import find_app
 from celeriac.contrib.django import fixup as django_fixup
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,8 +43,14 @@ class CLIContext:
     #: accepted for Celery compatibility (celeriac has one loader)
     loader: str | None = None
     workdir: str | None = None
+    #: ``--skip-checks`` (Celery: skip Django's system checks; celeriac runs none)
+    skip_checks: bool = False
     no_color: bool = False
     quiet: bool = False
+    #: ``--debug``: a mistake shows its traceback instead of one line (celeriac/cli/mistakes.py)
+    debug: bool = False
+    #: True when no app was named (no -A, $CELERIAC_APP, preset app): the default app is used
+    default_app: bool = False
     preset_app: Celery | None = None
     _app: Celery | None = field(default=None, repr=False)
 
@@ -63,12 +69,11 @@ class CLIContext:
         if self.app_name is None and self.preset_app is not None:
             app = self.preset_app
         elif name:
-            try:
-                app = find_app(name)
-            except AppNotFound as exc:
-                raise click.BadParameter(str(exc), param_hint="'-A' / '--app'") from None
+            # AppNotFound goes up to the group, which prints it as one line (cli/mistakes.py).
+            app = find_app(name)
         else:
             app = Celery("default")
+            self.default_app = True
         changed = False
         if self.config:
             app.config_from_object(self.config)
@@ -130,6 +135,13 @@ def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
         cli = get_cli(ctx)
         if name == "workdir":
             cli.set_workdir(value)
+        elif name == "loader":
+            click.echo(f"celeriac: --loader {value}: celeriac has one loader; configure the app "
+                       "with --config MODULE or app.config_from_object().", err=True)
+        elif name == "skip_checks":
+            # Celery's spelling of the same switch, for code that reads it
+            os.environ["SKIP_CHECKS"] = "1"
+            cli.skip_checks = True
         else:
             setattr(cli, name, value)
 
@@ -162,8 +174,8 @@ def global_options(hidden: bool = False) -> Callable[[F], F]:
                     help_text="Broker URL (default: sqlite:///celeriac.db)."),
         _app_option("--result-backend", name="result_backend", hidden=hidden,
                     help_text="Result backend URL (default: the broker's)."),
-        _app_option("--loader", name="loader", hidden=True,
-                    help_text="Accepted for Celery compatibility; ignored."),
+        _app_option("--loader", name="loader", hidden=hidden,
+                    help_text="Accepted for Celery compatibility (celeriac has one loader)."),
         _app_option("--config", name="config", hidden=hidden,
                     help_text="Module to load configuration from."),
         _app_option("--workdir", name="workdir", hidden=hidden,
@@ -172,6 +184,10 @@ def global_options(hidden: bool = False) -> Callable[[F], F]:
                     help_text="Disable colours in the output."),
         _app_option("-q", "--quiet", name="quiet", flag=True, hidden=hidden,
                     help_text="Print less."),
+        _app_option("--debug", name="debug", flag=True, hidden=hidden,
+                    help_text="Show the traceback of an error (as -l debug does), not one line."),
+        _app_option("--skip-checks", name="skip_checks", flag=True, hidden=hidden,
+                    help_text="Skip Django's system checks (celeriac runs none at start)."),
     ]
 
     def decorate(fun: F) -> F:

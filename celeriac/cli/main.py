@@ -21,8 +21,14 @@ from celeriac.cli.dashboard import dashboard, flower
 from celeriac.cli.demo import demo
 from celeriac.cli.events import events
 from celeriac.cli.inspect import control, inspect, status
+from celeriac.cli.migrate_imports import migrate_imports
+from celeriac.cli.mistakes import explain
+from celeriac.cli.multi import multi
 from celeriac.cli.purge import purge
+from celeriac.cli.report import report
 from celeriac.cli.result import result
+from celeriac.cli.shell import shell
+from celeriac.cli.upgrade import upgrade
 from celeriac.cli.worker import worker
 from celeriac.exceptions import TransportError
 
@@ -36,8 +42,20 @@ PROG_NAME = "celeriac"
 _ARGV_KEY = "celeriac.argv"
 
 
+#: ``celeriac --help`` lists the commands in these sections (Celery's grouping of its
+#: commands: main, remote control, utilities, debugging; then celeriac's own)
+COMMAND_SECTIONS = {
+    "Main Commands": ("worker", "beat", "events", "shell", "multi", "amqp"),
+    "Remote Control": ("status", "inspect", "control"),
+    "Utilities": ("call", "result", "purge", "list", "migrate", "graph", "upgrade",
+                  "migrate-imports"),
+    "Debugging": ("report", "logtool"),
+    "celeriac": ("dashboard", "flower", "demo"),
+}
+
+
 class Group(click.Group):
-    """Lists commands in the order they were added (most used first), not alphabetically.
+    """Lists commands in sections (:data:`COMMAND_SECTIONS`), a command in none last.
 
     A broker or backend that cannot be reached ends any command with one line on stderr
     naming what failed (its URL, password masked) and exit status 69 (EX_UNAVAILABLE); the
@@ -46,6 +64,22 @@ class Group(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        width = formatter.width or 80
+        placed: set[str] = set()
+        sections = [*COMMAND_SECTIONS.items(), ("Other Commands", tuple(self.commands))]
+        for title, names in sections:
+            rows = []
+            for name in names:
+                command = self.commands.get(name)
+                if command is None or command.hidden or name in placed:
+                    continue
+                placed.add(name)
+                rows.append((name, command.get_short_help_str(width - 6 - len(name))))
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta[_ARGV_KEY] = list(args)
@@ -60,10 +94,19 @@ class Group(click.Group):
                 raise
             click.echo(f"Error: {' '.join(str(exc).split())}", err=True)
             ctx.exit(EX_UNAVAILABLE)
+        except Exception as exc:
+            # The user's mistakes end in one line, exit 2 (cli/mistakes.py); bugs keep tracebacks.
+            mistake = explain(exc)
+            if mistake is None or _debug_wanted(argv):
+                raise
+            raise mistake from None
 
 
 def _debug_wanted(argv: Sequence[str]) -> bool:
-    """Whether the command line asks for debug logging (``-l debug``, ``--loglevel=DEBUG``)."""
+    """Whether the command line asks for tracebacks: ``--debug``, or debug logging (``-l debug``,
+    ``--loglevel=DEBUG``)."""
+    if "--debug" in argv:
+        return True
     for i, arg in enumerate(argv):
         if arg in ("-l", "--loglevel") and i + 1 < len(argv):
             value = argv[i + 1]
@@ -95,11 +138,9 @@ def main(ctx: click.Context) -> None:
     get_cli(ctx)
 
 
-for command in (worker, call, result, inspect, control, status, events, purge, demo):
+for command in (worker, call, result, inspect, control, status, events, purge, demo, beat,
+                dashboard, flower, shell, multi, report, upgrade, migrate_imports):
     main.add_command(command)
-main.add_command(beat)
-main.add_command(dashboard)
-main.add_command(flower)
 
 
 def _program_args(argv: Sequence[str] | None) -> list[str]:

@@ -1,0 +1,228 @@
+"""``celeriac multi start|stop|stopwait|restart|kill|show|names|get``: run several detached
+workers on this machine, as ``celery multi`` does (node names and options: see
+:mod:`celeriac.cli.multi_nodes`).
+
+Rules:
+
+* ``start`` runs ``python -m celeriac worker -n NODE --pidfile P --logfile L ...`` for each
+  node in a new session (no terminal; stdin from /dev/null; its stdout and stderr appended
+  to the log file) and returns once each node has written its pid file (OK) or exited
+  (FAILED, exit status 1). A node whose pid file names a live process is left alone.
+  This fits systemd's ``Type=forking`` with ``PIDFile=``.
+* ``stop`` sends SIGTERM (warm shutdown: running tasks finish) and returns; ``stopwait``
+  also waits until every node has exited; ``kill`` sends SIGKILL and removes the pid files;
+  ``restart`` is ``stopwait`` then ``start``. A node is found by its pid file only, so give
+  ``stop`` the same ``--pidfile`` as ``start``. A pid file naming no live process is removed.
+* ``show`` prints each node's command line; ``names`` its node name; ``get NODE`` one node's
+  command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import click
+
+import celeriac
+from celeriac.cli.multi_nodes import MultiArgs, Node, command_line, parse_multi_args
+
+__all__ = ["multi"]
+
+#: how long ``start`` waits for each node's pid file, in seconds
+START_TIMEOUT_S = 60.0
+#: how often pid files and processes are polled, in seconds
+POLL_S = 0.1
+
+
+def read_pid(path: str) -> int | None:
+    """The live process a pid file names, else None (a stale file is removed)."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            pid = int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    if pid > 0 and _alive(pid):
+        return pid
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Multi:
+    """Runs one multi command over the nodes; ``say`` prints a line."""
+
+    def __init__(self, parsed: MultiArgs, say: Callable[[str], None]) -> None:
+        self.parsed = parsed
+        self.say = say
+        self.nodes = parsed.nodes(socket.gethostname())
+        self.executable = parsed.executable or sys.executable
+
+    def argv(self, node: Node) -> list[str]:
+        return [self.executable, "-m", "celeriac", "worker", "-n", node.name,
+                "--pidfile", node.pidfile, "--logfile", node.logfile, *node.argv]
+
+    # -- commands ---------------------------------------------------------------------------
+    def start(self) -> int:
+        self.say("> Starting nodes...")
+        launched: list[tuple[Node, subprocess.Popen[bytes]]] = []
+        for node in self.nodes:
+            pid = read_pid(node.pidfile)
+            if pid is not None:
+                self.say(f"\t> {node.name}: already running (pid {pid})")
+                continue
+            launched.append((node, self._spawn(node)))
+        failed = 0
+        for node, process in launched:
+            if self._wait_started(node, process):
+                self.say(f"\t> {node.name}: OK")
+            else:
+                failed += 1
+                self.say(f"\t> {node.name}: FAILED (exit status {process.returncode}; "
+                         f"see {node.logfile})")
+        return 1 if failed else 0
+
+    def stop(self, sig: int = signal.SIGTERM, wait: bool = False) -> int:
+        self.say("> Stopping nodes...")
+        pending: list[tuple[Node, int]] = []
+        for node in self.nodes:
+            pid = read_pid(node.pidfile)
+            if pid is None:
+                self.say(f"\t> {node.name}: DOWN")
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            self.say(f"\t> {node.name}: {signal.Signals(sig).name[3:]} -> {pid}")
+            pending.append((node, pid))
+        if sig == signal.SIGKILL:
+            for node, _ in pending:
+                with contextlib.suppress(OSError):
+                    os.unlink(node.pidfile)
+        if wait and pending:
+            pids = ", ".join(str(pid) for _, pid in pending)
+            self.say(f"> Waiting for {len(pending)} "
+                     f"{'node' if len(pending) == 1 else 'nodes'} -> {pids}...")
+            for node, pid in pending:
+                while _alive(pid) and not _reaped(pid):
+                    time.sleep(POLL_S)
+                with contextlib.suppress(OSError):
+                    os.unlink(node.pidfile)
+                self.say(f"\t> {node.name}: OK")
+        return 0
+
+    def show(self) -> int:
+        for node in self.nodes:
+            self.say(command_line(self.argv(node)))
+        return 0
+
+    def names(self) -> int:
+        for node in self.nodes:
+            self.say(node.name)
+        return 0
+
+    # -- internals --------------------------------------------------------------------------
+    def _spawn(self, node: Node) -> subprocess.Popen[bytes]:
+        for path in (node.pidfile, node.logfile):
+            directory = os.path.dirname(os.path.abspath(path))
+            os.makedirs(directory, exist_ok=True)
+        if self.parsed.verbose:
+            self.say(f"\t> {node.name}: {command_line(self.argv(node))}")
+        with open(node.logfile, "ab") as log:
+            return subprocess.Popen(self.argv(node), stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=log, start_new_session=True, close_fds=True)
+
+    def _wait_started(self, node: Node, process: subprocess.Popen[bytes]) -> bool:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return False
+            if read_pid(node.pidfile) == process.pid:
+                return True
+            time.sleep(POLL_S)
+        return False
+
+
+def _reaped(pid: int) -> bool:
+    """Collect ``pid`` if it is our own exited child (a zombie still answers kill(pid, 0))."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return done == pid
+
+
+COMMANDS = ("start", "stop", "stopwait", "restart", "kill", "show", "names", "get")
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                 "help_option_names": ["--help"]})
+@click.argument("command", type=click.Choice(COMMANDS))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def multi(command: str, args: Sequence[str]) -> None:
+    """Start and stop several detached workers: multi COMMAND NODES [WORKER OPTIONS].
+
+    \b
+    Examples:
+      celeriac multi start w1 w2 -A proj -l info       # pid files w1.pid, logs w1.log
+      celeriac multi start 3 -A proj -c 3 -c:1 10      # celery1..3, the first with -c 10
+      celeriac multi stopwait w1 w2                    # SIGTERM, then wait for the exit
+      celeriac multi restart w1 w2 -A proj -l info
+      celeriac multi show 3 -A proj --pidfile=/run/celeriac/%n.pid
+    Multi's own options: --pidfile (default %n.pid), --logfile (default %n%I.log),
+    --range-prefix, --hostname, --executable, -q/--quiet, --verbose.
+    """
+    parsed = parse_multi_args(args)
+    wanted = ""
+    if command == "get":
+        if not parsed.names:
+            raise click.UsageError("multi get: which node? (multi get NODE [OPTIONS])")
+        wanted, parsed.names = parsed.names[0], parsed.names[1:] or [parsed.names[0]]
+    if not parsed.names:
+        raise click.UsageError(f"multi {command}: name the nodes, e.g. `celeriac multi "
+                               f"{command} w1 w2 -A proj` or a count: `... {command} 3 ...`")
+
+    def say(line: str) -> None:
+        if not parsed.quiet:
+            click.echo(line)
+
+    runner = Multi(parsed, say)
+    if command in ("start", "restart") and not parsed.nosplash and not parsed.quiet:
+        click.echo(f"celeriac multi v{celeriac.__version__}")
+    if command == "start":
+        code = runner.start()
+    elif command == "stop":
+        code = runner.stop()
+    elif command == "stopwait":
+        code = runner.stop(wait=True)
+    elif command == "kill":
+        code = runner.stop(signal.SIGKILL)
+    elif command == "restart":
+        runner.stop(wait=True)
+        code = runner.start()
+    elif command == "show":
+        code = runner.show()
+    elif command == "names":
+        code = runner.names()
+    else:
+        matches = [n for n in runner.nodes if wanted in (n.name, n.short_name)]
+        if not matches:
+            raise click.UsageError(f"multi get: no node {wanted!r}")
+        click.echo(command_line(runner.argv(matches[0])))
+        code = 0
+    raise click.exceptions.Exit(code)
