@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -14,6 +15,7 @@ from celeriac.backends import backend_class
 from celeriac.backends.sql import SQLBackend, schema
 from celeriac.backends.sqlite import SQLiteBackend
 from celeriac.exceptions import ImproperlyConfigured
+from celeriac.result_meta import build_meta, encode_meta
 from tests.sql.conftest import MakeBackend
 
 CELERY_TASK_COLUMNS = {
@@ -73,17 +75,21 @@ def test_rows_in_celerys_layout(make_backend: MakeBackend, raw: sa.Engine) -> No
     assert columns >= CELERY_TASK_COLUMNS
     with raw.connect() as conn:
         task = conn.execute(
-            sa.text("SELECT task_id, status, result, date_done FROM celery_taskmeta")
+            sa.text("SELECT task_id, status, result, payload, date_done FROM celery_taskmeta")
         ).one()
-        group = conn.execute(sa.text("SELECT taskset_id, result FROM celery_tasksetmeta")).one()
+        group = conn.execute(
+            sa.text("SELECT taskset_id, result, payload FROM celery_tasksetmeta")
+        ).one()
     assert (task.task_id, task.status) == ("t1", "SUCCESS")
-    assert bytes(task.result) == b'{"status": "SUCCESS", "result": 4}'
+    # Celery's column holds the value, as Celery writes it; payload the record as stored.
+    assert bytes(task.result) == b"4"
+    assert bytes(task.payload) == b'{"status": "SUCCESS", "result": 4}'
     assert task.date_done is not None
-    assert group.taskset_id == "g1"
+    assert (group.taskset_id, bytes(group.result)) == ("g1", b'[["t1",null]]')
     assert backend.get("celery-taskset-meta-g1") == b'{"result": [["t1", null]]}'
     assert backend.get_state("celery-taskset-meta-g1") == states.SUCCESS
     backend.forget("celery-taskset-meta-g1")
-    assert backend.get_many(["celery-taskset-meta-g1", "t1"]) == [None, task.result]
+    assert backend.get_many(["celery-taskset-meta-g1", "t1"]) == [None, task.payload]
 
 
 def test_table_names(make_backend: MakeBackend, raw: sa.Engine) -> None:
@@ -151,7 +157,11 @@ def test_existing_celery_table_gains_expires_at(make_backend: MakeBackend, raw: 
     metadata = sa.MetaData()
     sa.Table(
         "celery_taskmeta", metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column(
+            "id", sa.Integer,
+            sa.Sequence("task_id_sequence"),
+            primary_key=True,
+        ),
         sa.Column("task_id", sa.String(155), unique=True),
         sa.Column("status", sa.String(50)),
         sa.Column("result", sa.LargeBinary),
@@ -161,16 +171,48 @@ def test_existing_celery_table_gains_expires_at(make_backend: MakeBackend, raw: 
     )
     metadata.create_all(raw)
     with raw.begin() as conn:
-        conn.execute(
-            sa.text("INSERT INTO celery_taskmeta (task_id, status, result) VALUES (:t, :s, :r)"),
-            {"t": "celery-task", "s": "SUCCESS", "r": b"42"},
-        )
+        # Celery's ORM inserts the id from the sequence itself.
+        conn.execute(sa.insert(metadata.tables["celery_taskmeta"]).values(
+            task_id="celery-task", status="SUCCESS", result=b"42"
+        ))
     backend = make_backend()
     assert backend.get_state("celery-task") == states.SUCCESS
-    assert backend.get("celery-task") == b"42"
-    backend.store("mine", states.SUCCESS, b"kept briefly", 60)
+    assert orjson.loads(backend.get("celery-task") or b"null")["result"] == 42
+    backend.store("mine", states.SUCCESS, b'{"status": "SUCCESS", "result": 1}', 60)
     columns = {c["name"] for c in sa.inspect(raw).get_columns("celery_taskmeta")}
-    assert "expires_at" in columns
+    assert {"expires_at", "payload", "name", "args", "worker", "queue"} <= columns
+    assert backend.get("mine") == b'{"status": "SUCCESS", "result": 1}'
+
+
+def test_celery_reads_our_rows_and_we_read_celerys(kind: str, url: str) -> None:
+    from celery import Celery as CeleryApp
+
+    ours = make_app(url)
+    celery_url = url.replace("db+mysql://", "db+mysql+pymysql://").replace(
+        "db+postgresql://", "db+postgresql+psycopg://"
+    )
+    theirs = CeleryApp("celery-side", broker="memory://", backend=celery_url)
+    theirs.conf.result_extended = True
+    try:
+        meta = build_meta("t-ours", states.SUCCESS, {"x": [1, "two"]})
+        meta.update(name="proj.add", args=[1, 2], kwargs={"k": "v"}, worker="w1", retries=3)
+        ours.backend.store("t-ours", states.SUCCESS, encode_meta(meta), None)
+        got = theirs.backend.get_task_meta("t-ours")
+        assert (got["status"], got["result"]) == ("SUCCESS", {"x": [1, "two"]})
+        assert (got["name"], got["args"], got["kwargs"], got["retries"]) == (
+            "proj.add", [1, 2], {"k": "v"}, 3,
+        )
+        theirs.backend.store_result("t-theirs", {"y": 2}, states.SUCCESS)
+        record = orjson.loads(ours.backend.get("t-theirs") or b"null")
+        assert (record["status"], record["result"]) == ("SUCCESS", {"y": 2})
+        assert ours.AsyncResult("t-theirs").get(timeout=5) == {"y": 2}
+    finally:
+        ours.close()
+        theirs.backend.ResultSession().get_bind().dispose()
+
+
+def make_app(url: str) -> Celery:
+    return Celery("celeriac-side", broker="memory://", backend=url)
 
 
 def test_forked_child_uses_its_own_connections(make_backend: MakeBackend) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
@@ -15,14 +16,15 @@ from celeriac.exceptions import ImproperlyConfigured, TransportError
 from tests.sql.conftest import MakeBackend
 from tests.sql.support import MYSQL_URL, POSTGRES_URL, admin_engine
 
-HUGE = b"\xff\x00" * (3 * 1024 * 1024)
+HUGE = b"\xff\x00" * (2 * 1024 * 1024)
 
 
-def _insert(raw: sa.Engine, task_id: str, status: object, result: object) -> None:
+def _insert(raw: sa.Engine, task_id: str, status: object, payload: object) -> None:
+    """A row as if celeriac had written ``payload``, by hand (no id: the server's default)."""
     with raw.begin() as conn:
         conn.execute(
-            sa.text("INSERT INTO celery_taskmeta (task_id, status, result) VALUES (:t, :s, :r)"),
-            {"t": task_id, "s": status, "r": result},
+            sa.text("INSERT INTO celery_taskmeta (task_id, status, payload) VALUES (:t, :s, :p)"),
+            {"t": task_id, "s": status, "p": payload},
         )
 
 
@@ -56,6 +58,30 @@ def test_junk_rows_never_crash_a_reader(
         assert backend.get_many(["int-result", "text-result", "huge"]) == [
             None, "caf\u00e9 as text".encode(), HUGE,
         ]
+
+
+def test_rows_celery_wrote_are_read_without_unpickling(
+    make_backend: MakeBackend, raw: sa.Engine
+) -> None:
+    backend = make_backend()
+    backend.get_state("create the tables")
+    marker = b"cos\nsystem\n(S'touch /tmp/celeriac-pwned'\ntR."
+    with raw.begin() as conn:
+        insert = sa.text(
+            "INSERT INTO celery_taskmeta (task_id, status, result, traceback)"
+            " VALUES (:t, :s, :r, :tb)"
+        )
+        conn.execute(insert, {"t": "json", "s": "SUCCESS", "r": b'{"x": [1, 2]}', "tb": None})
+        conn.execute(insert, {"t": "failed", "s": "FAILURE", "r": b'{"exc_type": "ValueError",'
+                              b' "exc_message": ["bad"], "exc_module": "builtins"}', "tb": "Tb"})
+        conn.execute(insert, {"t": "pickled", "s": "SUCCESS", "r": marker, "tb": None})
+    record = orjson.loads(backend.get("json") or b"null")
+    assert (record["status"], record["result"]) == ("SUCCESS", {"x": [1, 2]})
+    assert record["task_id"] == "json"
+    assert orjson.loads(backend.wait("failed", 1) or b"null")["traceback"] == "Tb"
+    assert backend.get("pickled") is None
+    assert backend.get_state("pickled") == states.SUCCESS
+    assert backend.wait("pickled", 0.05) is None
 
 
 def test_overflowing_counter_is_a_clear_error(

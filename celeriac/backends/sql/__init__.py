@@ -39,6 +39,7 @@ from celeriac._utils.sqlite import signal_for
 from celeriac._utils.urls import mask_url
 from celeriac._utils.waiting import poll_until
 from celeriac.backends.base import ResultBackend
+from celeriac.backends.sql.columns import celery_columns, record_from_celery_row
 from celeriac.backends.sql.schema import (
     GROUP_PREFIX,
     SCHEMES,
@@ -185,16 +186,17 @@ class SQLBackend(ResultBackend):
         groups: dict[str, dict[str, Any]] = {}
         # Last record per id wins, and one upsert statement never meets its key twice.
         for task_id, state, payload in items:
+            copies = celery_columns(payload)
             if task_id.startswith(GROUP_PREFIX):
                 group_id = task_id[len(GROUP_PREFIX) :]
                 groups[group_id] = {
-                    "taskset_id": group_id, "result": payload, "date_done": done,
-                    "expires_at": until,
+                    "taskset_id": group_id, "payload": payload, "result": copies["result"],
+                    "date_done": done, "expires_at": until,
                 }
             else:
                 tasks[task_id] = {
-                    "task_id": task_id, "status": state, "result": payload, "date_done": done,
-                    "expires_at": until,
+                    "task_id": task_id, "status": state, "payload": payload, **copies,
+                    "date_done": done, "expires_at": until,
                 }
         dialect = conn.dialect.name
         for table, key, rows in (
@@ -227,11 +229,7 @@ class SQLBackend(ResultBackend):
         return sa.or_(table.c.expires_at.is_(None), table.c.expires_at > now)
 
     def get(self, task_id: str) -> bytes | None:
-        table, match = self._where(task_id)
-        query = sa.select(sa.type_coerce(table.c.result, _RAW)).where(
-            match, self._live(table, time.time())
-        )
-        return _as_bytes(self._run(lambda c: c.execute(query).scalar()))
+        return self.get_many([task_id])[0]
 
     def get_many(self, task_ids: Sequence[str]) -> list[bytes | None]:
         ids = list(task_ids)
@@ -243,20 +241,48 @@ class SQLBackend(ResultBackend):
 
         def fetch(c: sa.Connection) -> dict[str, bytes | None]:
             found: dict[str, bytes | None] = {}
-            for table, column, prefix, wanted in (
-                (self.tables.task, self.tables.task.c.task_id, "", plain),
-                (self.tables.group, self.tables.group.c.taskset_id, GROUP_PREFIX, grouped),
+            for table, prefix, wanted in (
+                (self.tables.task, "", plain), (self.tables.group, GROUP_PREFIX, grouped)
             ):
                 for start in range(0, len(wanted), _CHUNK):
-                    query = sa.select(column, sa.type_coerce(table.c.result, _RAW)).where(
-                        column.in_(wanted[start : start + _CHUNK]), self._live(table, now)
-                    )
-                    for key, result in c.execute(query):
-                        found[prefix + str(key)] = _as_bytes(result)
+                    chunk = wanted[start : start + _CHUNK]
+                    for key, record in self._fetch(c, table, chunk, now).items():
+                        found[prefix + key] = record
             return found
 
         found = self._run(fetch)
         return [found.get(task_id) for task_id in ids]
+
+    def _fetch(
+        self, c: sa.Connection, table: sa.Table, keys: list[str], now: float
+    ) -> dict[str, bytes | None]:
+        """Records of ``keys`` in ``table``: ``payload``, else rebuilt from Celery's columns
+        (a row Celery wrote), in a second query only when there is such a row."""
+        key_column = table.c.task_id if table is self.tables.task else table.c.taskset_id
+        live = self._live(table, now)
+        query = sa.select(key_column, sa.type_coerce(table.c.payload, _RAW)).where(
+            key_column.in_(keys), live
+        )
+        found: dict[str, bytes | None] = {}
+        celery_rows: list[str] = []
+        for key, payload in c.execute(query):
+            found[str(key)] = record = _as_bytes(payload)
+            if record is None and payload is None:
+                celery_rows.append(str(key))
+        if celery_rows:
+            task = table is self.tables.task
+            columns = [
+                key_column,
+                sa.type_coerce(table.c.status if task else sa.literal(states.SUCCESS), _RAW),
+                sa.type_coerce(table.c.result, _RAW),
+                sa.type_coerce(table.c.traceback if task else sa.null(), _RAW),
+                sa.type_coerce(table.c.children if task else sa.null(), _RAW),
+                table.c.date_done,
+            ]
+            rows = c.execute(sa.select(*columns).where(key_column.in_(celery_rows), live))
+            for key, *values in rows:
+                found[str(key)] = record_from_celery_row(str(key), *values)
+        return found
 
     def get_state(self, task_id: str) -> str | None:
         table, match = self._where(task_id)
@@ -267,15 +293,19 @@ class SQLBackend(ResultBackend):
         return state if isinstance(state, str) else None
 
     def _poll(self, task_id: str) -> bytes | None:
-        """The record when ready, in one query that reads no result bytes before that."""
+        """The record when ready, in one query that reads no record bytes before that."""
         table, match = self._where(task_id)
         if table is not self.tables.task:
             return self.get(task_id)
-        ready_result = sa.case((table.c.status.in_(_READY), table.c.result))
-        query = sa.select(sa.type_coerce(ready_result, _RAW)).where(
-            match, self._live(table, time.time())
-        )
-        return _as_bytes(self._run(lambda c: c.execute(query).scalar()))
+        ready = table.c.status.in_(_READY)
+        query = sa.select(
+            sa.type_coerce(ready, _RAW), sa.type_coerce(sa.case((ready, table.c.payload)), _RAW)
+        ).where(match, self._live(table, time.time()))
+        row = self._run(lambda c: c.execute(query).first())
+        if row is None or not row[0]:
+            return None
+        # A ready row without a payload is one Celery wrote: read it the long way.
+        return _as_bytes(row[1]) if row[1] is not None else self.get(task_id)
 
     def wait(self, task_id: str, timeout_s: float | None, interval_s: float = 0.05) -> bytes | None:
         return poll_until(

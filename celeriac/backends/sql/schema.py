@@ -5,21 +5,21 @@ backend find the rows where they expect them, plus one counter table for chords.
 
 * task table (``database_table_names['task']``, default ``celery_taskmeta``): Celery's columns
   ``id, task_id, status, result, date_done, traceback, children, name, args, kwargs, worker,
-  retries, queue, stamps`` (Celery 5.7's extended layout). ``result`` holds celeriac's encoded
-  result record (the whole meta, JSON by default: never pickle) and ``status`` its state;
-  ``date_done`` is the time of the last store (naive UTC, as Celery writes it). The other
-  Celery columns stay NULL: filling them would decode every record on the store path. So a
-  Celery process reading these rows sees each task's state and date, but its ``result`` is
-  celeriac's whole record rather than the bare value. celeriac adds ``expires_at`` (Unix
-  seconds; NULL: kept).
+  retries, queue, stamps`` (Celery 5.7's extended layout) plus celeriac's ``payload`` (the
+  encoded record, exactly as stored: what celeriac reads back) and ``expires_at`` (Unix
+  seconds; NULL: kept). ``status`` is the record's state, ``date_done`` the time of the last
+  store (naive UTC, as Celery writes it); the other Celery columns are a copy of a JSON record
+  (see :mod:`.columns`), so Celery processes and SQL tools read values too.
 * group table (``database_table_names['group']``, default ``celery_tasksetmeta``): Celery's
-  ``id, taskset_id, result, date_done`` plus ``expires_at``; records stored under
-  ``celery-taskset-meta-<id>`` (``GroupResult.save``) live here under ``taskset_id = <id>``.
+  ``id, taskset_id, result, date_done`` plus ``payload`` and ``expires_at``; records stored
+  under ``celery-taskset-meta-<id>`` (``GroupResult.save``) live here as ``taskset_id = <id>``.
 * counter table (``database_table_names['counter']``, default ``celeriac_chordcounter``):
   ``key, value, expires_at``, the chord primitive.
 
-Ids are plain autoincrement columns, not Celery's named sequences: a sequence shared by name
-would tie tables of different names (another app, a test) to each other.
+Ids come from Celery's named sequences (``task_id_sequence``, ``taskset_id_sequence``, in the
+table's schema; also the column's server default) where the database has sequences (PostgreSQL,
+MariaDB), as Celery's own tables, so a Celery process can insert into these tables too and
+celeriac into Celery's; elsewhere they autoincrement.
 """
 
 from __future__ import annotations
@@ -72,10 +72,12 @@ def build_tables(
             f"database_table_names: unknown table {key!r} (known: task, group, counter)"
         )
     metadata = sa.MetaData()
+    task_ids = sa.Sequence("task_id_sequence", schema=schemas.get("task") or None)
+    group_ids = sa.Sequence("taskset_id_sequence", schema=schemas.get("group") or None)
     task = sa.Table(
         names["task"],
         metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        _id_column(task_ids),
         sa.Column("task_id", sa.String(_KEY_LENGTH), unique=True, nullable=False),
         sa.Column("status", sa.String(50)),
         sa.Column("result", _BLOB),
@@ -89,16 +91,18 @@ def build_tables(
         sa.Column("retries", sa.Integer),
         sa.Column("queue", sa.String(_KEY_LENGTH)),
         sa.Column("stamps", _BLOB),
+        sa.Column("payload", _BLOB),
         sa.Column("expires_at", sa.Double, index=True),
         schema=schemas.get("task") or None,
     )
     group = sa.Table(
         names["group"],
         metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        _id_column(group_ids),
         sa.Column("taskset_id", sa.String(_KEY_LENGTH), unique=True, nullable=False),
         sa.Column("result", _BLOB),
         sa.Column("date_done", sa.DateTime),
+        sa.Column("payload", _BLOB),
         sa.Column("expires_at", sa.Double, index=True),
         schema=schemas.get("group") or None,
     )
@@ -110,7 +114,37 @@ def build_tables(
         sa.Column("expires_at", sa.Double),
         schema=schemas.get("counter") or None,
     )
+    _default_from_sequence(task, task_ids)
+    _default_from_sequence(group, group_ids)
     return Tables(metadata, task, group, counter)
+
+
+def _id_column(sequence: sa.Sequence) -> sa.Column[int]:
+    return sa.Column("id", sa.Integer, sequence, primary_key=True, autoincrement=True)
+
+
+def _default_from_sequence(table: sa.Table, sequence: sa.Sequence) -> None:
+    # Rows inserted without an id (by hand, by other tools) draw from the sequence too.
+    qualified = f"{sequence.schema}.{sequence.name}" if sequence.schema else sequence.name
+    alter = "ALTER TABLE %(fullname)s ALTER COLUMN id SET DEFAULT"
+    for dialect, default in (
+        ("postgresql", f"nextval('{qualified}')"), ("mysql", f"NEXTVAL({qualified})"),
+        ("mariadb", f"NEXTVAL({qualified})"),
+    ):
+        sa.event.listen(
+            table,
+            "after_create",
+            sa.DDL(f"{alter} {default}").execute_if(  # type: ignore[no-untyped-call]
+                dialect=dialect, callable_=_has_sequences
+            ),
+        )
+
+
+def _has_sequences(
+    ddl: Any, target: Any, bind: sa.Connection | None, tables: Any = None, state: Any = None,
+    *, dialect: sa.Dialect, compiler: Any = None, checkfirst: bool = False,
+) -> bool:
+    return bool(dialect.supports_sequences)
 
 
 # -- URLs --------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Table creation and the writes of the ``db+`` result backend that differ by dialect.
 
 Rules: tables are created once per process, with ``CREATE TABLE IF NOT EXISTS`` semantics that
-survive two processes creating them at once; a task or group table Celery created (no
-``expires_at`` column) gains that column, so the backend can share Celery's tables.
+survive two processes creating them at once; a task or group table Celery created gains the
+nullable columns it lacks (``payload``, ``expires_at``, the ``result_extended`` ones), so the
+backend can share Celery's tables.
 """
 
 from __future__ import annotations
@@ -36,20 +37,26 @@ class SQLStore:
                     if attempt == 2:
                         raise
             with engine.begin() as conn:
+                for table in (self.tables.task, self.tables.group):
+                    # A table made elsewhere may lack the sequence our inserts draw ids from.
+                    sequence = table.c.id.default
+                    if isinstance(sequence, sa.Sequence) and conn.dialect.supports_sequences:
+                        sequence.create(conn, checkfirst=True)
                 inspector = sa.inspect(conn)
                 for table in (self.tables.task, self.tables.group):
-                    columns = inspector.get_columns(table.name, schema=table.schema)
-                    if "expires_at" not in {c["name"] for c in columns}:
-                        self._add_expires_at(conn, table)
+                    found = {c["name"] for c in inspector.get_columns(table.name, table.schema)}
+                    for column in table.columns:
+                        if column.name not in found and column.nullable:
+                            self._add_column(conn, table, column)
 
     @staticmethod
-    def _add_expires_at(conn: sa.Connection, table: sa.Table) -> None:
+    def _add_column(conn: sa.Connection, table: sa.Table, column: sa.Column[Any]) -> None:
         preparer = conn.dialect.identifier_preparer
-        column_type = table.c.expires_at.type.compile(dialect=conn.dialect)
+        column_type = column.type.compile(dialect=conn.dialect)
         conn.execute(
             sa.text(
                 f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN"
-                f" {preparer.quote('expires_at')} {column_type}"
+                f" {preparer.quote(column.name)} {column_type}"
             )
         )
 
