@@ -14,9 +14,9 @@ Rules:
   parent opened gets its socket swapped for ``/dev/null`` before it is dropped, so closing it
   (libpq sends a Terminate message) can never end the parent's session.
 * **Errors.** psycopg errors become the caller's error class with one line naming the URL
-  (password masked) and what to do (:func:`describe`). A statement that fails because an idle
-  pooled connection had died (server restart, ``pg_terminate_backend``) is run once more on a
-  fresh connection; anything else is raised.
+  (password masked) and what to do (:func:`describe`). A statement that fails with a connection
+  error on a pooled connection (it may have died while idle: server restart,
+  ``pg_terminate_backend``) is run once more on a fresh connection; anything else is raised.
 """
 
 from __future__ import annotations
@@ -323,12 +323,9 @@ class Pool:
             try:
                 result = fn(conn)
             except psycopg.OperationalError as exc:
-                broken = conn.broken or conn.closed
-                if broken:
-                    conn.close()
-                else:
-                    self._give(conn)
-                if broken and reused and attempt == 0:
+                # Connection trouble (or a pipeline it left half-read): never pooled again.
+                conn.close()
+                if reused and attempt == 0:
                     logger.debug("PostgreSQL connection found dead, retrying: %s", exc)
                     continue
                 raise self.connection_error(describe(exc, self.params.display)) from exc

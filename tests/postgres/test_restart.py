@@ -1,0 +1,127 @@
+"""A PostgreSQL restart under load: a private server (initdb into a temporary directory, its own
+port) is restarted while a worker drains tasks from it; nothing published is lost and the worker
+reconnects by itself. The shared test server is never restarted."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.postgres.support import IN_CI
+from tests.redis.support import BACKEND_DB, drop_keys, redis_url
+from tests.redis.test_worker_redis import _stop
+
+
+class PrivatePostgres:
+    """A throwaway cluster owned by the ``postgres`` user when run as root."""
+
+    def __init__(self, root: Path) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not found and shutil.which("pg_ctl") is None:
+            reason = "no PostgreSQL server binaries (pg_ctl) on this machine"
+            if IN_CI:
+                pytest.fail(reason)
+            pytest.skip(reason)
+        self.bin = Path(found[-1]).parent if found else Path(str(shutil.which("pg_ctl"))).parent
+        self.root = root
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._run("initdb", "-D", str(root / "data"), "-A", "trust", "-U", "postgres",
+                  "--no-sync", "-E", "UTF8")
+        self.start()
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:  # the server refuses to run as root
+            shutil.chown(self.root, "postgres")
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+                   " -c fsync=off -c max_connections=50")
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-o", options,
+                  "-l", str(self.root / "server.log"), "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    # Not under pytest's tmp_path: its 0700 parents would keep the postgres user out.
+    root = Path(tempfile.mkdtemp(prefix="celeriac-pg-"))
+    server = PrivatePostgres(root)
+    yield server
+    try:
+        server.stop()
+    except subprocess.CalledProcessError:
+        pass  # already stopped
+    shutil.rmtree(root, ignore_errors=True)
+
+
+TASKS = textwrap.dedent(
+    """
+    import os
+    from celeriac import Celery
+
+    app = Celery("pr", broker=os.environ["PR_BROKER"], backend=os.environ["PR_BACKEND"])
+    app.conf.worker_lease_seconds = 2.0
+    app.conf.worker_prefetch_multiplier = 16
+
+    @app.task
+    def echo(i):
+        return i
+    """
+)
+WORKER = (
+    "import sys; sys.path.insert(0, {root!r}); import pr_tasks; "
+    "from celeriac.worker import Worker; "
+    "sys.exit(Worker(pr_tasks.app, pool='threads', concurrency=4, hostname='pr@test').start())"
+)
+
+
+def test_a_restart_under_load_loses_nothing(
+    private_postgres: PrivatePostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = redis_url(BACKEND_DB)
+    monkeypatch.setenv("PR_BROKER", private_postgres.url)
+    monkeypatch.setenv("PR_BACKEND", backend)
+    (tmp_path / "pr_tasks.py").write_text(TASKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import pr_tasks  # type: ignore[import-not-found]
+
+    log = open(tmp_path / "worker.log", "ab")  # noqa: SIM115 - closed once the child has it
+    worker = subprocess.Popen([sys.executable, "-c", WORKER.format(root=str(tmp_path))],
+                              cwd=tmp_path, env=dict(os.environ), stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    try:
+        before = pr_tasks.echo.delay_many([(i,) for i in range(2000)])
+        assert before[100].get(timeout=60) == 100
+        private_postgres.stop()  # every session is ended; in-flight transactions roll back
+        time.sleep(0.5)
+        private_postgres.start()
+        after = pr_tasks.echo.delay_many([(i,) for i in range(2000, 2500)])
+        results = before + after
+        assert [r.get(timeout=120) for r in results] == list(range(2500))
+        assert worker.poll() is None, "the worker died instead of reconnecting"
+        assert pr_tasks.app.broker.queue_size("celery") == 0
+    finally:
+        _stop(worker)
+        sys.modules.pop("pr_tasks", None)
+        pr_tasks.app.close()
+        drop_keys(backend)
