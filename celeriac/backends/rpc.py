@@ -35,22 +35,29 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import amqp
-import amqp.exceptions
 
 from celeriac import serialization, states
+from celeriac._amqp.connection import (
+    CLIENT_ERRORS,
+    SCHEMES,
+    AmqpParams,
+    close_quietly,
+    open_connection,
+    parse_url,
+    translate,
+    wait_until,
+)
 from celeriac._utils.pid import PROCESS
 from celeriac.backends.base import ResultBackend
 from celeriac.exceptions import ImproperlyConfigured, TransportError
 
 logger = logging.getLogger("celeriac.backends.rpc")
 
-AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
 NO_CHORDS = (
     "The rpc:// result backend cannot count chord members (results go to the caller only): "
     "use a backend that can hold a counter (redis://, db+postgresql://, sqlite://...) for chords"
@@ -100,6 +107,7 @@ class RPCBackend(ResultBackend):
         # One connection per process, used under this lock by every thread (py-amqp is not
         # thread-safe): the executor's flushes, tasks' update_state, callers' get().
         self._lock = threading.RLock()
+        self._params: AmqpParams | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -132,40 +140,61 @@ class RPCBackend(ResultBackend):
         if self._channel is not None:
             return self._channel
         scheme = self.broker_url.partition("://")[0].lower()
-        if scheme not in AMQP_SCHEMES:
+        if scheme not in SCHEMES:
             raise ImproperlyConfigured(
                 f"rpc:// sends results over an AMQP broker, and broker_url is "
                 f"{scheme or 'unset'}://: use an amqp:// broker or another result backend"
             )
-        conn = open_connection(self.broker_url, self.connect_timeout_s)
-        with translated("open a channel"):
+        if self._params is None:
+            self._params = parse_url(self.broker_url, self.options)
+        # No heartbeats: a caller idles between calls and cannot send them, and a missed one
+        # would close the connection, and with it the caller's reply queue.
+        conn = open_connection(self._params, connect_timeout_s=self.connect_timeout_s,
+                               heartbeat_s=0)
+        try:
             channel = conn.channel()
+            channel.auto_decode = False  # bodies stay bytes, whatever they claim to be
             if self.persistent:
                 channel.confirm_select()
                 channel.events["basic_ack"].add(self._on_ack)
                 channel.events["basic_nack"].add(self._on_nack)
+        except CLIENT_ERRORS as exc:
+            close_quietly(conn)
+            raise translate(exc, self._params) from exc
         self._conn, self._channel = conn, channel
         self._published = self._confirmed = 0
         return channel
 
-    def _drop_connection(self) -> None:
+    def _drop_connection(self, polite: bool = False) -> None:
+        """Forget the connection: closed politely (``close``), else its socket dropped (after
+        an error, where a polite close could wait on a dead peer)."""
         conn, self._conn, self._channel = self._conn, None, None
         self._declared = self._consuming = False
-        if conn is not None:
-            try:
-                conn.collect()
-            except Exception:
-                pass
+        if conn is None:
+            return
+        if polite:
+            close_quietly(conn)
+            return
+        try:
+            conn.collect()
+        except Exception:
+            pass
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Client-library errors leave as TransportError naming the server (password masked),
+        the connection dropped first."""
+        try:
+            yield
+        except CLIENT_ERRORS as exc:
+            self._drop_connection()
+            assert self._params is not None
+            raise translate(exc, self._params) from exc
 
     def close(self) -> None:
         self._check_fork()
         with self._lock:
-            if self._conn is not None:
-                try:
-                    self._conn.close()
-                except Exception:
-                    pass
-            self._drop_connection()
+            self._drop_connection(polite=True)
 
     # -- worker side -----------------------------------------------------------------------------
     def note_reply_to(self, task_id: str, reply_to: str) -> None:
@@ -214,10 +243,11 @@ class RPCBackend(ResultBackend):
                         self._published += len(outgoing)
                         self._wait_confirms()
                     return
-                except _ERRORS as exc:
+                except CLIENT_ERRORS as exc:
                     self._drop_connection()
                     if attempt == 2:
-                        raise TransportError(f"rpc:// cannot publish results: {exc}") from exc
+                        assert self._params is not None
+                        raise translate(exc, self._params) from exc
                     logger.warning("rpc:// lost its connection (%s); publishing again", exc)
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
@@ -228,15 +258,9 @@ class RPCBackend(ResultBackend):
         self._nacked = True
 
     def _wait_confirms(self, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while self._confirmed < self._published:
-            remaining_s = deadline - time.monotonic()
-            if remaining_s <= 0:
-                raise TransportError("rpc:// results were not confirmed by the broker in time")
-            try:
-                self._conn.drain_events(timeout=remaining_s)
-            except TimeoutError:
-                continue
+        wait_until(self._conn, lambda: self._confirmed >= self._published, timeout_s)
+        if self._confirmed < self._published:
+            raise TransportError("rpc:// results were not confirmed by the broker in time")
         if self._nacked:
             self._nacked = False
             raise TransportError("the broker refused (nacked) persistent rpc:// results")
@@ -256,7 +280,7 @@ class RPCBackend(ResultBackend):
         channel = self._channel_now()
         if not self._declared:
             arguments = {"x-message-ttl": self.expires_ms} if self.expires_ms else None
-            with translated(f"declare the reply queue {self._queue}", self._drop_connection):
+            with self._translated():
                 channel.queue_declare(self._queue, durable=False, exclusive=True,
                                       auto_delete=True, arguments=arguments)
             self._declared = True
@@ -267,7 +291,7 @@ class RPCBackend(ResultBackend):
         (0: take only what is there). Call with the lock held."""
         channel = self._declare()
         if not self._consuming:
-            with translated("consume the reply queue", self._drop_connection):
+            with self._translated():
                 channel.basic_consume(self._queue, no_ack=True, callback=self._on_message)
             self._consuming = True
         conn = self._conn
@@ -277,9 +301,10 @@ class RPCBackend(ResultBackend):
                 conn.drain_events(timeout=0)
         except TimeoutError:
             return
-        except _ERRORS as exc:
+        except CLIENT_ERRORS as exc:
             self._drop_connection()
-            raise TransportError(f"rpc:// lost its connection to the broker: {exc}") from exc
+            assert self._params is not None
+            raise translate(exc, self._params) from exc
 
     def _on_message(self, message: Any) -> None:
         """Keep a well-formed record that arrived; drop anything else (module doc)."""
@@ -378,39 +403,3 @@ class RPCBackend(ResultBackend):
 
     def cleanup(self) -> int:
         return 0
-
-
-#: what py-amqp raises when the connection or a channel breaks (socket errors included)
-_ERRORS: tuple[type[BaseException], ...] = (amqp.exceptions.AMQPError, OSError)
-
-
-def open_connection(url: str, connect_timeout_s: float) -> Any:
-    """An open py-amqp connection to ``url`` (``amqp://user:password@host:port/vhost``; the
-    vhost is the path without its first ``/``, so ``//`` names ``/``)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"rpc:// cannot read the broker URL: {exc}") from None
-    tls = parts.scheme.lower() == "amqps"
-    host = f"{parts.hostname or 'localhost'}:{port or (5671 if tls else 5672)}"
-    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-    conn = amqp.Connection(
-        host=host, userid=unquote(parts.username or "guest"),
-        password=unquote(parts.password or "guest"), virtual_host=vhost, ssl=tls,
-        connect_timeout=connect_timeout_s)
-    with translated(f"connect to {host} vhost {vhost!r}"):
-        conn.connect()
-    return conn
-
-
-@contextmanager
-def translated(doing: str, on_error: Callable[[], None] | None = None) -> Iterator[None]:
-    """``with translated(doing):`` turns py-amqp and socket errors into TransportError (after
-    ``on_error``, e.g. dropping the connection)."""
-    try:
-        yield
-    except _ERRORS as exc:
-        if on_error is not None:
-            on_error()
-        raise TransportError(f"rpc:// cannot {doing}: {exc}") from exc

@@ -37,9 +37,9 @@ def amqp_url() -> str:
 
 def raw_connection() -> Any:
     """A py-amqp connection of the test's own, beside celeriac's (for hostile publishes)."""
-    from celeriac.backends.rpc import open_connection
+    from celeriac._amqp.connection import open_connection, parse_url
 
-    return open_connection(AMQP_URL, 2.0)
+    return open_connection(parse_url(AMQP_URL), connect_timeout_s=2.0)
 
 
 def raw_publish(queue: str, body: bytes, **properties: Any) -> None:

@@ -321,9 +321,9 @@ def test_reading_before_any_send_connects_but_declares_nothing() -> None:
 
 
 @pytest.mark.parametrize(("url", "says"), [
-    ("amqp://guest:wrong@127.0.0.1:5672//", "ACCESS_REFUSED"),
-    ("amqp://guest:guest@127.0.0.1:5672/no-such-vhost-{}", "vhost"),
-    ("amqp://guest:guest@127.0.0.1:1//", "refused"),
+    ("amqp://guest:wrong@127.0.0.1:5672//", "refused the login"),
+    ("amqp://guest:guest@127.0.0.1:5672/no-such-vhost-{}", "virtual host"),
+    ("amqp://guest:guest@127.0.0.1:1//", "connection refused"),
 ])
 def test_a_bad_broker_url_is_one_transport_error_line(url: str, says: str) -> None:
     amqp_url()  # the server must be there for the first two to mean anything
@@ -332,7 +332,8 @@ def test_a_bad_broker_url_is_one_transport_error_line(url: str, says: str) -> No
     try:
         with pytest.raises(TransportError) as caught:
             backend.reply_queue()
-        assert says.lower() in str(caught.value).lower() and "\n" not in str(caught.value)
+        message = str(caught.value)
+        assert says in message and "\n" not in message and "wrong" not in message
     finally:
         backend.close()
 
