@@ -221,10 +221,12 @@ class PostgresBroker(Broker):
         super().__init__(url, transport_options=transport_options)
         self.params = parse_url(url, self.transport_options)
         self._pool = Pool(self.params, error=TransportError,
-                          connection_error=BrokerConnectionError)
+                          connection_error=BrokerConnectionError,
+                          max_idle=int(self.transport_options.get("max_idle_connections", 8)))
         # one listening connection per consuming thread, all closed by close()
         self._local = threading.local()
         self._listeners: list[Listener] = []
+        self._channel_cache: dict[tuple[str, ...], list[str]] = {}
 
     def _listener(self) -> Listener:
         listener: Listener | None = getattr(self._local, "listener", None)
@@ -233,8 +235,14 @@ class PostgresBroker(Broker):
             self._listeners.append(listener)
         return listener
 
-    def _channels(self, queues: Iterable[str]) -> list[str]:
-        return [channel(self.params.namespace, q) for q in queues]
+    def _channels(self, queues: tuple[str, ...]) -> list[str]:
+        found = self._channel_cache.get(queues)
+        if found is None:
+            if len(self._channel_cache) > 64:
+                self._channel_cache.clear()
+            found = self._channel_cache[queues] = [
+                channel(self.params.namespace, q) for q in queues]
+        return found
 
     # -- producing -----------------------------------------------------------------------------
     def publish(self, queue: str, envelope: Envelope) -> None:
@@ -264,7 +272,7 @@ class PostgresBroker(Broker):
         while True:
             if listener is not None:
                 # Before the claim, so a publish between claim and wait still wakes us.
-                listener.listen(self._channels(queues))
+                listener.listen(self._channels(tuple(queues)))
             deliveries = self._claim(queues, max_messages)
             remaining = deadline - time.monotonic()
             if deliveries or listener is None or remaining <= 0:

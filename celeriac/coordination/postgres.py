@@ -100,7 +100,8 @@ class PostgresCoordination(CoordinationStore):
     def __init__(self, url: str, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options=options)
         self.params = parse_url(url, self.options)
-        self._pool = Pool(self.params, error=TransportError)
+        self._pool = Pool(self.params, error=TransportError,
+                          max_idle=int(self.options.get("max_idle_connections", 8)))
         self._add_once_calls = 0
 
     # -- revokes -------------------------------------------------------------------------------

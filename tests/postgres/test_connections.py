@@ -236,3 +236,24 @@ def test_the_cli_says_one_line_for_an_unreachable_broker(tmp_path: Path) -> None
     assert len(errors) == 1
     assert "postgres:***@127.0.0.1:1/test" in errors[0] and "is PostgreSQL running" in errors[0]
     assert "s3cret" not in done.stderr + done.stdout
+
+
+def test_a_store_on_the_result_backends_url_keeps_its_tables_there(pg_url: str) -> None:
+    from urllib.parse import quote
+
+    from tests.postgres.support import schema_of
+
+    schema = schema_of(pg_url)
+    with psycopg.connect(server_url(), autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')  # as the result backend's user made it
+    base = server_url().replace("postgresql://", "db+postgresql+psycopg2://", 1)
+    sep = "&" if "?" in base else "?"
+    store = create_store(f"{base}{sep}options={quote('-csearch_path=' + schema)}")
+    try:
+        store.revoke(["t1", "t1", "t2"], 60)
+        assert store.revoked(["t1", "t3"]) == {"t1"}
+        assert store.add_once("k", 60) and not store.add_once("k", 60)
+    finally:
+        store.close()
+    with connect(pg_url) as db:
+        assert db.execute("SELECT count(*) FROM celeriac_revoked").fetchone() == (2,)
