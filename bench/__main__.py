@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import canvas, dashboard, drain, events, throughput, trees
+from bench import amqp, canvas, dashboard, drain, events, postgres, throughput, trees
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +31,19 @@ def main(argv: list[str] | None = None) -> int:
         default=64,
         help="also run celeriac with this worker_early_ack_batch (1: skip)",
     )
+    tp.add_argument(
+        "--backend",
+        default="",
+        help="result backend for an amqp:// broker (default redis://127.0.0.1:6379/15)",
+    )
+    tp.add_argument("--rounds", type=int, default=3, help="interleaved rounds (amqp://)")
+    pg = sub.add_parser("postgres", help="PostgreSQL drain: celeriac vs Celery vs Procrastinate")
+    pg.add_argument("--broker", default="postgresql://postgres@127.0.0.1:5432/test")
+    pg.add_argument("--backend", default="redis://127.0.0.1:6379/15",
+                    help="result backend of celeriac and Celery (flushed)")
+    pg.add_argument("--n", type=int, default=10000, help="tasks drained per run")
+    pg.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    pg.add_argument("--prefetch", type=int, default=64, help="tuned worker_prefetch_multiplier")
     cv = sub.add_parser("canvas", help="group and chord of n tasks, celeriac vs Celery on Redis")
     cv.add_argument("--broker", default="redis://127.0.0.1:6379/15")
     cv.add_argument("--n", type=int, default=10000, help="tasks in the group / chord header")
@@ -68,6 +81,15 @@ def main(argv: list[str] | None = None) -> int:
                           listen=not args.no_listener)
     if args.name == "canvas":
         return canvas.run(args.broker, args.n, args.prefetch, args.timeout, argv)
+    if args.name == "postgres":
+        return postgres.run(args.broker, args.backend, args.n, args.rounds, args.prefetch)
+    if args.name == "throughput" and args.broker.split("://")[0] in amqp.AMQP_SCHEMES:
+        return amqp.run(
+            args.broker, args.backend or "redis://127.0.0.1:6379/15", args.n, args.delay_n,
+            args.rtt_n, args.prefetch, args.early_ack_batch, args.rounds,
+        )
+    if args.name == "throughput" and args.backend not in ("", args.broker):
+        parser.error("--backend is for amqp:// brokers (Redis runs keep results in the broker)")
     if args.name == "throughput":
         return throughput.run(
             args.broker, args.n, args.delay_n, args.rtt_n, args.prefetch, args.early_ack_batch

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +37,75 @@ def run_driver(
     if proc.returncode != 0:
         raise RuntimeError(f"{label} failed:\n{proc.stderr[-4000:]}")
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def add_app(system: str, broker: str, backend: str, settings: list[str], extra: str = "") -> str:
+    """``benchapp.py`` for ``system`` (``celeriac`` or ``celery``): an app on ``broker`` and
+    ``backend``, the ``add`` task, then ``settings`` (Python lines run after the app is made,
+    e.g. ``app.conf.worker_prefetch_multiplier = 64``) and ``extra`` source."""
+    lines = [
+        f"from {system} import Celery",
+        f"app = Celery('benchapp', broker={broker!r}, backend={backend!r})",
+        # no control queue on the broadcast exchange other runs' workers share
+        "app.conf.worker_enable_remote_control = False",
+    ]
+    if system == "celery":
+        lines.append("app.conf.worker_hijack_root_logger = False")
+    lines += [*settings, "", "@app.task", "def add(x, y):", "    return x + y", "", extra]
+    return "\n".join(lines) + "\n"
+
+
+# Driver lines: start the worker (``worker_cmd``) at ``t``, its stderr kept in a file (a pipe
+# nobody reads could fill and stop it); stop it and pass its stderr on (shown on failure).
+START_WORKER_LINES = '''
+t = time.perf_counter()
+err = open("worker.err", "w+")
+worker = subprocess.Popen(worker_cmd, stdout=subprocess.DEVNULL, stderr=err)
+'''
+STOP_WORKER_LINES = '''
+worker.terminate()
+worker.wait(60)
+err.seek(0)
+sys.stderr.write(err.read()[-3000:])
+'''
+# Driver lines after the worker started at ``t``: wait for the last of ``results`` (N ``add``
+# tasks, ``add(i, i)``), check a sample stored SUCCESS, read the worker's peak RSS into ``out``.
+DRAIN_LINES = '''
+last = results[-1].get(timeout=1800)
+out["drain_per_s"] = n / (time.perf_counter() - t)
+assert last == 2 * (n - 1), last
+sample = results[:: max(1, n // 500)]
+out["sampled_success"] = sum(1 for x in sample if x.state == "SUCCESS") / len(sample)
+'''
+# ... then ``rtt_n`` round trips ``add.delay(1, 1).get()`` on the warm worker, p50/p99 in ms.
+RTT_LINES = '''
+add.delay(1, 1).get(timeout=30)  # warm
+rtts = []
+for _ in range(rtt_n):
+    t0 = time.perf_counter()
+    add.delay(1, 1).get(timeout=30)
+    rtts.append((time.perf_counter() - t0) * 1000)
+rtts.sort()
+out["rtt_p50_ms"] = rtts[len(rtts) // 2]
+out["rtt_p99_ms"] = rtts[int(len(rtts) * 0.99) - 1]
+'''
+PEAK_RSS_LINES = '''
+with open(f"/proc/{worker.pid}/status") as fh:
+    for line in fh:
+        if line.startswith("VmHWM:"):
+            out["worker_peak_rss_mb"] = int(line.split()[1]) / 1024
+'''
+
+
+def splice(source: str, **blocks: str) -> str:
+    """``source`` with each line that reads ``#NAME`` replaced by ``blocks[NAME]``, indented as
+    that line was (drivers share blocks of lines at different depths)."""
+    out = []
+    for line in source.splitlines(keepends=True):
+        name = line.strip().removeprefix("#")
+        if line.strip().startswith("#") and name in blocks:
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(textwrap.indent(blocks[name].strip("\n") + "\n", indent))
+        else:
+            out.append(line)
+    return "".join(out)
