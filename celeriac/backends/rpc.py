@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import amqp
@@ -58,14 +58,10 @@ from celeriac.exceptions import ImproperlyConfigured, TransportError
 
 logger = logging.getLogger("celeriac.backends.rpc")
 
-NO_CHORDS = (
-    "The rpc:// result backend cannot count chord members (results go to the caller only): "
-    "use a backend that can hold a counter (redis://, db+postgresql://, sqlite://...) for chords"
-)
-NO_GROUPS = (
-    "The rpc:// result backend sends results to the caller only: it cannot save or restore "
-    "groups (GroupResult.save/restore, a chord's header): use a backend that stores results "
-    "(redis://, db+postgresql://, sqlite://...) for chords and saved groups"
+NOT_STORED = (
+    "The rpc:// result backend sends results to the caller only: it cannot count chord "
+    "members nor save or restore groups (GroupResult.save/restore, a chord's header): use a "
+    "backend that stores results (redis://, db+postgresql://, sqlite://...) for those"
 )
 _UUID = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                    r"[0-9a-fA-F]{12}\Z")
@@ -175,10 +171,8 @@ class RPCBackend(ResultBackend):
         if polite:
             close_quietly(conn)
             return
-        try:
+        with suppress(Exception):  # the socket is going away anyway
             conn.collect()
-        except Exception:
-            pass
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
@@ -222,7 +216,7 @@ class RPCBackend(ResultBackend):
         outgoing: list[tuple[str, str, bytes]] = []
         for task_id, state, payload in items:
             if task_id.startswith(_GROUP_PREFIX):
-                raise ImproperlyConfigured(NO_GROUPS)
+                raise ImproperlyConfigured(NOT_STORED)
             reply_to = callers.pop(task_id, None) if state in ready else callers.get(task_id)
             if reply_to is not None:
                 outgoing.append((reply_to, task_id, payload))
@@ -363,7 +357,7 @@ class RPCBackend(ResultBackend):
 
     def _record(self, task_id: str) -> tuple[str, bytes] | None:
         if task_id.startswith(_GROUP_PREFIX):
-            raise ImproperlyConfigured(NO_GROUPS)
+            raise ImproperlyConfigured(NOT_STORED)
         self._check_fork()
         with self._lock:
             if self._declared:
@@ -399,7 +393,7 @@ class RPCBackend(ResultBackend):
                 self._records_bytes -= len(old[1])
 
     def incr(self, key: str, amount: int, expires_s: float | None) -> int:
-        raise ImproperlyConfigured(NO_CHORDS)
+        raise ImproperlyConfigured(NOT_STORED)
 
     def cleanup(self) -> int:
         return 0
