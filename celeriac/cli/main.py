@@ -14,13 +14,18 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import celeriac
+from celeriac.cli.amqp import amqp
 from celeriac.cli.beat import beat
 from celeriac.cli.call import call
 from celeriac.cli.context import EX_FAILURE, EX_UNAVAILABLE, CLIContext, get_cli, global_options
 from celeriac.cli.dashboard import dashboard, flower
 from celeriac.cli.demo import demo
 from celeriac.cli.events import events
+from celeriac.cli.graph import graph
 from celeriac.cli.inspect import control, inspect, status
+from celeriac.cli.listing import list_
+from celeriac.cli.logtool import logtool
+from celeriac.cli.migrate import migrate
 from celeriac.cli.migrate_imports import migrate_imports
 from celeriac.cli.mistakes import explain
 from celeriac.cli.multi import multi
@@ -139,7 +144,8 @@ def main(ctx: click.Context) -> None:
 
 
 for command in (worker, call, result, inspect, control, status, events, purge, demo, beat,
-                dashboard, flower, shell, multi, report, upgrade, migrate_imports):
+                dashboard, flower, shell, multi, amqp, list_, migrate, graph, upgrade,
+                migrate_imports, report, logtool):
     main.add_command(command)
 
 
