@@ -35,6 +35,17 @@ def _iso(value: datetime | str | None) -> str | None:
     return value.isoformat()
 
 
+def _cannot_send(name: str, args: Any, kwargs: Any, serializer: str) -> EncodeError:
+    """The error a send raises when its arguments cannot be encoded, naming the argument and
+    the serializer's reason (which may say what to pass instead)."""
+    bad = serialization.find_unserializable(args, kwargs, serializer)
+    where, _, why = bad.partition(": ")
+    detail = f" ({why})" if why else ""
+    return EncodeError(
+        f"Cannot send task {name!r}: {where} is not {serializer}-serializable{detail}"
+    )
+
+
 def build_task_message(
     *,
     task_id: str,
@@ -70,10 +81,7 @@ def build_task_message(
             [args, kwargs, embed], serializer
         )
     except EncodeError as exc:
-        bad = serialization.find_unserializable(args, kwargs, serializer)
-        raise EncodeError(
-            f"Cannot send task {name!r}: {bad} is not {serializer}-serializable"
-        ) from exc
+        raise _cannot_send(name, args, kwargs, serializer) from exc
     headers: dict[str, Any] = {
         "lang": "py",
         "task": name,
@@ -124,10 +132,7 @@ def clone_task_message(
     try:
         body = codec.encode([args, kwargs, _NO_EMBED])
     except Exception as exc:
-        bad = serialization.find_unserializable(args, kwargs, codec.name)
-        raise EncodeError(
-            f"Cannot send task {template.task_name!r}: {bad} is not {codec.name}-serializable"
-        ) from exc
+        raise _cannot_send(template.task_name, args, kwargs, codec.name) from exc
     headers = dict(template.headers)
     if headers.get("root_id") == headers.get("id"):
         headers["root_id"] = task_id

@@ -29,7 +29,8 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
+
+from celeriac._utils.zones import zone
 
 __all__ = [
     "BaseSchedule",
@@ -188,7 +189,7 @@ class BaseSchedule:
     ) -> None:
         self.nowfun = nowfun
         self.app = app
-        self._tz: tzinfo | None = ZoneInfo(tz) if isinstance(tz, str) else tz
+        self._tz: tzinfo | None = zone(tz, "tz") if isinstance(tz, str) else tz
         self._clock: Callable[[], datetime] | None = None
 
     @property

@@ -57,7 +57,10 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return {"__type__": "base64", "__value__": base64.b64encode(bytes(obj)).decode()}
     if isinstance(obj, (set, frozenset)):
-        return list(obj)
+        # As kombu's json: a set is refused, not silently made a list the task never expected.
+        raise TypeError(
+            f"Object of type {type(obj).__name__} is not JSON serializable; pass a list instead"
+        )
     for_json = getattr(obj, "__json__", None)
     if callable(for_json):
         return for_json()
@@ -71,6 +74,8 @@ def json_dumps(obj: Any) -> bytes:
     try:
         return orjson.dumps(obj, default=_json_default, option=_JSON_OPTS)
     except orjson.JSONEncodeError as exc:
+        if isinstance(exc.__cause__, TypeError):
+            raise exc.__cause__ from None  # our own words (what to pass instead), not orjson's
         if "Integer exceeds 64-bit range" not in str(exc):
             raise
     # orjson refuses integers past 64 bits; the stdlib encoder does not.

@@ -133,9 +133,17 @@ def test_nested_structure_round_trip() -> None:
     assert roundtrip(value) == value
 
 
-def test_tuples_and_sets_become_lists_and_int_keys_become_strings() -> None:
-    decoded = roundtrip({"t": (1, 2), "s": {3}, 4: "four"})
-    assert decoded == {"t": [1, 2], "s": [3], "4": "four"}
+def test_tuples_become_lists_and_int_keys_become_strings() -> None:
+    decoded = roundtrip({"t": (1, 2), 4: "four"})
+    assert decoded == {"t": [1, 2], "4": "four"}
+
+
+@pytest.mark.parametrize("value", [{3}, frozenset({3})])
+def test_sets_are_refused_as_kombu_json_refuses_them(value: Any) -> None:
+    # A set silently made a list reaches the task as a list (issue 14): refuse it, and say
+    # what to pass instead.
+    with pytest.raises(EncodeError, match="is not JSON serializable; pass a list instead"):
+        serialization.dumps({"s": value}, "json")
 
 
 def test_dict_with_user_type_key_is_not_mistaken_for_marker() -> None:

@@ -18,7 +18,9 @@ from celeriac._types import TaskParams, TaskReturn
 from celeriac._utils.ids import new_id
 from celeriac._utils.imports import symbol_by_name
 from celeriac._utils.pid import PROCESS
+from celeriac._utils.text import closest
 from celeriac._utils.timeutils import maybe_delta
+from celeriac._utils.zones import zone
 from celeriac.app import sending
 from celeriac.app.sending import PublishSettings, as_list
 from celeriac.backends import BACKENDS, ResultBackend, backend_class
@@ -67,6 +69,18 @@ class _AppSignal(signals.Signal):
     """An app-level signal (``app.on_after_configure.connect``)."""
 
 
+def _check_keywords(kwargs: Mapping[str, Any]) -> None:
+    """``Celery(name, **settings)``: a keyword that is neither a parameter nor a setting name
+    (in any spelling) raises TypeError, as any Python call would, with the closest name.
+    Celery stores any keyword in ``conf``, so ``borker=`` was silently ignored (decision 0024).
+    """
+    for key in kwargs:
+        if config.canonical_name(key) is None:
+            hint = closest(key, [*_INIT_PARAMETERS, *config.SETTINGS])
+            did_you_mean = f"; did you mean {hint!r}?" if hint else ""
+            raise TypeError(f"Celery() got an unexpected keyword argument {key!r}{did_you_mean}")
+
+
 class Celery:
     """A celeriac application (named ``Celery`` so imports are the only change)."""
 
@@ -97,6 +111,7 @@ class Celery:
         strict_typing: bool = True,
         **kwargs: Any,
     ) -> None:
+        _check_keywords(kwargs)
         self.main = main
         self.namespace = namespace
         self.strict_typing = strict_typing
@@ -246,10 +261,10 @@ class Celery:
 
     @property
     def timezone(self) -> tzinfo:
-        from zoneinfo import ZoneInfo
-
+        """The ``timezone`` setting's zone (UTC when unset); a name of no known zone raises
+        ImproperlyConfigured with the closest name."""
         name = self.conf.timezone
-        return ZoneInfo(name) if name else UTC
+        return zone(name) if name else UTC
 
     def now(self) -> datetime:
         return datetime.now(self.timezone)
@@ -777,6 +792,9 @@ class Celery:
 
 
 #: the console script the command line is installed as (``[project.scripts]``)
+#: the keyword parameters of ``Celery(...)`` (what a misspelt keyword is compared with)
+_INIT_PARAMETERS = tuple(inspect.signature(Celery.__init__).parameters)[1:-1]
+
 CLI_SCRIPT = "celeriac"
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -138,24 +139,31 @@ class SQLiteStore(ScheduleStore):
 
 
 class RedisStore(ScheduleStore):
-    def __init__(self, url: str, key: str) -> None:
+    """One hash in the Redis the app's broker (or result backend) uses. The URL is read as
+    the worker reads it (``global_keyprefix`` prefixes the key, sentinel and TLS URLs, the
+    transport options), through the same connection layer."""
+
+    def __init__(self, url: str, key: str, options: Mapping[str, Any] | None = None) -> None:
         try:
-            import redis
+            from celeriac._redis.client import RedisConnection
         except ImportError as exc:
             raise ImproperlyConfigured(
                 "Keeping beat's schedule in Redis needs the redis package:"
                 " pip install 'celeriac[redis]'"
             ) from exc
-        self._errors: tuple[type[BaseException], ...] = (redis.RedisError,)
-        self._client: Any = redis.Redis.from_url(url)
-        self.key = key
-        self.description = f"redis hash {key}"
+        self._conn = RedisConnection(
+            url, dict(options or {}), connection_error=TransportError,
+            ssl_option_keys=("broker_use_ssl", "ssl"),
+        )
+        self.key = self._conn.key(key)
+        self.description = f"redis hash {self.key}"
 
     def load(self) -> dict[str, EntryState]:
         try:
-            raw = self._client.hgetall(self.key)
-        except self._errors as exc:
-            raise TransportError(f"beat could not read its schedule from Redis: {exc}") from exc
+            with self._conn.errors:
+                raw = self._conn.client.hgetall(self.key)
+        except TransportError as exc:
+            raise type(exc)(f"beat could not read its schedule: {exc}") from exc
         return {
             (name.decode() if isinstance(name, bytes) else str(name)): EntryState.loads(value)
             for name, value in raw.items()
@@ -163,12 +171,13 @@ class RedisStore(ScheduleStore):
 
     def save(self, name: str, state: EntryState) -> None:
         try:
-            self._client.hset(self.key, name, state.dumps())
-        except self._errors as exc:
-            raise TransportError(f"beat could not save its schedule to Redis: {exc}") from exc
+            with self._conn.errors:
+                self._conn.client.hset(self.key, name, state.dumps())
+        except TransportError as exc:
+            raise type(exc)(f"beat could not save its schedule: {exc}") from exc
 
     def close(self) -> None:
-        self._client.close()
+        self._conn.close()
 
 
 def schedule_path(filename: str) -> str:
@@ -185,8 +194,10 @@ def _scheme(url: str | None) -> str:
 def store_for(app: Any, schedule_filename: str | None = None) -> ScheduleStore:
     """Redis when the broker (else the result backend) is Redis, else the SQLite file."""
     filename = schedule_filename or app.conf.beat_schedule_filename or "celerybeat-schedule"
-    for url in (app.broker_url, app.result_backend_url):
+    conf = app.conf
+    for url, options in ((app.broker_url, conf.broker_transport_options),
+                         (app.result_backend_url, conf.result_backend_transport_options)):
         if _scheme(url) in REDIS_SCHEMES:
             key = f"celeriac:beat:{app.main or 'default'}:{os.path.basename(filename)}"
-            return RedisStore(url, key)
+            return RedisStore(url, key, options)
     return SQLiteStore(schedule_path(filename))

@@ -20,6 +20,7 @@ import types
 from typing import Any
 
 from celeriac.app.base import Celery
+from celeriac.cli.usercode import import_error_line
 
 __all__ = ["AppNotFound", "find_app", "find_app_in_module"]
 
@@ -161,24 +162,12 @@ def _import_optional(module_name: str) -> types.ModuleType | None:
 
 
 def _import_failure(module_name: str, exc: BaseException) -> str:
-    frames = [
-        frame for frame in traceback.extract_tb(exc.__traceback__)
-        if not _is_import_machinery(frame.filename)
-    ]
-    details = "".join(
-        ["Traceback (most recent call last):\n", *traceback.format_list(frames),
-         *traceback.format_exception_only(exc)]
-    ).rstrip()
-    return f"While importing {module_name!r}, an error was raised:\n\n{details}"
-
-
-def _is_import_machinery(filename: str) -> bool:
-    """Frames of importlib and of this module say nothing about the user's error."""
-    return (
-        filename.startswith("<frozen ")
-        or filename == __file__
-        or filename == getattr(importlib, "__file__", None)
-    )
+    """One line: the user's file and line that failed and the error (``--debug`` shows the
+    whole traceback)."""
+    where = import_error_line(exc)
+    if where is None:
+        where = " ".join("".join(traceback.format_exception_only(exc)).split())
+    return f"While importing {module_name!r}: {where}"
 
 
 def _attribute(module: types.ModuleType, path: str, spec: str) -> Any:

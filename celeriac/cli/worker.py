@@ -22,7 +22,7 @@ from celeriac.cli.context import (
     global_options,
     pass_cli,
 )
-from celeriac.cli.mistakes import Mistake
+from celeriac.cli.mistakes import Mistake, require_tasks, warn_foreign_tasks
 from celeriac.cli.options import SectionedCommand, executable_option, not_applicable
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils.log import level_number, redirected_stdouts, setup_logging
@@ -264,6 +264,7 @@ def worker(
     extra_modules = flatten(include)
     if extra_modules:
         conf.include = list(conf.include or []) + extra_modules
+    require_tasks(cli)
     if schedule_filename:
         conf.beat_schedule_filename = schedule_filename
     if scheduler:
@@ -291,6 +292,7 @@ def worker(
             )
         except ImproperlyConfigured as exc:
             raise Mistake(str(exc)) from None
+        warn_foreign_tasks(cli)
         if heartbeat_interval is not None:
             instance.events.freq_s = heartbeat_interval
         if purge:

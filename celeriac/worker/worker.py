@@ -107,6 +107,8 @@ class Worker:
         self.app = app
         conf = app.conf
         app.ensure_configured()
+        # A misspelt timezone fails now, with its name, not at the first eta or crontab.
+        app.timezone  # noqa: B018
         self.hostname = default_hostname(hostname)
         app.hostname = self.hostname
         if time_limit is not None:
@@ -228,7 +230,15 @@ class Worker:
         if self._shutdown is not None:
             how = COLD
         name = signal.Signals(signum).name
-        logger.warning("worker: %s shutdown (%s)", "Cold" if how == COLD else "Warm", name)
+        if how == COLD:
+            logger.warning("worker: Cold shutdown (%s)", name)
+        else:
+            # Say how to stop waiting: a second signal abandons the running tasks.
+            again = "press Ctrl-C again" if signum == signal.SIGINT else f"send {name} again"
+            logger.warning(
+                "worker: Warm shutdown (%s): running tasks finish first; "
+                "%s to stop running tasks (cold shutdown)", name, again,
+            )
         self.stop(how)
         pool, executor = self.pool, self.executor
         if how == COLD and pool is not None and pool.runs_inline and executor and executor.active:

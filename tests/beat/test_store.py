@@ -19,10 +19,11 @@ from celeriac.beat.store import (
     schedule_path,
     store_for,
 )
+from tests.redis.support import SPARE_DB, plain_url
 
 T0 = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = plain_url(SPARE_DB)
 
 
 @pytest.mark.parametrize(
@@ -50,12 +51,12 @@ def test_default_store_is_the_sqlite_file(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_redis_is_chosen_for_a_redis_broker_or_backend() -> None:
-    app = Celery("proj", broker="redis://127.0.0.1:6379/14")
+    app = Celery("proj", broker=REDIS_URL)
     store = store_for(app, "celerybeat-schedule")
     assert isinstance(store, RedisStore)
     assert store.key == "celeriac:beat:proj:celerybeat-schedule"
     store.close()
-    mixed = Celery("proj", broker="memory://x", backend="redis://127.0.0.1:6379/14")
+    mixed = Celery("proj", broker="memory://x", backend=REDIS_URL)
     assert isinstance(store_for(mixed), RedisStore)
 
 

@@ -19,13 +19,14 @@ from celeriac.backends import memory as memory_backend
 from celeriac.brokers import memory as memory_broker
 from celeriac.worker import Worker
 from tests.canvas.tasks import Tasks, define
+from tests.redis.support import SPARE_DB
 
 CANVAS_KINDS = ["memory", "sqlite", "redis"]
 
 # Hypothesis keeps its caches outside the repository.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "celeriac-hypothesis")
 #: a Redis database no other suite uses (see tests/redis/support.py)
-CANVAS_REDIS_DB = 14
+CANVAS_REDIS_DB = SPARE_DB
 
 
 def make_app(kind: str, tmp_path: Path) -> Celery:

@@ -1,6 +1,7 @@
 """``python -m tests.chaos [--tasks 5000] [--attacks 5]``: every chaos scenario on SQLite and
-Redis at full size, printed as the table in docs/reliability.md. Needs the Redis server on
-127.0.0.1:6379 (database 14) and ``redis-server`` on PATH for the restart scenario."""
+Redis at full size, printed as the table in docs/reliability.md. Needs the test Redis server
+(tests/redis/support.py: 127.0.0.1:6379, database 14 unless CELERIAC_TEST_REDIS_* say) and
+``redis-server`` on PATH for the restart scenario."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from tests.chaos import harness, inject
 from tests.redis.conftest import RedisServer
-from tests.redis.support import drop_keys, redis_url
+from tests.redis.support import SPARE_DB, drop_keys, redis_url
 
 
 def main() -> int:
@@ -35,7 +36,7 @@ def main() -> int:
                 if label == "sqlite":
                     url, injector = f"sqlite:///{workdir / 'broker.db'}", inject.into_sqlite
                 else:
-                    url, injector = redis_url(14), inject.into_redis
+                    url, injector = redis_url(SPARE_DB), inject.into_redis
                 try:
                     if name == "sigkill":
                         record(harness.sigkill(workdir, url, label, tasks=tasks, kills=attacks))

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.chaos import harness, inject
-from tests.redis.support import drop_keys, redis_url
+from tests.redis.support import SPARE_DB, drop_keys, redis_url
 
-CHAOS_REDIS_DB = 14
+CHAOS_REDIS_DB = SPARE_DB
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -25,7 +25,14 @@ from celeriac.dashboard.history import (
 from celeriac.events import EVENTS_CHANNEL
 from tests.events.support import wait_for
 from tests.events.test_worker_events import Running, evtasks, kind  # noqa: F401 (fixtures)
-from tests.redis.support import HOST, PORT, drop_keys, redis_url, unique_prefix
+from tests.redis.support import (
+    HOST,
+    PORT,
+    REDIS_BROKER_DB,
+    drop_keys,
+    redis_url,
+    unique_prefix,
+)
 from tests.redis.test_publish_blip import Proxy
 
 
@@ -184,11 +191,11 @@ def test_stop_writes_what_it_holds(app: Celery) -> None:
 def test_it_comes_back_after_a_broker_outage(tmp_path: Path) -> None:
     """The collector reaches Redis through a proxy that drops every connection for 2 s; a
     sender on a direct connection keeps sending. Events after the outage are recorded."""
-    redis_url(12)  # skips (fails in CI) without a server
+    redis_url(REDIS_BROKER_DB)  # skips (fails in CI) without a server
     prefix = unique_prefix()
-    direct_url = f"redis://{HOST}:{PORT}/12?global_keyprefix={prefix}"
+    direct_url = f"redis://{HOST}:{PORT}/{REDIS_BROKER_DB}?global_keyprefix={prefix}"
     proxy = Proxy()
-    watched = Celery("watched", broker=f"redis://127.0.0.1:{proxy.port}/12"
+    watched = Celery("watched", broker=f"redis://127.0.0.1:{proxy.port}/{REDIS_BROKER_DB}"
                                        f"?global_keyprefix={prefix}")
     sender = Celery("sender", broker=direct_url)
     history = MemoryHistory()

@@ -19,6 +19,7 @@ from tests.redis.support import (
     PORT,
     REDIS_BACKEND_DB,
     REDIS_BROKER_DB,
+    SPARE_DB,
     _unavailable,
     drop_keys,
     redis_url,
@@ -36,7 +37,7 @@ FAST_FAIL = {
 
 
 #: the database of the outage tests (a proxy in front of the server; prefixed keys, deleted after)
-OUTAGE_DB = 14
+OUTAGE_DB = SPARE_DB
 
 
 @pytest.fixture

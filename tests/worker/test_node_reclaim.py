@@ -18,11 +18,19 @@ from types import ModuleType
 import pytest
 
 from celeriac.result import AsyncResult
-from tests.redis.support import HOST, PORT, REDIS_BROKER_DB, drop_keys, redis_url, unique_prefix
+from tests.redis.support import (
+    HOST,
+    PORT,
+    REDIS_BROKER_DB,
+    SPARE_DB,
+    drop_keys,
+    redis_url,
+    unique_prefix,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the Redis database of this module's tests (prefixed keys, deleted afterwards)
-REDIS_DB = 14
+REDIS_DB = SPARE_DB
 
 TASKS = textwrap.dedent(
     """

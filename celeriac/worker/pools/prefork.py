@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import logging
 import mmap
+import multiprocessing
 import os
 import pickle
 import random
@@ -150,6 +151,9 @@ def _child_main(
                 signal.signal(getattr(signal, signame), state.on_stop_signal)
         signal.signal(signal.SIGALRM, state.on_alarm)
         random.seed()
+        # Log records take processName from multiprocessing: without this every child's
+        # lines read "MainProcess" (Celery names them ForkPoolWorker-N too).
+        multiprocessing.current_process().name = f"ForkPoolWorker-{index}"
         try:
             from setproctitle import setproctitle
 
