@@ -9,7 +9,7 @@ Rules:
   declared before the first task is sent (:meth:`RPCBackend.reply_queue`, which the app sets
   as each message's ``reply_to``). It is exclusive to the caller's connection, so it goes away
   with the caller: results for a process that is gone never pile up. Unread results in it
-  expire after ``result_expires``.
+  expire after ``result_expires``, and it holds at most ``rpc_cache_max`` (oldest dropped).
 - The worker learns each task's ``reply_to`` from its message (:meth:`note_reply_to`) and
   publishes every record of the task (STARTED, RETRY, custom states, the result) through the
   default exchange to that queue, ``correlation_id`` = task id. A record for a task whose caller
@@ -95,7 +95,7 @@ class RPCBackend(ResultBackend):
         self.persistent = bool(opts.get("result_persistent"))
         expires_s = opts.get("result_expires_s")
         self.expires_ms = int(float(expires_s) * 1000) if expires_s else None
-        self.cache_max = int(opts.get("rpc_cache_max", 10_000))
+        self.cache_max = int(opts.get("rpc_cache_max", 100_000))
         self.cache_max_bytes = int(opts.get("rpc_cache_max_bytes", 256 * 2**20))
         self.max_result_bytes = int(opts.get("rpc_max_result_bytes", 64 * 2**20))
         self.callers_max = int(opts.get("rpc_callers_max", 100_000))
@@ -273,7 +273,11 @@ class RPCBackend(ResultBackend):
     def _declare(self) -> Any:
         channel = self._channel_now()
         if not self._declared:
-            arguments = {"x-message-ttl": self.expires_ms} if self.expires_ms else None
+            # A sender that never reads (beat, fire-and-forget) keeps at most as many
+            # results waiting as a reader would cache, each for result_expires at most.
+            arguments: dict[str, Any] = {"x-max-length": self.cache_max}
+            if self.expires_ms:
+                arguments["x-message-ttl"] = self.expires_ms
             with self._translated():
                 channel.queue_declare(self._queue, durable=False, exclusive=True,
                                       auto_delete=True, arguments=arguments)

@@ -353,3 +353,18 @@ def test_many_threads_wait_on_one_caller_connection(app: Celery, worker_side: RP
     for thread in threads:
         thread.join(30)
     assert got == {result.id: number for number, (result, _) in enumerate(sent)}
+
+
+def test_unread_results_are_bounded_in_the_queue_and_the_cache(worker_side: RPCBackend) -> None:
+    app = make_app()
+    app.conf.result_backend_transport_options = {"broker_url": amqp_url(), "rpc_cache_max": 5}
+    try:
+        sent = [send(app) for _ in range(8)]
+        for number, (result, reply_to) in enumerate(sent):  # nobody reads meanwhile
+            reply(worker_side, result, reply_to, states.SUCCESS, number)
+        assert sent[-1][0].get(timeout=10) == 7
+        assert [r.get(timeout=1) for r, _ in sent[3:]] == [3, 4, 5, 6, 7]
+        for result, _ in sent[:3]:  # the oldest went when the queue was full
+            assert result.state == states.PENDING
+    finally:
+        app.close()
