@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 import click
 
 import celeriac
+from celeriac.cli.context import get_cli
 from celeriac.cli.multi_nodes import MultiArgs, Node, command_line, parse_multi_args
 
 __all__ = ["multi"]
@@ -174,7 +175,8 @@ COMMANDS = ("start", "stop", "stopwait", "restart", "kill", "show", "names", "ge
                                  "help_option_names": ["--help"]})
 @click.argument("command", type=click.Choice(COMMANDS))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def multi(command: str, args: Sequence[str]) -> None:
+@click.pass_context
+def multi(ctx: click.Context, command: str, args: Sequence[str]) -> None:
     """Start and stop several detached workers: multi COMMAND NODES [WORKER OPTIONS].
 
     \b
@@ -186,8 +188,16 @@ def multi(command: str, args: Sequence[str]) -> None:
       celeriac multi show 3 -A proj --pidfile=/run/celeriac/%n.pid
     Multi's own options: --pidfile (default %n.pid), --logfile (default %n%I.log),
     --range-prefix, --hostname, --executable, -q/--quiet, --verbose.
+    Global options given before `multi` (celeriac -A proj multi ...) go to every worker.
     """
-    parsed = parse_multi_args(args)
+    cli = get_cli(ctx)
+    forwarded: list[str] = []
+    for flag, value in (("-A", cli.app_name), ("-b", cli.broker),
+                        ("--result-backend", cli.result_backend), ("--config", cli.config)):
+        if value:
+            forwarded += [flag, value]
+    parsed = parse_multi_args([*args, *forwarded])
+    parsed.quiet = parsed.quiet or cli.quiet
     wanted = ""
     if command == "get":
         if not parsed.names:

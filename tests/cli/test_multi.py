@@ -110,6 +110,9 @@ def test_show_names_and_node_options(tmp_path: Path) -> None:
     names = run_cli(["multi", "names", "image", "video@%h", "--hostname", "h.example"],
                     tmp_path)
     assert names.stdout.split() == ["image@h.example", "video@h.example"]
+    celery5 = run_cli(["-A", "proj", "-b", "redis://h/1", "multi", "show", "w1", "-l", "info"],
+                      tmp_path)
+    assert celery5.stdout.strip().endswith("--logfile w1.log -l info -A proj -b redis://h/1")
     missing = run_cli(["multi", "start"], tmp_path)
     assert missing.returncode == 2 and "name the nodes" in missing.stderr
 
