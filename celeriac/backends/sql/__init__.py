@@ -56,6 +56,7 @@ T = TypeVar("T")
 _CHUNK = 500
 _CLEANUP_EVERY_S = 60.0
 _READY = sorted(states.READY_STATES)
+_AUTOCOMMIT_DIALECTS = frozenset({"postgresql", "sqlite"})
 _RAW = sa.types.NullType()  # read columns without type processing: hostile rows stay data
 
 
@@ -146,8 +147,14 @@ class SQLBackend(ResultBackend):
         cause = getattr(exc, "orig", None) or exc
         return TransportError(f"result backend {mask_url(self.url)}: {_first_line(cause)}")
 
-    def _run(self, fn: Callable[[sa.Connection], T], *, repeatable: bool = True) -> T:
-        """``fn`` in one transaction, with the retries the module docstring describes."""
+    def _run(
+        self, fn: Callable[[sa.Connection], T], *, repeatable: bool = True, atomic: bool = True
+    ) -> T:
+        """``fn`` in one transaction, with the retries the module docstring describes.
+
+        ``atomic=False``: ``fn`` runs one statement (or only reads), so on PostgreSQL and SQLite
+        it runs in autocommit: no BEGIN and COMMIT round trips around it. (MySQL drivers
+        would pay a round trip to switch autocommit, so it keeps transactions.)"""
         attempts = 0
         while True:
             attempts += 1
@@ -156,6 +163,9 @@ class SQLBackend(ResultBackend):
                 if not self._tables_ready:
                     self._store.create_tables(engine)
                     self._tables_ready = True
+                if not atomic and engine.dialect.name in _AUTOCOMMIT_DIALECTS:
+                    with engine.connect() as conn:
+                        return fn(conn.execution_options(isolation_level="AUTOCOMMIT"))
                 with engine.begin() as conn:
                     return fn(conn)
             except sa_exc.DBAPIError as exc:
@@ -212,7 +222,9 @@ class SQLBackend(ResultBackend):
     def store_many(self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None) -> None:
         if not items:
             return
-        self._run(lambda c: self.write_rows(c, items, expires_s))
+        # One upsert statement unless the batch mixes task and group records.
+        mixed = len({task_id.startswith(GROUP_PREFIX) for task_id, _, _ in items}) > 1
+        self._run(lambda c: self.write_rows(c, items, expires_s), atomic=mixed)
         self.notify()
         if time.monotonic() >= self._next_cleanup:
             self._next_cleanup = time.monotonic() + _CLEANUP_EVERY_S
@@ -250,7 +262,7 @@ class SQLBackend(ResultBackend):
                         found[prefix + key] = record
             return found
 
-        found = self._run(fetch)
+        found = self._run(fetch, atomic=False)
         return [found.get(task_id) for task_id in ids]
 
     def _fetch(
@@ -289,7 +301,7 @@ class SQLBackend(ResultBackend):
         # A saved group has no state column: it is there or not.
         column = table.c.status if table is self.tables.task else sa.literal(states.SUCCESS)
         query = sa.select(sa.type_coerce(column, _RAW)).where(match, self._live(table, time.time()))
-        state = self._run(lambda c: c.execute(query).scalar())
+        state = self._run(lambda c: c.execute(query).scalar(), atomic=False)
         return state if isinstance(state, str) else None
 
     def _poll(self, task_id: str) -> bytes | None:
@@ -301,7 +313,7 @@ class SQLBackend(ResultBackend):
         query = sa.select(
             sa.type_coerce(ready, _RAW), sa.type_coerce(sa.case((ready, table.c.payload)), _RAW)
         ).where(match, self._live(table, time.time()))
-        row = self._run(lambda c: c.execute(query).first())
+        row = self._run(lambda c: c.execute(query).first(), atomic=False)
         if row is None or not row[0]:
             return None
         # A ready row without a payload is one Celery wrote: read it the long way.
@@ -314,16 +326,18 @@ class SQLBackend(ResultBackend):
 
     def forget(self, task_id: str) -> None:
         table, match = self._where(task_id)
-        self._run(lambda c: c.execute(sa.delete(table).where(match)))
+        self._run(lambda c: c.execute(sa.delete(table).where(match)), atomic=False)
 
     # -- chord counters ----------------------------------------------------------------------
 
     def incr(self, key: str, amount: int, expires_s: float | None) -> int:
-        now = time.time()
-        row = {"key": key, "value": amount, "expires_at": now + expires_s if expires_s else None}
         counter = self.tables.counter
 
         def bump(c: sa.Connection) -> int:
+            # The clock is read here, after any table creation and retry, not at the call.
+            now = time.time()
+            until = now + expires_s if expires_s else None
+            row = {"key": key, "value": amount, "expires_at": until}
             made = incr_statement(c.dialect.name, counter, now)
             if made is None:
                 return self._store.incr_portable(c, row, now)
@@ -335,11 +349,14 @@ class SQLBackend(ResultBackend):
             return int(c.execute(query).scalar_one())
 
         # Not repeated after a dropped connection: the first try may have counted.
-        return self._run(bump, repeatable=False)
+        # One upsert on PostgreSQL and SQLite; MySQL's two statements keep their transaction.
+        return self._run(bump, repeatable=False, atomic=False)
 
     def delete_counter(self, key: str) -> None:
         counter = self.tables.counter
-        self._run(lambda c: c.execute(sa.delete(counter).where(counter.c.key == key)))
+        self._run(
+            lambda c: c.execute(sa.delete(counter).where(counter.c.key == key)), atomic=False
+        )
 
     def cleanup(self) -> int:
         now = time.time()
