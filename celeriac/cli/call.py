@@ -10,6 +10,7 @@ import click
 
 from celeriac import states
 from celeriac.cli.context import EX_FAILURE, CLIContext, global_options, pass_cli, to_json
+from celeriac.cli.options import not_applicable
 from celeriac.exceptions import TimeoutError
 
 __all__ = ["call", "parse_json_option", "parse_when"]
@@ -53,8 +54,8 @@ def parse_when(text: str | None, hint: str, *, seconds_ok: bool) -> datetime | f
 @click.option("--expires", help="Discard if not started by then: seconds from now or ISO 8601.")
 @click.option("--serializer", help="Message serializer (default: task_serializer).")
 @click.option("--queue", help="Queue to send to (default: task_routes, then the default queue).")
-@click.option("--exchange", hidden=True, help="Accepted for Celery compatibility; ignored.")
-@click.option("--routing-key", hidden=True, help="Queue to send to, when --queue is not given.")
+@click.option("--exchange", help="Not applicable (brokers route by queue name): use --queue.")
+@click.option("--routing-key", help="Queue to send to, when --queue is not given.")
 @click.option("--priority", type=click.IntRange(0, 9), help="Message priority, 0-9.")
 @click.option("--wait", is_flag=True, help="Wait for the result and print it as JSON.")
 @click.option("--timeout", type=float, help="With --wait: give up after this many seconds.")
@@ -80,6 +81,9 @@ def call(
 
     Exits with status 1 when, with --wait, the task failed or the wait timed out.
     """
+    if exchange:
+        not_applicable(f"--exchange {exchange}", "celeriac's brokers route by queue name, not "
+                       "by exchange", "name the queue with --queue (or --routing-key)")
     args = parse_json_option(args_text, list, "'-a' / '--args'")
     kwargs = parse_json_option(kwargs_text, dict, "'-k' / '--kwargs'")
     eta_at = parse_when(eta, "'--eta'", seconds_ok=False)

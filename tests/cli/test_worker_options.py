@@ -137,3 +137,15 @@ def test_inspect_and_control_list(tmp_path: Path) -> None:
         assert f"  {action} " in done.stdout
     missing = run_cli(["inspect"], tmp_path)
     assert missing.returncode == 2 and "which inspect action?" in missing.stderr
+
+
+def test_call_exchange_is_one_line_and_routing_key_names_the_queue(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    done = run_cli(["-A", name, "call", f"{name}.add", "-a", "[1, 2]", "--exchange", "tasks",
+                    "--routing-key", "rk"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == ("celeriac: --exchange tasks: celeriac's brokers route by "
+                                   "queue name, not by exchange; name the queue with --queue "
+                                   "(or --routing-key).")
+    size = run_cli(["-A", name, "amqp", "queue.declare", "rk"], tmp_path)
+    assert size.stdout.strip() == "ok. queue:rk messages:1"
