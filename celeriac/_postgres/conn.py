@@ -52,7 +52,9 @@ DEFAULT_CONNECT_TIMEOUT_S = 10
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _LIBPQ_KEYS = {d.keyword.decode() for d in pq.Conninfo.get_defaults()}
 # The database's clock, in epoch seconds: the one clock every worker's leases are timed by.
-NOW = "extract(epoch FROM clock_timestamp())"
+# statement_timestamp() is stable within a statement, so the planner can compare it with the
+# partial indexes (clock_timestamp() is volatile and would force a scan of the table).
+NOW = "extract(epoch FROM statement_timestamp())"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,12 +4,17 @@ A message is a row of ``celeriac_messages`` (schema: ``celeriac/_postgres/migrat
 state is told by two nullable columns: ``eta`` (scheduled), ``lease_until`` (claimed by
 ``owner``), both NULL (ready, in a partial index ordered as claims take rows). Rules:
 
-* **Claims** are one round trip: a pipeline of two statements, the first turning due rows ready
-  and lapsed leases claimable, the second taking the best ``max_messages`` ready rows of the
-  queues (``priority DESC, id``) with ``FOR UPDATE SKIP LOCKED``, so concurrent consumers never
-  wait for each other and never get the same row. The claim leases them to this consumer until
-  the database's clock passes ``lease_until``; :meth:`renew` extends that, and a row whose lease
-  ran out is delivered again with its delivery count raised.
+* **Claims** are one round trip: one statement taking the best ``max_messages`` ready rows of
+  the queues (``priority DESC, id``) with ``FOR UPDATE SKIP LOCKED``, so concurrent consumers
+  never wait for each other and never get the same row. The claim leases them to this consumer
+  until the database's clock passes ``lease_until``; :meth:`renew` extends that, and a row whose
+  lease ran out is delivered again with its delivery count raised. A promotion step (due rows
+  become ready, lapsed leases claimable) runs in the same round trip when the queues came up
+  short, and at least every ``PROMOTE_EVERY_S`` under a backlog.
+* **Commits**: claims, acks, requeues and renewals commit with ``synchronous_commit = off``
+  (unless the transport option ``durable_acks`` is true): a database crash may forget the last
+  fraction of a second of them, which only brings those messages back (at least once).
+  Publishes always wait for the WAL flush.
 * **Wake-ups** are LISTEN/NOTIFY, no polling: every statement that makes a row claimable
   (publish, requeue, reclaim) notifies the queue's channel in the same transaction, and an idle
   consumer sleeps on its listening connection until a notification, the next ``eta`` or lease
@@ -69,6 +74,8 @@ BROADCAST_KEEP_S = 60.0
 NOTIFY_MAX_BYTES = 7900
 # Rows the promotion step turns ready per claim (the rest on the next claims).
 _PROMOTE_BATCH = 1000
+#: seconds between promotion steps while every claim comes back full (a backlog)
+PROMOTE_EVERY_S = 0.5
 
 _TABLE = "celeriac_messages"
 _NOTIFY_QUEUES = f"SELECT pg_notify({CHANNEL_SQL.format(name='queue')}, '')"
@@ -101,26 +108,26 @@ WITH k AS ({TAKE_KEY}), ins AS (
 """
 _PROMOTE = f"""
 WITH due AS (
-    UPDATE {_TABLE} SET eta = NULL WHERE id IN (
+    UPDATE {_TABLE} SET eta = NULL WHERE id = ANY(ARRAY(
         SELECT id FROM {_TABLE} WHERE eta IS NOT NULL AND eta <= {NOW}
-        LIMIT {_PROMOTE_BATCH} FOR UPDATE SKIP LOCKED)
+        LIMIT {_PROMOTE_BATCH} FOR UPDATE SKIP LOCKED))
 ), lapsed AS (
-    UPDATE {_TABLE} SET lease_until = NULL WHERE id IN (
+    UPDATE {_TABLE} SET lease_until = NULL WHERE id = ANY(ARRAY(
         SELECT id FROM {_TABLE} WHERE lease_until IS NOT NULL AND lease_until < {NOW}
-        LIMIT {_PROMOTE_BATCH} FOR UPDATE SKIP LOCKED)
+        LIMIT {_PROMOTE_BATCH} FOR UPDATE SKIP LOCKED))
 ) SELECT 1
 """
+# ``= ANY(ARRAY(...))``: the picked ids are looked up by primary key, never by a join that
+# could scan the table.
 _CLAIM = f"""
-WITH picked AS (
+UPDATE {_TABLE} AS m SET lease_until = {NOW} + %(lease_s)s, owner = %(owner)s,
+    delivery_count = m.delivery_count + 1
+WHERE m.id = ANY(ARRAY(
     SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name) CROSS JOIN LATERAL (
         SELECT id, priority FROM {_TABLE}
         WHERE queue = q.name AND eta IS NULL AND lease_until IS NULL
         ORDER BY priority DESC, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) AS c
-    ORDER BY c.priority DESC, c.id LIMIT %(limit)s
-)
-UPDATE {_TABLE} AS m SET lease_until = {NOW} + %(lease_s)s, owner = %(owner)s,
-    delivery_count = m.delivery_count + 1
-FROM picked WHERE m.id = picked.id
+    ORDER BY c.priority DESC, c.id LIMIT %(limit)s))
 RETURNING m.id, m.queue, m.priority, m.headers, m.properties, m.body, m.content_type,
     m.content_encoding, m.delivery_count
 """
@@ -129,17 +136,20 @@ _NEXT_DUE = f"""
 SELECT least((SELECT min(eta) FROM {_TABLE} WHERE eta IS NOT NULL),
              (SELECT min(lease_until) FROM {_TABLE} WHERE lease_until IS NOT NULL)) - {NOW}
 """
-_DELETE_OWNED = f"DELETE FROM {_TABLE} WHERE id = ANY(%(ids)s) AND owner = %(owner)s"
+# Claims, acks, requeues and renewals need not wait for the WAL flush: losing one in a database
+# crash only brings its messages back (at least once). Publishes always wait.
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+_DELETE_OWNED = f"DELETE FROM {_TABLE} WHERE id = ANY(%(ids)s::bigint[]) AND owner = %(owner)s"
 _RELEASE = f"""
 WITH r AS (
     UPDATE {_TABLE} SET lease_until = NULL, owner = NULL
-    WHERE id = ANY(%(ids)s) AND owner = %(owner)s RETURNING queue
+    WHERE id = ANY(%(ids)s::bigint[]) AND owner = %(owner)s RETURNING queue
 )
 {_NOTIFY_QUEUES} FROM (SELECT DISTINCT queue FROM r) AS d
 """
 _RENEW = (
     f"UPDATE {_TABLE} SET lease_until = {NOW} + %(lease_s)s"
-    " WHERE id = ANY(%(ids)s) AND owner = %(owner)s"
+    " WHERE id = ANY(%(ids)s::bigint[]) AND owner = %(owner)s"
 )
 # Unclaimed: ready, scheduled, or leased until a time now past.
 _UNCLAIMED = f"(lease_until IS NULL OR lease_until < {NOW})"
@@ -224,9 +234,12 @@ class PostgresBroker(Broker):
                           connection_error=BrokerConnectionError,
                           max_idle=int(self.transport_options.get("max_idle_connections", 8)))
         # one listening connection per consuming thread, all closed by close()
+        #: whether claims, acks, requeues and renewals wait for the WAL flush (see _ASYNC_COMMIT)
+        self.durable_acks = bool(self.transport_options.get("durable_acks", False))
         self._local = threading.local()
         self._listeners: list[Listener] = []
         self._channel_cache: dict[tuple[str, ...], list[str]] = {}
+        self._promote_at = 0.0
 
     def _listener(self) -> Listener:
         listener: Listener | None = getattr(self._local, "listener", None)
@@ -286,26 +299,45 @@ class PostgresBroker(Broker):
                 return []  # timed out: nothing was published, nothing fell due in time
 
     def _claim(self, queues: list[str], max_messages: int) -> list[Delivery]:
-        params = {"queues": queues, "limit": max_messages, "lease_s": self.lease_s,
-                  "owner": self.consumer_name()}
-
-        def claim(c: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
-            with c.pipeline():
-                c.execute(_PROMOTE)
-                cur = c.execute(_CLAIM, params)
-            return cur.fetchall()
-
-        rows = self._pool.run(claim)
+        # The promotion step (due etas, lapsed leases) runs when the queues come up short, and
+        # at least every PROMOTE_EVERY_S under a backlog; a full claim is one statement.
+        promote = time.monotonic() >= self._promote_at
+        rows = self._pool.run(lambda c: self._claim_rows(c, queues, max_messages, promote))
+        if not promote and len(rows) < max_messages:
+            promote = True
+            rows += self._pool.run(
+                lambda c: self._claim_rows(c, queues, max_messages - len(rows), True))
+        if promote:
+            self._promote_at = time.monotonic() + PROMOTE_EVERY_S
         # RETURNING gives no order guarantee: restore priority-then-FIFO here.
         rows.sort(key=lambda r: (-r[2], r[0]))
         return [_delivery(row) for row in rows]
+
+    def _claim_rows(self, c: psycopg.Connection[Any], queues: list[str], limit: int,
+                    promote: bool) -> list[tuple[Any, ...]]:
+        params = {"queues": queues, "limit": limit, "lease_s": self.lease_s,
+                  "owner": self.consumer_name()}
+        with c.pipeline():  # one round trip, one transaction
+            if not self.durable_acks:
+                c.execute(_ASYNC_COMMIT)
+            if promote:
+                c.execute(_PROMOTE)
+            cur = c.execute(_CLAIM, params)
+        return cur.fetchall()
 
     def _owned(self, sql: str, deliveries: Sequence[Delivery], **extra: Any) -> None:
         if not deliveries:
             return
         params = {"ids": [d.tag for d in deliveries], "owner": self.consumer_name(),
                   "ns": self.params.namespace, **extra}
-        self._pool.run(lambda c: c.execute(sql, params))
+
+        def run(c: psycopg.Connection[Any]) -> None:
+            with c.pipeline():  # one round trip, one transaction
+                if not self.durable_acks:
+                    c.execute(_ASYNC_COMMIT)
+                c.execute(sql, params)
+
+        self._pool.run(run)
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         # Only rows this consumer still owns: a row it requeued (owner NULL) or that another

@@ -133,3 +133,30 @@ def test_channels_of_two_schemas_are_apart(make_broker: BrokerFactory) -> None:
     finally:
         other.close()
         drop_schema(other_url)
+
+
+def test_a_due_message_is_promoted_under_a_backlog(broker: PostgresBroker) -> None:
+    """Claims that always come back full still let a due eta in (the promotion step runs at
+    least every PROMOTE_EVERY_S)."""
+    broker.publish_many([("q", envelope(f"t{i}")) for i in range(5000)])
+    broker.publish("q", envelope("urgent", priority=9, eta_in_s=0.2))
+    seen: list[str] = []
+    while "urgent" not in seen:
+        batch = broker.consume(["q"], 2, 5.0)
+        assert batch, "the backlog ran dry before the due message came"
+        assert len(batch) == 2 or "urgent" in [d.task_id for d in batch]
+        seen += [d.task_id for d in batch]
+        broker.ack(batch)
+    assert len(seen) < 5001
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_durable_acks_either_way(make_broker: BrokerFactory, durable: bool) -> None:
+    broker = make_broker(durable_acks=durable)
+    broker.publish_many([("q", envelope(f"t{i}")) for i in range(3)])
+    got = broker.consume(["q"], 10, 5.0)
+    broker.renew(got)
+    broker.requeue(got[:1])
+    broker.ack(got[1:])
+    assert [d.task_id for d in broker.consume(["q"], 10, 5.0)] == ["t0"]
+    assert broker.queue_size("q") == 0
