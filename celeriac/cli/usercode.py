@@ -86,8 +86,7 @@ _CELERY_TASK_MAKERS = frozenset({"task_by_cons", "_task_from_fun"})
 def _is_celery_task(value: Any) -> bool:
     """Whether ``value`` is a task of the ``celery`` package: never evaluates a lazy proxy
     (that would create Celery's default app), only looks at types."""
-    cls = type(value)
-    modules = {klass.__module__ for klass in cls.__mro__}
+    modules = {getattr(klass, "__module__", "") for klass in type(value).__mro__}
     if "celery.app.task" in modules:
         return True
     if "celery.local" not in modules:
@@ -107,13 +106,16 @@ def foreign_task_modules() -> list[tuple[str, str]]:
         return []
     found: list[tuple[str, str]] = []
     for module in list(sys.modules.values()):
-        filename = getattr(module, "__file__", None)
-        if not isinstance(filename, str) or not _is_users(filename):
+        try:
+            filename = getattr(module, "__file__", None)
+            if not isinstance(filename, str) or not _is_users(filename):
+                continue
+            names = [
+                name for name, value in list(vars(module).items())
+                if not name.startswith("__") and _is_celery_task(value)
+            ]
+        except Exception:  # a module object that refuses to be looked at is no evidence
             continue
-        names = [
-            name for name, value in list(vars(module).items())
-            if not name.startswith("__") and _is_celery_task(value)
-        ]
         if names:
             found.append((shown_path(filename), ", ".join(sorted(names))))
     return sorted(found)

@@ -216,3 +216,27 @@ def test_beat_accepts_a_redis_url_with_global_keyprefix(tmp_path: Path) -> None:
     finally:
         client.close()
         drop_keys(url)
+
+
+def test_a_library_error_points_at_the_users_line(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # The error comes from deep inside the json module; the line named is the user's call.
+    import importlib
+    import sys
+
+    from celeriac.cli.usercode import import_error_line
+
+    name = f"mk_{uuid.uuid4().hex[:8]}"
+    write(tmp_path, f"{name}.py", 'import json\n\nSETTINGS = json.loads("{broken")\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(ValueError) as info:
+            importlib.import_module(name)
+    finally:
+        sys.modules.pop(name, None)
+    line = import_error_line(info.value)
+    assert line is not None
+    assert line.startswith(f"{name}.py:3: JSONDecodeError: Expecting property name"), line
+    # Not raised by an import: not a mistake of this kind.
+    assert import_error_line(ValueError("plain")) is None
