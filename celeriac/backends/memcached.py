@@ -15,6 +15,10 @@ Keys (Celery's cache backend names, so a Celery client reads the records):
 * ``celeriac-chord-<key>``: a chord counter (``add`` then ``incr``/``decr``: atomic in the
   server; a counter never goes below 0, as memcached's ``decr``).
 
+With several servers, one that fails raises :class:`TransportError` for the call that met it
+and leaves the ring for 5 s: its keys go to the other servers meanwhile (what they held there is
+lost, as with any memcached failover).
+
 Guarantees and limits: memcached may evict any key when full and forgets everything when
 restarted, so a result can vanish before it expires (and a chord whose counter is evicted never
 fires): use it for results you can lose. Expiry is in whole seconds (a lifetime is rounded up);
@@ -128,8 +132,11 @@ class MemcachedBackend(ResultBackend):
         options = {**self._client_options, "default_noreply": False}
         if len(self.servers) == 1:
             return PooledClient(self.servers[0], **options)
+        # retry_attempts=0: a server that fails is taken out of the ring at once (its keys go
+        # to the others) and tried again after dead_timeout. With retries, pymemcache would
+        # answer calls for a failing server with defaults (None, False) and no error.
         return HashClient(
-            self.servers, use_pooling=True, dead_timeout=1, retry_attempts=1, **options
+            self.servers, use_pooling=True, retry_attempts=0, dead_timeout=5, **options
         )
 
     def _error(self, exc: BaseException, what: str = "") -> TransportError:
@@ -219,7 +226,7 @@ class MemcachedBackend(ResultBackend):
 
     def incr(self, key: str, amount: int, expires_s: float | None) -> int:
         name = self._key(_COUNTER_PREFIX + key)
-        while True:
+        for _ in range(100):
             if amount >= 0:
                 value = self._call("incr", name, amount)
             else:
@@ -231,6 +238,8 @@ class MemcachedBackend(ResultBackend):
             start = max(amount, 0)
             if self._call("add", name, str(start).encode(), expire=_ttl(expires_s)):
                 return start
+        # Only a server that deletes the key between every add and incr gets here.
+        raise TransportError(f"result backend {mask_url(self.url)}: counter {key!r} kept vanishing")
 
     def delete_counter(self, key: str) -> None:
         self._call("delete", self._key(_COUNTER_PREFIX + key))

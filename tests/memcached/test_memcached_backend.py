@@ -261,3 +261,27 @@ def test_forked_child_uses_its_own_connections(backend: MemcachedBackend) -> Non
     assert os.waitstatus_to_exitcode(status) == 0
     assert backend.get("child") == b"c"
     assert backend.get_state("parent") == states.SUCCESS
+
+
+def test_a_failed_server_never_gives_silent_answers(private: list[PrivateMemcached]) -> None:
+    for server in private:
+        server.start()
+    url = "cache+memcached://" + ";".join(f"127.0.0.1:{s.port}" for s in private) + "/"
+    backend = create_backend(url)
+    try:
+        private[1].stop()
+        answered = 0
+        for i in range(40):
+            # Each call fails loudly or really counted/stored (pymemcache's failover would
+            # otherwise answer a failing server's keys with False/None).
+            try:
+                assert backend.incr(f"c{i}", 2, 60) == 2
+                assert backend.incr(f"c{i}", 1, 60) == 3
+                backend.store(f"t{i}", states.SUCCESS, f"r{i}".encode(), 60)
+                assert backend.get(f"t{i}") == f"r{i}".encode()
+                answered += 1
+            except TransportError as exc:
+                assert "\n" not in str(exc)
+        assert answered > 0
+    finally:
+        backend.close()
