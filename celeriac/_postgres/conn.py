@@ -27,16 +27,15 @@ import os
 import re
 import threading
 import weakref
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import pq
 
+from celeriac._postgres.schema import migrate
 from celeriac._utils.pid import PROCESS
 from celeriac.exceptions import ImproperlyConfigured
 
@@ -189,55 +188,8 @@ def scalar(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any
     return None if row is None else row[0]
 
 
-# -- schema ------------------------------------------------------------------------------------
-def migrations() -> list[tuple[int, str]]:
-    """The schema's migrations as ``(version, SQL)``, oldest first (``migrations/NNNN_*.sql``)."""
-    found = []
-    for entry in resources.files(__package__).joinpath("migrations").iterdir():
-        name = entry.name
-        if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def migrate(conn: psycopg.Connection[Any], schema: str | None) -> int:
-    """Bring the schema up to the newest migration; returns the version it is at.
-
-    Several processes may start at once: the check is a plain read, and only when something is
-    missing does one transaction take an advisory lock (per schema), read the version again,
-    and apply what is still missing, so each migration runs exactly once."""
-    wanted = migrations()
-    latest = wanted[-1][0]
-    try:
-        row = conn.execute("SELECT max(version) FROM celeriac_schema_version").fetchone()
-        if row is not None and row[0] is not None and row[0] >= latest:
-            return int(row[0])
-    except psycopg.errors.UndefinedTable:
-        pass
-    except psycopg.errors.InvalidSchemaName:
-        pass
-    lock_key = zlib.crc32(f"celeriac-migrate:{schema or ''}".encode())
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
-        if schema:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS celeriac_schema_version ("
-            " version integer PRIMARY KEY,"
-            " applied_at timestamptz NOT NULL DEFAULT clock_timestamp())"
-        )
-        done = {v for (v,) in conn.execute("SELECT version FROM celeriac_schema_version")}
-        for version, text in wanted:
-            if version not in done:
-                conn.execute(text.encode())
-                conn.execute("INSERT INTO celeriac_schema_version (version) VALUES (%s)",
-                             (version,))
-    return latest
-
-
 # -- connections -------------------------------------------------------------------------------
 _pools: weakref.WeakSet[Pool] = weakref.WeakSet()
-_listeners: weakref.WeakSet[Listener] = weakref.WeakSet()
 
 
 def connect(params: PgParams, error: type[Exception]) -> psycopg.Connection[Any]:
@@ -353,71 +305,7 @@ class Pool:
             conn.close()
 
 
-class Listener:
-    """A connection of its own that LISTENs on channels and waits for notifications (one
-    reader; not shared between threads). Reconnects on next use after an error."""
-
-    def __init__(self, pool: Pool) -> None:
-        self._pool = pool
-        self._conn: psycopg.Connection[Any] | None = None
-        self._channels: set[str] = set()
-        self._pid = PROCESS.pid
-        _listeners.add(self)
-
-    def listen(self, channels: list[str]) -> None:
-        """Make sure notifications on ``channels`` are received from now on (a round trip only
-        when a channel is new)."""
-        if self._pid != PROCESS.pid:
-            self._after_fork()
-        conn = self._conn
-        if conn is None or conn.closed:
-            conn = self._conn = connect(self._pool.params, self._pool.connection_error)
-            self._channels = set()
-        new = [c for c in channels if c not in self._channels]
-        if not new:
-            return
-        statement = sql.SQL("; ").join(sql.SQL("LISTEN {}").format(sql.Identifier(c)) for c in new)
-        try:
-            conn.execute(statement)
-        except psycopg.Error as exc:
-            self.close()
-            raise self._pool.connection_error(describe(exc, self._pool.params.display)) from exc
-        self._channels.update(new)
-
-    def wait(self, timeout_s: float) -> list[str] | None:
-        """The payloads of the notifications received within ``timeout_s`` (all that arrived
-        together with the first); None when the connection failed (it is closed: notifications
-        may have been missed, so the caller listens again and re-checks)."""
-        conn = self._conn
-        if conn is None:
-            return None
-        try:
-            return [n.payload for n in conn.notifies(timeout=max(timeout_s, 0.0), stop_after=1)]
-        except psycopg.Error as exc:
-            logger.warning("PostgreSQL listener at %s failed: %s", self._pool.params.display,
-                           " ".join(str(exc).split()))
-            self.close()
-            return None
-
-    def _after_fork(self) -> None:
-        if self._conn is not None:
-            neuter(self._conn)
-        self._conn = None
-        self._channels = set()
-        self._pid = PROCESS.pid
-
-    def close(self) -> None:
-        if self._pid != PROCESS.pid:
-            self._after_fork()
-        conn, self._conn = self._conn, None
-        self._channels = set()
-        if conn is not None:
-            conn.close()
-
-
 def _after_fork_in_child() -> None:
-    for listener in list(_listeners):
-        listener._after_fork()
     for pool in list(_pools):
         # The child is single-threaded now: the lock may have been held by another thread of
         # the parent at fork time, so it is replaced rather than taken.

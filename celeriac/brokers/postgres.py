@@ -42,11 +42,8 @@ from typing import Any
 
 import psycopg
 
+from celeriac._postgres import statements as q
 from celeriac._postgres.conn import (
-    CHANNEL_SQL,
-    NOW,
-    TAKE_KEY,
-    Listener,
     Pool,
     channel,
     describe,
@@ -55,6 +52,7 @@ from celeriac._postgres.conn import (
     same_database,
     scalar,
 )
+from celeriac._postgres.listen import Listener
 from celeriac._utils.stored import envelope_parts
 from celeriac.brokers.base import (
     Broker,
@@ -72,113 +70,8 @@ from celeriac.protocol import open_stored
 BROADCAST_KEEP_S = 60.0
 #: the largest NOTIFY payload sent as it is (PostgreSQL refuses 8000 bytes and more)
 NOTIFY_MAX_BYTES = 7900
-# Rows the promotion step turns ready per claim (the rest on the next claims).
-_PROMOTE_BATCH = 1000
 #: seconds between promotion steps while every claim comes back full (a backlog)
 PROMOTE_EVERY_S = 0.5
-
-_TABLE = "celeriac_messages"
-_NOTIFY_QUEUES = f"SELECT pg_notify({CHANNEL_SQL.format(name='queue')}, '')"
-_INSERT_COLUMNS = (
-    "queue, priority, eta, ready_at, task_id, headers, properties, body, content_type,"
-    " content_encoding"
-)
-_PUBLISH = f"""
-WITH rows AS (
-    SELECT * FROM unnest(%(queue)s::text[], %(priority)s::smallint[], %(eta)s::float8[],
-        %(task_id)s::text[], %(headers)s::bytea[], %(properties)s::bytea[], %(body)s::bytea[],
-        %(ctype)s::text[], %(cenc)s::text[]) WITH ORDINALITY
-        AS r(queue, priority, eta, task_id, headers, properties, body, ctype, cenc, n)
-), ins AS (
-    INSERT INTO {_TABLE} ({_INSERT_COLUMNS})
-    SELECT queue, priority, eta, coalesce(eta, {NOW}), task_id, headers, properties, body,
-        ctype, cenc FROM rows ORDER BY n
-)
-{_NOTIFY_QUEUES} FROM (SELECT DISTINCT queue FROM rows) AS d
-"""
-_PUBLISH_ONCE = f"""
-WITH k AS ({TAKE_KEY}), ins AS (
-    INSERT INTO {_TABLE} ({_INSERT_COLUMNS})
-    SELECT %(queue)s::text, %(priority)s::smallint, %(eta)s::float8,
-        coalesce(%(eta)s::float8, {NOW}), %(task_id)s::text, %(headers)s::bytea,
-        %(properties)s::bytea, %(body)s::bytea, %(ctype)s::text, %(cenc)s::text FROM k
-    RETURNING queue
-)
-{_NOTIFY_QUEUES} FROM ins
-"""
-_PROMOTE = f"""
-WITH due AS (
-    UPDATE {_TABLE} SET eta = NULL WHERE id = ANY(ARRAY(
-        SELECT id FROM {_TABLE} WHERE eta IS NOT NULL AND eta <= {NOW}
-        LIMIT {_PROMOTE_BATCH} FOR UPDATE SKIP LOCKED))
-), lapsed AS (
-    UPDATE {_TABLE} SET lease_until = NULL WHERE id = ANY(ARRAY(
-        SELECT id FROM {_TABLE} WHERE lease_until IS NOT NULL AND lease_until < {NOW}
-        LIMIT {_PROMOTE_BATCH} FOR UPDATE SKIP LOCKED))
-) SELECT 1
-"""
-# ``= ANY(ARRAY(...))``: the picked ids are looked up by primary key, never by a join that
-# could scan the table.
-_CLAIM = f"""
-UPDATE {_TABLE} AS m SET lease_until = {NOW} + %(lease_s)s, owner = %(owner)s,
-    delivery_count = m.delivery_count + 1
-WHERE m.id = ANY(ARRAY(
-    SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name) CROSS JOIN LATERAL (
-        SELECT id, priority FROM {_TABLE}
-        WHERE queue = q.name AND eta IS NULL AND lease_until IS NULL
-        ORDER BY priority DESC, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) AS c
-    ORDER BY c.priority DESC, c.id LIMIT %(limit)s))
-RETURNING m.id, m.queue, m.priority, m.headers, m.properties, m.body, m.content_type,
-    m.content_encoding, m.delivery_count
-"""
-# Seconds until the next scheduled row falls due or lease runs out (NULL: none).
-_NEXT_DUE = f"""
-SELECT least((SELECT min(eta) FROM {_TABLE} WHERE eta IS NOT NULL),
-             (SELECT min(lease_until) FROM {_TABLE} WHERE lease_until IS NOT NULL)) - {NOW}
-"""
-# Claims, acks, requeues and renewals need not wait for the WAL flush: losing one in a database
-# crash only brings its messages back (at least once). Publishes always wait.
-_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
-_DELETE_OWNED = f"DELETE FROM {_TABLE} WHERE id = ANY(%(ids)s::bigint[]) AND owner = %(owner)s"
-_RELEASE = f"""
-WITH r AS (
-    UPDATE {_TABLE} SET lease_until = NULL, owner = NULL
-    WHERE id = ANY(%(ids)s::bigint[]) AND owner = %(owner)s RETURNING queue
-)
-{_NOTIFY_QUEUES} FROM (SELECT DISTINCT queue FROM r) AS d
-"""
-_RENEW = (
-    f"UPDATE {_TABLE} SET lease_until = {NOW} + %(lease_s)s"
-    " WHERE id = ANY(%(ids)s::bigint[]) AND owner = %(owner)s"
-)
-# Unclaimed: ready, scheduled, or leased until a time now past.
-_UNCLAIMED = f"(lease_until IS NULL OR lease_until < {NOW})"
-_PURGE = f"DELETE FROM {_TABLE} WHERE queue = ANY(%s) AND {_UNCLAIMED}"
-_QUEUE_SIZE = f"SELECT count(*) FROM {_TABLE} WHERE queue = %s AND {_UNCLAIMED}"
-_OLDEST_READY = (
-    f"SELECT {NOW} - min(ready_at) FROM {_TABLE} WHERE queue = %s"
-    f" AND (eta IS NULL OR eta <= {NOW}) AND {_UNCLAIMED}"
-)
-_BROADCAST_LARGE = f"""
-WITH gone AS (DELETE FROM celeriac_broadcasts WHERE at < {NOW} - %(keep_s)s),
-ins AS (
-    INSERT INTO celeriac_broadcasts (channel, payload, at) VALUES (%(channel)s, %(payload)s, {NOW})
-    RETURNING id
-)
-SELECT pg_notify(%(notify)s, 'r' || id) FROM ins
-"""
-_RECLAIM_OWNERS = (
-    f"SELECT DISTINCT owner FROM {_TABLE} WHERE lease_until IS NOT NULL"
-    " AND left(owner, %s) = %s"
-)
-_RECLAIM = f"""
-WITH r AS (
-    UPDATE {_TABLE} SET lease_until = NULL, owner = NULL
-    WHERE lease_until IS NOT NULL AND owner = ANY(%(owners)s) RETURNING queue
-), n AS (
-    {_NOTIFY_QUEUES} FROM (SELECT DISTINCT queue FROM r) AS d
-) SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM n)
-"""
 
 
 def _columns(items: Iterable[tuple[str, Envelope]], now: float) -> dict[str, list[Any]]:
@@ -234,7 +127,7 @@ class PostgresBroker(Broker):
                           connection_error=BrokerConnectionError,
                           max_idle=int(self.transport_options.get("max_idle_connections", 8)))
         # one listening connection per consuming thread, all closed by close()
-        #: whether claims, acks, requeues and renewals wait for the WAL flush (see _ASYNC_COMMIT)
+        #: whether claims, acks, requeues and renewals wait for the WAL flush (see q.ASYNC_COMMIT)
         self.durable_acks = bool(self.transport_options.get("durable_acks", False))
         self._local = threading.local()
         self._listeners: list[Listener] = []
@@ -266,13 +159,13 @@ class PostgresBroker(Broker):
         if not cols["queue"]:
             return
         params = {**cols, "ns": self.params.namespace}
-        self._pool.run(lambda c: c.execute(_PUBLISH, params))
+        self._pool.run(lambda c: c.execute(q.PUBLISH, params))
 
     def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
         cols = _columns([(queue, envelope)], time.time())
         params = {k: v[0] for k, v in cols.items()}
         params.update(key=key, ttl_s=float(ttl_s), ns=self.params.namespace)
-        rows = self._pool.run(lambda c: c.execute(_PUBLISH_ONCE, params).fetchall())
+        rows = self._pool.run(lambda c: c.execute(q.PUBLISH_ONCE, params).fetchall())
         return bool(rows)
 
     # -- consuming -----------------------------------------------------------------------------
@@ -290,7 +183,7 @@ class PostgresBroker(Broker):
             remaining = deadline - time.monotonic()
             if deliveries or listener is None or remaining <= 0:
                 return deliveries
-            next_due_s = self._pool.run(lambda c: scalar(c, _NEXT_DUE))
+            next_due_s = self._pool.run(lambda c: scalar(c, q.NEXT_DUE))
             if next_due_s is not None:
                 # a little past due, so the next claim sees it due on the database's clock
                 remaining = min(remaining, max(float(next_due_s), 0.0) + 0.002)
@@ -319,10 +212,10 @@ class PostgresBroker(Broker):
                   "owner": self.consumer_name()}
         with c.pipeline():  # one round trip, one transaction
             if not self.durable_acks:
-                c.execute(_ASYNC_COMMIT)
+                c.execute(q.ASYNC_COMMIT)
             if promote:
-                c.execute(_PROMOTE)
-            cur = c.execute(_CLAIM, params)
+                c.execute(q.PROMOTE)
+            cur = c.execute(q.CLAIM, params)
         return cur.fetchall()
 
     def _owned(self, sql: str, deliveries: Sequence[Delivery], **extra: Any) -> None:
@@ -334,7 +227,7 @@ class PostgresBroker(Broker):
         def run(c: psycopg.Connection[Any]) -> None:
             with c.pipeline():  # one round trip, one transaction
                 if not self.durable_acks:
-                    c.execute(_ASYNC_COMMIT)
+                    c.execute(q.ASYNC_COMMIT)
                 c.execute(sql, params)
 
         self._pool.run(run)
@@ -342,14 +235,14 @@ class PostgresBroker(Broker):
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         # Only rows this consumer still owns: a row it requeued (owner NULL) or that another
         # consumer claimed after our lease ran out (owner changed) is not ours to delete.
-        self._owned(_DELETE_OWNED, deliveries)
+        self._owned(q.DELETE_OWNED, deliveries)
 
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
-        self._owned(_RELEASE, deliveries)
+        self._owned(q.RELEASE, deliveries)
 
     def renew(self, deliveries: Sequence[Delivery]) -> None:
         # A lapsed but not yet re-claimed row is taken back: its consumer is alive after all.
-        self._owned(_RENEW, deliveries, lease_s=self.lease_s)
+        self._owned(q.RENEW, deliveries, lease_s=self.lease_s)
 
     def settle_with(self, backend: object) -> Settler | None:
         # Duck-typed (brokers never import backends): the SQLAlchemy result backend lends its
@@ -360,7 +253,7 @@ class PostgresBroker(Broker):
             return None
         write_rows: Callable[..., None] = getattr(backend, "write_rows")  # noqa: B009
         notify: Callable[[], None] = getattr(backend, "notify", lambda: None)
-        delete = _DELETE_OWNED.replace(_TABLE, qualified(self.params, _TABLE), 1)
+        delete = q.DELETE_OWNED.replace(q.TABLE, qualified(self.params, q.TABLE), 1)
         ready: list[bool] = []
 
         def settle(
@@ -392,19 +285,19 @@ class PostgresBroker(Broker):
             return
         # Logged first: should we die before the delete, the message comes back, never vanishes.
         self.log_rejected(deliveries, reason)
-        self._owned(_DELETE_OWNED, deliveries)
+        self._owned(q.DELETE_OWNED, deliveries)
 
     # -- queues --------------------------------------------------------------------------------
     def purge(self, queues: Sequence[str]) -> int:
         if not queues:
             return 0
-        return int(self._pool.run(lambda c: c.execute(_PURGE, (list(queues),)).rowcount))
+        return int(self._pool.run(lambda c: c.execute(q.PURGE, (list(queues),)).rowcount))
 
     def queue_size(self, queue: str) -> int:
-        return int(self._pool.run(lambda c: scalar(c, _QUEUE_SIZE, (queue,))))
+        return int(self._pool.run(lambda c: scalar(c, q.QUEUE_SIZE, {"queue": queue})))
 
     def oldest_age_s(self, queue: str) -> float | None:
-        age = self._pool.run(lambda c: scalar(c, _OLDEST_READY, (queue,)))
+        age = self._pool.run(lambda c: scalar(c, q.OLDEST_READY, {"queue": queue}))
         return None if age is None else max(float(age), 0.0)
 
     # -- broadcast -----------------------------------------------------------------------------
@@ -416,7 +309,7 @@ class PostgresBroker(Broker):
             return
         params = {"keep_s": BROADCAST_KEEP_S, "channel": channel_name,
                   "payload": bytes(payload), "notify": notify}
-        self._pool.run(lambda c: c.execute(_BROADCAST_LARGE, params))
+        self._pool.run(lambda c: c.execute(q.BROADCAST_LARGE, params))
 
     def subscribe(self, channel_name: str) -> Subscription:
         return _PostgresSubscription(self, channel_name)
@@ -433,13 +326,13 @@ class PostgresBroker(Broker):
         prefix = node_prefix(hostname)
         owners = [
             owner for (owner,) in self._pool.run(
-                lambda c: c.execute(_RECLAIM_OWNERS, (len(prefix), prefix)).fetchall())
+                lambda c: c.execute(q.RECLAIM_OWNERS, (len(prefix), prefix)).fetchall())
         ]
         dead = dead_holders(owners, hostname, node_announced)
         if not dead:
             return 0
         params = {"owners": dead, "ns": self.params.namespace}
-        return int(self._pool.run(lambda c: scalar(c, _RECLAIM, params)))
+        return int(self._pool.run(lambda c: scalar(c, q.RECLAIM, params)))
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:

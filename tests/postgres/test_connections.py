@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from celeriac._postgres.conn import migrations, parse_url
+from celeriac._postgres.conn import parse_url
+from celeriac._postgres.schema import migrations
 from celeriac.brokers import create_broker
 from celeriac.brokers.postgres import PostgresBroker
 from celeriac.coordination import create_store
@@ -145,10 +146,10 @@ def test_a_later_migration_is_applied_to_an_older_schema(
     broker = PostgresBroker(pg_url)
     broker.queue_size("q")  # at version 1
     broker.close()
-    from celeriac._postgres import conn as pg_conn
+    from celeriac._postgres import schema as pg_schema
 
     newer = [*migrations(), (9999, "ALTER TABLE celeriac_messages ADD COLUMN extra_test int;")]
-    monkeypatch.setattr(pg_conn, "migrations", lambda: newer)
+    monkeypatch.setattr(pg_schema, "migrations", lambda: newer)
     later = PostgresBroker(pg_url)
     later.publish("q", envelope("t"))
     later.close()
