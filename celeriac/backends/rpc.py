@@ -68,6 +68,8 @@ _UUID = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{
 _GROUP_PREFIX = "celery-taskset-meta-"
 #: a correlation id longer than this is not a task id
 _TASK_ID_MAX_CHARS = 255
+#: longest wait for one socket read or write outside a drain (then the connection is dropped)
+_IO_TIMEOUT_S = 30.0
 #: slice of a wait spent holding the connection, so other threads' results are seen promptly
 _DRAIN_SLICE_S = 0.2
 
@@ -142,7 +144,9 @@ class RPCBackend(ResultBackend):
                 f"{scheme or 'unset'}://: use an amqp:// broker or another result backend"
             )
         if self._params is None:
-            self._params = parse_url(self.broker_url, self.options)
+            # A reply the server never sends (queue.declare-ok...) must not hang a caller.
+            self._params = parse_url(self.broker_url, {
+                "read_timeout": _IO_TIMEOUT_S, "write_timeout": _IO_TIMEOUT_S, **self.options})
         # No heartbeats: a caller idles between calls and cannot send them, and a missed one
         # would close the connection, and with it the caller's reply queue.
         conn = open_connection(self._params, connect_timeout_s=self.connect_timeout_s,
