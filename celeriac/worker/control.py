@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from celeriac import __version__, mailbox
 from celeriac._utils.text import saferepr
 from celeriac._utils.urls import mask_url
-from celeriac.control import signal_name
+from celeriac.control import REVOKE_EXPIRES_S, signal_name
+from celeriac.coordination import LOCAL_FALLBACK_PREFIX
 from celeriac.exceptions import TransportError
 
 if TYPE_CHECKING:
@@ -471,6 +472,11 @@ def revoke(worker: Worker, task_id: Any, terminate: Any = False, signal: Any = N
     if not ids:
         raise CommandError("revoke needs a task id")
     signum = _signum(signal) if terminate else None
+    store = worker.app.coordination
+    if store.url.startswith(LOCAL_FALLBACK_PREFIX):
+        # No shared store (e.g. amqp + rpc): this request is the only way the revoke reaches
+        # this worker, so it is kept where intake looks, or a task still queued would run.
+        store.revoke(ids, REVOKE_EXPIRES_S)
     worker.revoke_local(ids, signum)
     return {"ok": f"tasks {', '.join(ids)} flagged as revoked"}
 

@@ -3,10 +3,11 @@
 Pairs: brokers sqlite, redis, amqp, postgresql x backends sqlite, redis, postgresql (through
 SQLAlchemy, ``db+postgresql://``) and rpc. Excluded: rpc with any broker but amqp (rpc:// sends
 each result back to the caller over AMQP, as Celery's does). Within a pair, a scenario skips
-where the pair cannot hold it, saying why: the chord where the backend holds no chord counter
-(rpc), priorities where the broker does not declare ``Capabilities.priorities``, remote control
-and events where it does not declare ``broadcast``, the two-beats scenario where neither
-``atomic_publish_once`` nor a coordination store keeps a run from being sent twice.
+where the pair cannot hold it, saying why: priorities where the broker does not declare
+``Capabilities.priorities``, remote control and events where it does not declare
+``broadcast``, the two-beats scenario where neither ``atomic_publish_once`` nor a
+coordination store keeps a run from being sent twice. On rpc,
+which holds no chord counter, the chord scenario checks that a chord is refused up front.
 
 Every scenario drives the pair's one shared worker process (``threads`` pool, two slots,
 prefetch 1), except crash recovery, which starts and kills workers of its own on a queue the
@@ -63,9 +64,12 @@ def test_group(pair: Pair) -> None:
 
 
 def test_chord(pair: Pair) -> None:
-    if pair.backend == "rpc":
-        pytest.skip("rpc:// holds no chord counter (docs/result-backends.md)")
     add, tsum = pair.tasks.add, pair.tasks.tsum
+    if pair.backend == "rpc":
+        # rpc:// holds no chord counter: refused before anything is sent
+        with pytest.raises(ImproperlyConfigured):
+            chord(add.s(i, i) for i in range(5))(tsum.s())
+        return
     assert chord(add.s(i, i) for i in range(5))(tsum.s()).get(timeout=TIMEOUT_S) == 20
 
 

@@ -14,11 +14,13 @@ manager removes everything stored under it on exit, whether the test passed or n
 from __future__ import annotations
 
 import importlib
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -58,6 +60,25 @@ def _redis(database: str) -> Iterator[str]:
 
 
 @contextmanager
+def _amqp_vhost() -> Iterator[str]:
+    """The test RabbitMQ in a virtual host of its own, deleted on exit (made with
+    ``rabbitmqctl``); where that cannot be done (a server named by CELERIAC_TEST_AMQP_URL,
+    no rabbitmqctl here), the test run's vhost (tests/amqp/support.py)."""
+    amqp = _support("tests.amqp.support", "celeriac.brokers.amqp")
+    base: str = amqp.amqp_url()
+    vhost = f"celeriac-pair-{uuid.uuid4().hex[:10]}"
+    if os.environ.get("CELERIAC_TEST_AMQP_URL") or amqp.rabbitmqctl("add_vhost", vhost) is None:
+        yield base
+        return
+    try:
+        user = urlsplit(base).username or "guest"
+        amqp.rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        yield amqp.with_vhost(base, vhost)
+    finally:
+        amqp.rabbitmqctl("delete_vhost", vhost)
+
+
+@contextmanager
 def broker_url(kind: str, root: Path) -> Iterator[str]:
     """An isolated broker URL of ``kind``; ``root`` is a private directory (SQLite files)."""
     if kind == "memory":
@@ -68,8 +89,7 @@ def broker_url(kind: str, root: Path) -> Iterator[str]:
         with _redis("BROKER_DB") as url:
             yield url
     elif kind == "amqp":
-        amqp = _support("tests.amqp.support", "celeriac.brokers.amqp")
-        with amqp.isolated_url() as url:
+        with _amqp_vhost() as url:
             yield url
     elif kind == "postgresql":
         postgres = _support("tests.postgres.support", "celeriac.brokers.postgres")
