@@ -90,6 +90,15 @@ def find_app_in_module(module: types.ModuleType) -> Celery:
     found = _single_app(module)
     if found is not None:
         return found
+    foreign = _celery_package_app(module) or (
+        _celery_package_app(submodule) if isinstance(submodule, types.ModuleType) else None
+    )
+    if foreign is not None:
+        raise AppNotFound(
+            f"{foreign} is an app of the celery package, not celeriac's: change "
+            "'from celery import Celery' to 'from celeriac import Celery' "
+            "(celeriac migrate-imports DIR rewrites them)."
+        )
     raise AppNotFound(
         f"The module {module.__name__} holds no Celery application (looked for the attributes "
         f"'app' and 'celery', the submodule {module.__name__}.celery, and any Celery instance). "
@@ -102,6 +111,16 @@ def _app_by_attribute(module: types.ModuleType) -> Celery | None:
         value = getattr(module, attr, None)
         if isinstance(value, Celery):
             return value
+    return None
+
+
+def _celery_package_app(module: types.ModuleType) -> str | None:
+    """``module:attr`` of an app made with the celery package's own ``Celery`` class (a
+    leftover import), if the module holds one."""
+    for attr, value in vars(module).items():
+        cls = type(value)
+        if cls.__name__ == "Celery" and getattr(cls, "__module__", "").startswith("celery."):
+            return f"{module.__name__}:{attr}"
     return None
 
 

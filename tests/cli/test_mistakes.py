@@ -240,3 +240,16 @@ def test_a_library_error_points_at_the_users_line(tmp_path: Path,
     assert line.startswith(f"{name}.py:3: JSONDecodeError: Expecting property name"), line
     # Not raised by an import: not a mistake of this kind.
     assert import_error_line(ValueError("plain")) is None
+
+
+def test_an_app_made_with_celerys_class_is_named(tmp_path: Path) -> None:
+    name = f"mk_{uuid.uuid4().hex[:8]}"
+    write(tmp_path, f"{name}.py", """
+        from celery import Celery
+        app = Celery("left", broker="memory://")
+    """)
+    done = run_cli(["-A", name, "worker", "-P", "solo"], tmp_path)
+    assert done.returncode == 2
+    line = one_error_line(done.stderr)
+    assert f"{name}:app is an app of the celery package, not celeriac's" in line
+    assert "from celeriac import Celery" in line
