@@ -253,3 +253,15 @@ def test_an_app_made_with_celerys_class_is_named(tmp_path: Path) -> None:
     line = one_error_line(done.stderr)
     assert f"{name}:app is an app of the celery package, not celeriac's" in line
     assert "from celeriac import Celery" in line
+
+
+def test_misspelt_celery_keyword_in_the_app_module_is_one_line(tmp_path: Path) -> None:
+    name = f"mk_{uuid.uuid4().hex[:8]}"
+    write(tmp_path, f"{name}.py", 'from celeriac import Celery\napp = Celery("b", borker="x")\n')
+    done = run_cli(["-A", name, "worker", "-P", "solo"], tmp_path)
+    assert done.returncode == 2
+    assert one_error_line(done.stderr).endswith(
+        f"While importing '{name}': {name}.py:2: TypeError: Celery() got an unexpected keyword "
+        "argument 'borker'; did you mean 'broker'?"
+    )
+    assert list(tmp_path.glob("*.db")) == []  # it never fell back to the SQLite default
