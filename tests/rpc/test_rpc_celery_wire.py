@@ -1,11 +1,13 @@
 """rpc:// is wire-compatible with Celery's, both ways, on the real RabbitMQ: a Celery caller
-reads what celeriac's worker side publishes, and celeriac's caller reads what Celery's rpc
-backend (as its worker stores results) publishes, failures included."""
+reads what celeriac's worker side publishes (in process, and from a real celeriac worker that
+runs the Celery client's tasks), and celeriac's caller reads what Celery's rpc backend (as its
+worker stores results) publishes, failures included."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,8 @@ from celeriac.backends.rpc import RPCBackend
 from celeriac.result import AsyncResult
 from celeriac.result_meta import build_meta, encode_meta
 from tests.rpc.support import amqp_url
+from tests.support.services import broker_url
+from tests.support.workers import WorkerProcess
 
 celery = pytest.importorskip("celery")
 
@@ -65,3 +69,45 @@ def test_celeriac_reads_celery_results_and_failures(celery_app: Any) -> None:
             AsyncResult(failed, app=app).get(timeout=10)
     finally:
         app.close()
+
+
+WORKER_TASKS = '''
+import os
+from celeriac import Celery
+
+app = Celery("wiretasks", broker=os.environ["WIRE_BROKER"], backend="rpc://")
+app.conf.task_default_queue = os.environ["WIRE_QUEUE"]
+
+
+@app.task(bind=True)
+def add(self, x, y):
+    self.update_state(state="PROGRESS", meta={"x": x})
+    return x + y
+
+
+@app.task
+def boom():
+    raise KeyError("from celeriac")
+'''
+
+
+def test_a_celery_client_gets_results_from_a_celeriac_worker(tmp_path: Path) -> None:
+    (tmp_path / "wiretasks.py").write_text(WORKER_TASKS)
+    queue = f"wire-{uuid.uuid4().hex[:8]}"
+    with broker_url("amqp", tmp_path) as url:
+        env = {"WIRE_BROKER": url, "WIRE_QUEUE": queue}
+        with WorkerProcess(tmp_path, "wiretasks", env=env, pool="solo") as worker:
+            worker.ready()
+            client = celery.Celery("celery-client", broker=url, backend="rpc://",
+                                   set_as_current=False)
+            client.conf.task_default_queue = queue
+            try:
+                assert client.send_task("wiretasks.add", (2, 3)).get(timeout=20) == 5
+                with pytest.raises(KeyError, match="from celeriac"):
+                    client.send_task("wiretasks.boom").get(timeout=20)
+            finally:
+                consumer = client.backend.result_consumer
+                if consumer._connection is not None:
+                    consumer._connection.close()
+                client.close()
+            worker.stop()
