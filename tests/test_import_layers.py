@@ -44,6 +44,8 @@ FUNCTION_IMPORTS_ALLOWED: Mapping[tuple[str, str], str] = {
     ("celeriac.cli.dashboard", "celeriac.dashboard.app"): "Starlette: only for the command",
     ("celeriac.cli.dashboard", "celeriac.dashboard.security"): "Starlette: only for the command",
     ("celeriac.dashboard", "celeriac.dashboard.app"): "the history store loads without Starlette",
+    # redis-py (redis extra) loads only when beat keeps its schedule in Redis.
+    ("celeriac.beat.store", "celeriac._redis.client"): "needs redis-py: only for a Redis broker",
 }
 
 
