@@ -35,6 +35,7 @@ reached) naming the URL with its password masked.
 from __future__ import annotations
 
 import base64
+import binascii
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -353,12 +354,17 @@ class _PostgresSubscription(Subscription):
         self._closed = False
 
     def _decode(self, payload: str) -> bytes | None:
+        """The bytes a notification stands for; None for one we did not send (anyone with
+        access to the database can NOTIFY any channel): it is dropped."""
         kind, rest = payload[:1], payload[1:]
         if kind == "t":
             return rest.encode()
         if kind == "b":
-            return base64.b64decode(rest)
-        if kind == "r" and rest.isdigit():
+            try:
+                return base64.b64decode(rest, validate=True)
+            except binascii.Error:
+                return None
+        if kind == "r" and rest.isascii() and rest.isdigit() and len(rest) < 19:
             row = self._pool.run(lambda c: c.execute(
                 "SELECT payload FROM celeriac_broadcasts WHERE id = %s", (int(rest),)).fetchone())
             return None if row is None else bytes(row[0])  # trimmed: missed, as documented

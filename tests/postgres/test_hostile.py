@@ -207,3 +207,22 @@ def test_a_killed_listening_connection_is_replaced(pg_url: str) -> None:
     finally:
         waiter.close()
         sender.close()
+
+
+def test_two_processes_publish_each_key_once(pg_url: str, broker: PostgresBroker) -> None:
+    from tests.brokers.test_publish_once import PUBLISHER
+
+    broker.queue_size("q")  # the schema exists before the race starts
+    count = 200
+    start_at = str(time.time() + 1.5)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", PUBLISHER, pg_url, start_at, str(count)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert sum(int(out.strip()) for out, _ in outputs) == count
+    got = broker.consume(["q"], 10_000, 5.0)
+    assert sorted(d.task_id for d in got) == sorted(f"k{n}" for n in range(count))

@@ -160,3 +160,20 @@ def test_durable_acks_either_way(make_broker: BrokerFactory, durable: bool) -> N
     broker.ack(got[1:])
     assert [d.task_id for d in broker.consume(["q"], 10, 5.0)] == ["t0"]
     assert broker.queue_size("q") == 0
+
+
+def test_notifications_we_did_not_send_are_dropped(pg_url: str, broker: PostgresBroker) -> None:
+    from celeriac._postgres.conn import channel
+    from tests.postgres.support import connect
+
+    name = channel(broker.params.namespace, "broadcast:ch")
+    with broker.subscribe("ch") as subscription, connect(pg_url) as db:
+        for junk in ("", "x", "b!!!not base64", "r", "r12a", "r99999999999999999999", "r42",
+                     "b" + "A" * 7):
+            db.execute("SELECT pg_notify(%s, %s)", (name, junk))
+        broker.broadcast("ch", b"real")
+        got: list[bytes] = []
+        deadline = time.monotonic() + 5
+        while b"real" not in got and time.monotonic() < deadline:
+            got += subscription.get(0.5)
+    assert got == [b"real"]
