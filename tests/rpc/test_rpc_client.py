@@ -21,7 +21,7 @@ import pytest
 from celeriac import Celery, chord, group, states
 from celeriac.backends.rpc import RPCBackend, is_reply_queue
 from celeriac.exceptions import ImproperlyConfigured, TimeoutError, TransportError
-from celeriac.result import AsyncResult
+from celeriac.result import AsyncResult, GroupResult
 from celeriac.result_meta import build_meta, encode_meta
 from tests.rpc.support import amqp_url, queue_exists, raw_publish
 from tests.support.workers import REPO_ROOT, wait_until
@@ -294,6 +294,11 @@ def test_a_chord_is_refused_before_anything_is_sent() -> None:
         with pytest.raises(ImproperlyConfigured, match=r"(?i)chord"):
             (group(add.clone((1, 1)), add.clone((2, 2))) | add.clone((3,))).apply_async()
         assert app.broker.queue_size("celery") == 0
+        saved = GroupResult(str(uuid.uuid4()), [AsyncResult(str(uuid.uuid4()), app=app)], app=app)
+        with pytest.raises(ImproperlyConfigured, match="save or restore groups"):
+            saved.save()
+        with pytest.raises(ImproperlyConfigured, match="save or restore groups"):
+            GroupResult.restore(saved.id or "", app=app)
     finally:
         app.close()
 
