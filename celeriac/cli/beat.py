@@ -7,7 +7,14 @@ import click
 from celeriac.beat import service
 from celeriac.cli.banner import describe_url
 from celeriac.cli.context import CLIContext, global_options, pass_cli
-from celeriac.cli.options import SectionedCommand, executable_option, not_applicable
+from celeriac.cli.detach import detach as run_detached
+from celeriac.cli.detach import reruns_app
+from celeriac.cli.options import (
+    SectionedCommand,
+    executable_note,
+    executable_option,
+    not_applicable,
+)
 from celeriac.cli.worker import LogLevel, pidfile_lock
 from celeriac.exceptions import ImproperlyConfigured, TransportError
 from celeriac.utils.log import setup_logging
@@ -24,8 +31,8 @@ BEAT_SECTIONS = {
 
 @click.command(cls=SectionedCommand, sections=BEAT_SECTIONS,
                context_settings={"show_default": False})
-@click.option("--detach", is_flag=True,
-              help="Not supported: run beat under a process supervisor instead.")
+@click.option("--detach", is_flag=True, help="Run in the background (pid file "
+              "celerybeat.pid, log celerybeat.log unless given).")
 @click.option("-s", "--schedule", "schedule_filename",
               help="File keeping the last run of each entry (beat_schedule_filename; "
                    "default celerybeat-schedule, stored as celerybeat-schedule.db).")
@@ -60,12 +67,9 @@ def beat(
     logfile: str | None,
     pidfile: str | None,
     process_owner: str | None,
+    executable: str | None,
 ) -> None:
     """Start the beat scheduler: send periodic tasks when they are due."""
-    if detach:
-        raise click.UsageError(
-            "--detach is not supported; run beat under systemd, supervisord or similar."
-        )
     if process_owner:
         raise click.UsageError("--uid/--gid/--umask are not supported; use your supervisor.")
     if remote_control:
@@ -75,6 +79,12 @@ def beat(
     if hostname:
         not_applicable(f"-n {hostname}", "the node name only names beat for remote control, "
                        "which celeriac beat does not answer", "leave it out")
+    if detach:
+        run_detached(ctx, "beat", pidfile=pidfile or "celerybeat.pid",
+                     logfile=logfile or "celerybeat.log", given_pidfile=bool(pidfile),
+                     given_logfile=bool(logfile), executable=executable,
+                     named_app=reruns_app(cli))
+    executable_note("beat", executable)
     app = cli.app
     conf = app.conf
     if schedule_filename:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from celeriac.cli.context import CLIContext, global_options, pass_cli
-from celeriac.cli.options import executable_option, not_applicable
+from celeriac.cli.options import executable_note, executable_option, not_applicable
 from celeriac.cli.worker import LogLevel, pidfile_lock
 
 __all__ = ["EventDumper", "events"]
@@ -105,6 +105,7 @@ def events(
     logfile: str | None,
     pidfile: str | None,
     process_owner: str | None,
+    executable: str | None,
 ) -> None:
     """Print the events workers send (started with -E), live: celeriac events --dump.
 
@@ -130,6 +131,7 @@ def events(
     if logfile:
         not_applicable(f"--logfile {logfile}", "the dump prints to stdout",
                        f"redirect it: celeriac events --dump > {logfile}", fatal=True)
+    executable_note("events", executable)
     with pidfile_lock(pidfile):
         _dump(cli)
 

@@ -32,38 +32,13 @@ import click
 
 import celeriac
 from celeriac.cli.context import get_cli
+from celeriac.cli.detach import alive, read_pid, spawn_detached, wait_for_pidfile
 from celeriac.cli.multi_nodes import MultiArgs, Node, command_line, parse_multi_args
 
 __all__ = ["multi"]
 
-#: how long ``start`` waits for each node's pid file, in seconds
-START_TIMEOUT_S = 60.0
-#: how often pid files and processes are polled, in seconds
+#: how often ``stopwait`` polls the processes, in seconds
 POLL_S = 0.1
-
-
-def read_pid(path: str) -> int | None:
-    """The live process a pid file names, else None (a stale file is removed)."""
-    try:
-        with open(path, encoding="ascii") as handle:
-            pid = int(handle.read().strip() or 0)
-    except (OSError, ValueError):
-        return None
-    if pid > 0 and _alive(pid):
-        return pid
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-    return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Multi:
@@ -88,10 +63,13 @@ class Multi:
             if pid is not None:
                 self.say(f"\t> {node.name}: already running (pid {pid})")
                 continue
-            launched.append((node, self._spawn(node)))
+            if self.parsed.verbose:
+                self.say(f"\t> {node.name}: {command_line(self.argv(node))}")
+            os.makedirs(os.path.dirname(os.path.abspath(node.pidfile)), exist_ok=True)
+            launched.append((node, spawn_detached(self.argv(node), node.logfile)))
         failed = 0
         for node, process in launched:
-            if self._wait_started(node, process):
+            if wait_for_pidfile(process, node.pidfile):
                 self.say(f"\t> {node.name}: OK")
             else:
                 failed += 1
@@ -120,7 +98,7 @@ class Multi:
             self.say(f"> Waiting for {len(pending)} "
                      f"{'node' if len(pending) == 1 else 'nodes'} -> {pids}...")
             for node, pid in pending:
-                while _alive(pid) and not _reaped(pid):
+                while alive(pid) and not _reaped(pid):
                     time.sleep(POLL_S)
                 with contextlib.suppress(OSError):
                     os.unlink(node.pidfile)
@@ -136,27 +114,6 @@ class Multi:
         for node in self.nodes:
             self.say(node.name)
         return 0
-
-    # -- internals --------------------------------------------------------------------------
-    def _spawn(self, node: Node) -> subprocess.Popen[bytes]:
-        for path in (node.pidfile, node.logfile):
-            directory = os.path.dirname(os.path.abspath(path))
-            os.makedirs(directory, exist_ok=True)
-        if self.parsed.verbose:
-            self.say(f"\t> {node.name}: {command_line(self.argv(node))}")
-        with open(node.logfile, "ab") as log:
-            return subprocess.Popen(self.argv(node), stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=log, start_new_session=True, close_fds=True)
-
-    def _wait_started(self, node: Node, process: subprocess.Popen[bytes]) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                return False
-            if read_pid(node.pidfile) == process.pid:
-                return True
-            time.sleep(POLL_S)
-        return False
 
 
 def _reaped(pid: int) -> bool:

@@ -7,8 +7,8 @@ Rules:
   parameter not named in :attr:`SectionedCommand.sections` goes under ``Options``.
 * An option of Celery's that cannot apply here is still accepted. :func:`not_applicable`
   prints one line on stderr: the option, why it cannot apply, what to do instead. Where going
-  on would do something else than the user asked (``--detach``), the command stops with exit
-  status 2 (a usage error); otherwise it goes on.
+  on would do something else than the user asked, the command stops with exit
+  status 2 (a usage error, e.g. ``--pool-start-method spawn``); otherwise it goes on.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import click
 __all__ = [
     "EX_USAGE_ERROR",
     "SectionedCommand",
+    "executable_note",
     "executable_option",
     "not_applicable",
 ]
@@ -65,18 +66,18 @@ def not_applicable(option: str, why: str, instead: str, *, fatal: bool = False) 
 
 
 def executable_option(program: str) -> Callable[[F], F]:
-    """Celery's ``--executable`` (the Python that a detached process re-runs under): accepted,
-    with one line, since celeriac's commands never re-run themselves."""
+    """Celery's ``--executable``: the Python a detached process runs under."""
+    return click.option("--executable", metavar="PYTHON",
+                        help=f"Python executable of the detached {program} (with --detach).")
 
-    def note(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-        if value:
-            not_applicable(
-                f"--executable {value}",
-                f"celeriac {program} runs in the foreground and never re-runs itself",
-                f"start it with that interpreter ({value} -m celeriac {program} ...) or use "
-                f"`celeriac multi start ... --executable {value}`",
-            )
-        return value
 
-    return click.option("--executable", callback=note, expose_value=False,
-                        help="Python executable of detached processes (see `celeriac multi`).")
+def executable_note(program: str, value: str | None) -> None:
+    """One line for ``--executable`` without ``--detach``: nothing re-runs, so it changes
+    nothing."""
+    if value:
+        not_applicable(
+            f"--executable {value}",
+            f"celeriac {program} runs in the foreground here and never re-runs itself",
+            f"start it with that interpreter ({value} -m celeriac {program} ...) or add "
+            "--detach",
+        )

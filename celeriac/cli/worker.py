@@ -22,13 +22,21 @@ from celeriac.cli.context import (
     global_options,
     pass_cli,
 )
+from celeriac.cli.detach import alive, reruns_app
+from celeriac.cli.detach import detach as run_detached
 from celeriac.cli.mistakes import Mistake, require_tasks, warn_foreign_tasks
-from celeriac.cli.options import SectionedCommand, executable_option, not_applicable
+from celeriac.cli.options import (
+    SectionedCommand,
+    executable_note,
+    executable_option,
+    not_applicable,
+)
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils.log import level_number, redirected_stdouts, setup_logging
 from celeriac.worker import Worker
 from celeriac.worker.autoscale import parse_autoscale
 from celeriac.worker.pools import POOLS
+from celeriac.worker.worker import default_hostname
 
 __all__ = ["worker"]
 
@@ -107,7 +115,7 @@ def pidfile_lock(path: str | None) -> Iterator[None]:
             other = int(handle.read().strip() or 0)
     except (OSError, ValueError):
         other = 0
-    if other and other != os.getpid() and _alive(other):
+    if other and other != os.getpid() and alive(other):
         raise click.ClickException(f"pidfile {path} is held by running process {other}")
     with open(path, "w", encoding="ascii") as handle:
         handle.write(f"{os.getpid()}\n")
@@ -116,16 +124,6 @@ def pidfile_lock(path: str | None) -> Iterator[None]:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 #: ``celeriac worker --help`` sections, as ``celery worker --help`` has them
@@ -156,7 +154,7 @@ def purge_queues(cli: CLIContext, queues: list[str]) -> int:
 @click.option("-n", "--hostname", help="Node name, e.g. 'w1@%h' (%h host, %n short name, "
               "%d domain, %i pid). Default: celeriac@%h.")
 @click.option("-D", "--detach", is_flag=True,
-              help="Not supported: use `celeriac multi start` or a process supervisor.")
+              help="Run in the background (pid file %n.pid, log %n%I.log unless given).")
 @click.option("-S", "--statedb", help="Not needed: revoked ids live in the broker's store.")
 @click.option("-l", "--loglevel", type=LogLevel(), default="WARNING", show_default=True,
               help="Logging level.")
@@ -243,12 +241,9 @@ def worker(
     pidfile: str | None,
     logfile: str | None,
     process_owner: str | None,
+    executable: str | None,
 ) -> None:
     """Start a worker: consume tasks from the broker and run them."""
-    if detach:
-        raise click.UsageError(
-            "--detach is not supported; run the worker under systemd, supervisord or similar."
-        )
     if process_owner:
         raise click.UsageError("--uid/--gid/--umask are not supported; use your supervisor.")
     if pool_start_method == "spawn":
@@ -257,6 +252,13 @@ def worker(
     if statedb:
         not_applicable(f"--statedb {statedb}", "revoked task ids are kept in the broker's "
                        "coordination store and survive restarts", "no state file is needed")
+    if detach:
+        short = default_hostname(hostname).partition("@")[0]
+        run_detached(ctx, "worker", pidfile=pidfile or f"{short}.pid",
+                     logfile=logfile or f"{short}.log", given_pidfile=bool(pidfile),
+                     given_logfile=bool(logfile), executable=executable,
+                     named_app=reruns_app(cli))
+    executable_note("worker", executable)
     if disable_prefetch:
         prefetch_multiplier = 1
     app = cli.app

@@ -6,6 +6,8 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 
 from celeriac.cli.multi_nodes import parse_multi_args
 from tests.cli.project import make_project
-from tests.cli.workers import run_cli
+from tests.cli.workers import cli_env, run_cli
 
 
 def _alive(pid: int) -> bool:
@@ -121,3 +123,61 @@ def test_parse_by_name_selector() -> None:
     parsed = parse_multi_args(["image", "video", "-c", "3", "-c:image", "10", "-E"])
     nodes = parsed.nodes("host")
     assert [n.argv for n in nodes] == [["-E", "-c", "10"], ["-c", "3", "-E"]]
+
+
+# -- worker -D / beat --detach (the same launcher as multi) ------------------------------------
+
+
+def test_worker_detach_runs_in_the_background(project: tuple[Path, str]) -> None:
+    root, name = project
+    wrapper = root / "python-wrapper"
+    wrapper.write_text(f'#!/bin/sh\ntouch "{root}/used-wrapper"\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    done = run_cli(["-A", name, "worker", "-D", "-n", "dw1@%h", "-P", "solo", "-l", "info",
+                    "--executable", str(wrapper)], root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    pid = int((root / "dw1.pid").read_text())
+    assert done.stderr.strip() == (f"celeriac worker detached: pid {pid}, pid file dw1.pid, "
+                                   "log dw1.log")
+    assert (root / "used-wrapper").exists()
+    call = run_cli(["-A", name, "call", f"{name}.add", "-a", "[4, 5]", "--wait"], root)
+    assert call.returncode == 0 and call.stdout.strip().endswith("9"), call.stderr
+    # the pid file is where `multi stop` looks for node dw1
+    again = run_cli(["-A", name, "worker", "-D", "-n", "dw1@%h"], root)
+    assert again.returncode == 1 and f"is held by running process {pid}" in again.stderr
+    stopped = run_cli(["multi", "stopwait", "dw1"], root)
+    assert f"TERM -> {pid}" in stopped.stdout and not _alive(pid)
+    assert "ready." in (root / "dw1.log").read_text()
+
+
+def test_a_detached_worker_that_cannot_start_says_so(project: tuple[Path, str]) -> None:
+    root, _ = project
+    done = run_cli(["-A", "no_such_module_x", "worker", "--detach", "-n", "bad@%h"], root)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("celeriac worker: the detached process ended "
+                                          "before it started")
+    assert done.stderr.strip().endswith("see bad.log")
+
+
+def test_beat_detach(project: tuple[Path, str]) -> None:
+    root, name = project
+    done = run_cli(["-A", name, "beat", "--detach", "-s", str(root / "sched")], root)
+    assert done.returncode == 0, done.stderr
+    pid = int((root / "celerybeat.pid").read_text())
+    assert _alive(pid)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+    assert "celeriac beat is starting." in (root / "celerybeat.log").read_text()
+
+
+def test_worker_main_cannot_detach(project: tuple[Path, str]) -> None:
+    root, name = project
+    script = root / "start_it.py"
+    script.write_text(f"from {name} import app\napp.worker_main(['worker', '--detach'])\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True,
+                          text=True, env=cli_env(), timeout=60, check=False)
+    assert "--detach needs the app named on the command line" in done.stderr
+    assert not list(root.glob("*.pid"))
