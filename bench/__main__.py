@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     pg.add_argument("--n", type=int, default=10000, help="tasks drained per run")
     pg.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     pg.add_argument("--prefetch", type=int, default=64, help="tuned worker_prefetch_multiplier")
+    pg.add_argument("--early-ack-batch", type=int, default=64,
+                    help="also run celeriac with this worker_early_ack_batch (1: skip)")
     cv = sub.add_parser("canvas", help="group and chord of n tasks, celeriac vs Celery on Redis")
     cv.add_argument("--broker", default="redis://127.0.0.1:6379/15")
     cv.add_argument("--n", type=int, default=10000, help="tasks in the group / chord header")
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.name == "canvas":
         return canvas.run(args.broker, args.n, args.prefetch, args.timeout, argv)
     if args.name == "postgres":
-        return postgres.run(args.broker, args.backend, args.n, args.rounds, args.prefetch)
+        return postgres.run(args.broker, args.backend, args.n, args.rounds, args.prefetch,
+                            args.early_ack_batch)
     if args.name == "throughput" and args.broker.split("://")[0] in amqp.AMQP_SCHEMES:
         return amqp.run(
             args.broker, args.backend or "redis://127.0.0.1:6379/15", args.n, args.delay_n,

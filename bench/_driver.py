@@ -46,11 +46,14 @@ def add_app(system: str, broker: str, backend: str, settings: list[str], extra: 
     lines = [
         f"from {system} import Celery",
         f"app = Celery('benchapp', broker={broker!r}, backend={backend!r})",
-        # no control queue on the broadcast exchange other runs' workers share
-        "app.conf.worker_enable_remote_control = False",
     ]
     if system == "celery":
-        lines.append("app.conf.worker_hijack_root_logger = False")
+        # no control queue on the celery.pidbox exchange other Celery workers share
+        # (celeriac's control cannot be turned off: it warns and keeps it)
+        lines += [
+            "app.conf.worker_enable_remote_control = False",
+            "app.conf.worker_hijack_root_logger = False",
+        ]
     lines += [*settings, "", "@app.task", "def add(x, y):", "    return x + y", "", extra]
     return "\n".join(lines) + "\n"
 

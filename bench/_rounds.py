@@ -57,7 +57,7 @@ def print_table(
     table: dict[str, dict[str, float]],
     columns: list[Column],
     versus: list[tuple[str, str]],
-    width: int = 46,
+    width: int = 58,
 ) -> None:
     """Print medians, then for each ``(ours, theirs)`` pair in ``versus`` a ratio row
     (how many times better: faster, or lower latency / memory)."""

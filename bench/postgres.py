@@ -55,10 +55,9 @@ PROCRASTINATE_APP = textwrap.dedent(
         )
     )
     WORKER_OPTIONS = dict(wait=False, install_signal_handlers=False)
-    {tuning}
 
     @app.task(name="add")
-    def add(x, y):
+    {tuning}def add(x, y):
         return x + y
     """
 )
@@ -140,16 +139,25 @@ COLUMNS = [
 ]
 
 
-def _configurations(prefetch: int) -> dict[str, tuple[str, list[str]]]:
+def _configurations(prefetch: int, early_ack_batch: int = 1) -> dict[str, tuple[str, list[str]]]:
     """label -> (system, settings lines); defaults first, tuned after."""
     tuned = [f"app.conf.worker_prefetch_multiplier = {prefetch}"]
-    return {
+    configs: dict[str, tuple[str, list[str]]] = {
         "celeriac defaults": ("celeriac", []),
         "Celery defaults": ("celery", []),
         "Procrastinate defaults": ("procrastinate", []),
         f"celeriac prefetch={prefetch}": ("celeriac", tuned),
         f"Celery prefetch={prefetch}": ("celery", tuned),
+        # Procrastinate has no prefetch or batching setting (one job per query); its worker
+        # runs a coroutine task on its event loop, a plain function in a thread
+        "Procrastinate async task": ("procrastinate", ["async "]),
     }
+    if early_ack_batch > 1:
+        configs[f"celeriac prefetch={prefetch} eab={early_ack_batch}"] = (
+            "celeriac",
+            [*tuned, f"app.conf.worker_early_ack_batch = {early_ack_batch}"],
+        )
+    return configs
 
 
 def _urls(broker: str) -> dict[str, str]:
@@ -162,9 +170,11 @@ def _urls(broker: str) -> dict[str, str]:
     }
 
 
-def run(broker: str, backend: str, n: int, rounds: int, prefetch: int) -> int:
+def run(
+    broker: str, backend: str, n: int, rounds: int, prefetch: int, early_ack_batch: int
+) -> int:
     """Print the medians of ``rounds`` interleaved rounds and the ratios against the others."""
-    configs = _configurations(prefetch)
+    configs = _configurations(prefetch, early_ack_batch)
     urls = _urls(broker)
 
     def run_one(label: str) -> dict[str, Any]:
@@ -172,7 +182,7 @@ def run(broker: str, backend: str, n: int, rounds: int, prefetch: int) -> int:
         schema = f"bench_pg_{system}_{os.getpid()}"
         if system == "procrastinate":
             source = PROCRASTINATE_APP.format(
-                broker=urls[system], schema=schema, tuning="\n".join(tuning)
+                broker=urls[system], schema=schema, tuning="".join(tuning)
             )
             worker = PROCRASTINATE_WORKER
         else:
@@ -188,11 +198,14 @@ def run(broker: str, backend: str, n: int, rounds: int, prefetch: int) -> int:
         ("celeriac defaults", "Celery defaults"),
         (f"celeriac {tuned}", f"Celery {tuned}"),
         ("celeriac defaults", "Procrastinate defaults"),
-        (f"celeriac {tuned}", "Procrastinate defaults"),
+        (f"celeriac {tuned}", "Procrastinate async task"),
+        (f"celeriac {tuned} eab={early_ack_batch}", f"Celery {tuned}"),
+        (f"celeriac {tuned} eab={early_ack_batch}", "Procrastinate async task"),
     ])
     print(
         f"\n(medians of {rounds} interleaved rounds; n={n} per run, one worker process each, "
         f"solo pool for celeriac and Celery, database {urls['procrastinate']}, results of "
-        f"celeriac and Celery in {backend}, {time.strftime('%Y-%m-%d %H:%M')})"
+        f"celeriac and Celery in {backend}, {time.strftime('%Y-%m-%d %H:%M')}; "
+        "eab = worker_early_ack_batch)"
     )
     return 0
