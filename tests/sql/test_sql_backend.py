@@ -4,6 +4,7 @@ settings, URL forms, batching and fork safety (the shared contract is tests/back
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 
 import orjson
@@ -233,3 +234,24 @@ def test_forked_child_uses_its_own_connections(make_backend: MakeBackend) -> Non
     # The parent's pooled connection was not closed under it by the child.
     assert backend.get("child") == b"c"
     assert backend.incr("c", 1, None) == 3
+
+
+def test_many_first_users_create_the_tables_at_once(make_backend: MakeBackend) -> None:
+    backends = [make_backend() for _ in range(6)]
+    barrier = threading.Barrier(len(backends))
+    errors: list[BaseException] = []
+
+    def first_use(index: int) -> None:
+        barrier.wait()
+        try:
+            backends[index].store(f"t{index}", states.SUCCESS, b"r", None)
+        except BaseException as exc:  # collected: the assertion below names it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_use, args=(i,)) for i in range(len(backends))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert backends[0].get_many([f"t{i}" for i in range(6)]) == [b"r"] * 6

@@ -9,6 +9,7 @@ backend can share Celery's tables.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,26 +29,32 @@ class SQLStore:
 
     def create_tables(self, engine: sa.Engine) -> None:
         with self._lock:
-            for attempt in range(3):
+            for attempt in range(10):
                 try:
-                    self.tables.metadata.create_all(engine, checkfirst=True)
-                    break
-                except (sa_exc.ProgrammingError, sa_exc.IntegrityError, sa_exc.OperationalError):
-                    # Another process created a table between our check and our CREATE.
-                    if attempt == 2:
+                    self._create(engine)
+                    return
+                except sa_exc.DBAPIError as exc:
+                    # Another process created a table, sequence, index or column between our
+                    # look and our CREATE/ALTER: look again (its work is now there).
+                    text = str(exc.orig).lower()
+                    if attempt == 9 or ("already exists" not in text and "duplicate" not in text):
                         raise
-            with engine.begin() as conn:
-                for table in (self.tables.task, self.tables.group):
-                    # A table made elsewhere may lack the sequence our inserts draw ids from.
-                    sequence = table.c.id.default
-                    if isinstance(sequence, sa.Sequence) and conn.dialect.supports_sequences:
-                        sequence.create(conn, checkfirst=True)
-                inspector = sa.inspect(conn)
-                for table in (self.tables.task, self.tables.group):
-                    found = {c["name"] for c in inspector.get_columns(table.name, table.schema)}
-                    for column in table.columns:
-                        if column.name not in found and column.nullable:
-                            self._add_column(conn, table, column)
+                    time.sleep(0.01 * (attempt + 1))
+
+    def _create(self, engine: sa.Engine) -> None:
+        self.tables.metadata.create_all(engine, checkfirst=True)
+        with engine.begin() as conn:
+            for table in (self.tables.task, self.tables.group):
+                # A table made elsewhere may lack the sequence our inserts draw ids from.
+                sequence = table.c.id.default
+                if isinstance(sequence, sa.Sequence) and conn.dialect.supports_sequences:
+                    sequence.create(conn, checkfirst=True)
+            inspector = sa.inspect(conn)
+            for table in (self.tables.task, self.tables.group):
+                found = {c["name"] for c in inspector.get_columns(table.name, table.schema)}
+                for column in table.columns:
+                    if column.name not in found and column.nullable:
+                        self._add_column(conn, table, column)
 
     @staticmethod
     def _add_column(conn: sa.Connection, table: sa.Table, column: sa.Column[Any]) -> None:
