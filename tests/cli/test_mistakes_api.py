@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_misspelt_keyword_raises_type_error_with_the_closest_name(keyword: str,
                                                                    suggestion: str) -> None:
     with pytest.raises(TypeError) as info:
-        Celery("t", **{keyword: "redis://"})
+        options: dict[str, Any] = {keyword: "redis://"}
+        Celery("t", **options)
     assert str(info.value) == (
         f"Celery() got an unexpected keyword argument {keyword!r}; did you mean {suggestion!r}?"
     )
@@ -59,7 +60,7 @@ def test_set_argument_is_an_encode_error_at_the_call_site(value: Any) -> None:
     app = Celery("t", broker=f"memory://set-arg-{uuid.uuid4().hex}")
 
     @app.task
-    def total(numbers: Any, scale: int = 1) -> int:
+    def total(numbers: list[int], scale: int = 1) -> int:
         return sum(numbers) * scale
 
     with pytest.raises(EncodeError) as info:
