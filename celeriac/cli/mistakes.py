@@ -57,9 +57,9 @@ def require_tasks(cli: CLIContext) -> None:
     """A worker of the default app (no ``-A``, no ``$CELERIAC_APP``) with no task of the user's
     has nothing to run: say so, before anything connects (the default broker would create
     ``celeriac.db`` in the current directory)."""
+    app = cli.app  # loads it, which tells whether it is the default one
     if not cli.default_app:
         return
-    app = cli.app
     app.ensure_configured()
     if any(not name.startswith(BUILTIN_PREFIX) for name in app.tasks):
         return
