@@ -71,6 +71,8 @@ from celeriac.protocol import open_stored
 BROADCAST_KEEP_S = 60.0
 #: the largest NOTIFY payload sent as it is (PostgreSQL refuses 8000 bytes and more)
 NOTIFY_MAX_BYTES = 7900
+#: messages per publish statement (a larger bulk send is several, in one transaction)
+PUBLISH_CHUNK = 5000
 #: seconds between promotion steps while every claim comes back full (a backlog)
 PROMOTE_EVERY_S = 0.5
 
@@ -159,8 +161,25 @@ class PostgresBroker(Broker):
         cols = _columns(items, time.time())
         if not cols["queue"]:
             return
-        params = {**cols, "ns": self.params.namespace}
-        self._pool.run(lambda c: c.execute(q.PUBLISH, params))
+        total = len(cols["queue"])
+        if total <= PUBLISH_CHUNK:
+            params = {**cols, "ns": self.params.namespace}
+            self._pool.run(lambda c: c.execute(q.PUBLISH, params))
+            return
+        chunks = [
+            {**{k: v[start : start + PUBLISH_CHUNK] for k, v in cols.items()},
+             "ns": self.params.namespace}
+            for start in range(0, total, PUBLISH_CHUNK)
+        ]
+
+        def publish(c: psycopg.Connection[Any]) -> None:
+            # One round trip; the explicit transaction rolls back even a chunk already sent
+            # when a later one fails on the client (a value that cannot be encoded).
+            with c.pipeline(), c.transaction():
+                for params in chunks:
+                    c.execute(q.PUBLISH, params)
+
+        self._pool.run(publish)
 
     def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
         cols = _columns([(queue, envelope)], time.time())

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from celeriac.brokers.postgres import PostgresBroker
 from celeriac.exceptions import TransportError
@@ -226,3 +227,24 @@ def test_two_processes_publish_each_key_once(pg_url: str, broker: PostgresBroker
     assert sum(int(out.strip()) for out, _ in outputs) == count
     got = broker.consume(["q"], 10_000, 5.0)
     assert sorted(d.task_id for d in got) == sorted(f"k{n}" for n in range(count))
+
+
+def test_a_bulk_send_larger_than_a_statement_keeps_its_order(broker: PostgresBroker) -> None:
+    from celeriac.brokers import postgres as pg
+
+    total = pg.PUBLISH_CHUNK * 2 + 7
+    broker.publish_many([("q", envelope(f"t{i}")) for i in range(total)])
+    assert broker.queue_size("q") == total
+    got = broker.consume(["q"], total, 5.0)
+    assert [d.task_id for d in got] == [f"t{i}" for i in range(total)]
+
+
+def test_a_bulk_send_is_all_or_nothing(broker: PostgresBroker) -> None:
+    from celeriac.brokers import postgres as pg
+
+    items = [("q", envelope(f"t{i}")) for i in range(pg.PUBLISH_CHUNK + 10)]
+    # a queue name PostgreSQL cannot store (NUL) in the last chunk fails the whole send
+    items.append(("bad\0queue", envelope("bad")))
+    with pytest.raises(TransportError):
+        broker.publish_many(items)
+    assert broker.queue_size("q") == 0
