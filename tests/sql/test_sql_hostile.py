@@ -3,7 +3,9 @@ connections killed by the server, wrong credentials, missing databases, refused 
 
 from __future__ import annotations
 
+import threading
 import uuid
+from contextlib import ExitStack
 
 import orjson
 import pytest
@@ -150,6 +152,49 @@ def test_killed_connection_is_replaced(server: str, kind: str, make_backend: Mak
     assert value == 2
     backend.store("t2", states.SUCCESS, b"after", None)
     assert backend.get_many(["t1", "t2"]) == [b"before", b"after"]
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mysql"])
+def test_every_pooled_connection_killed_at_once(
+    server: str, kind: str, make_backend: MakeBackend
+) -> None:
+    # What a server restart does to the pool: every connection in it is dead.
+    if kind != server:
+        pytest.skip("one server per case")
+    backend = make_backend()
+    backend.store_many([(f"t{i}", states.SUCCESS, f"r{i}".encode()) for i in range(4)], None)
+    own_id = "SELECT pg_backend_pid()" if kind == "postgresql" else "SELECT CONNECTION_ID()"
+    with ExitStack() as stack:
+        held = [stack.enter_context(backend.engine.connect()) for _ in range(4)]
+        ids = [int(conn.execute(sa.text(own_id)).scalar_one()) for conn in held]
+        for conn in held:
+            conn.rollback()
+    admin = admin_engine(kind)
+    try:
+        with admin.begin() as conn:
+            for connection_id in ids:
+                if kind == "postgresql":
+                    conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": connection_id})
+                else:
+                    conn.execute(sa.text(f"KILL {connection_id}"))
+    finally:
+        admin.dispose()
+    found: list[object] = []
+
+    def use(index: int) -> None:
+        try:
+            found.append(backend.get(f"t{index}"))
+            backend.store(f"n{index}", states.SUCCESS, b"new", None)
+        except BaseException as exc:  # collected: the assertion below names it
+            found.append(exc)
+
+    threads = [threading.Thread(target=use, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(map(repr, found)) == sorted(repr(f"r{i}".encode()) for i in range(4))
+    assert backend.get_many([f"n{i}" for i in range(4)]) == [b"new"] * 4
 
 
 def _server_part(url: str) -> str:
