@@ -15,6 +15,7 @@ from celeriac.cli.options import (
     executable_option,
     not_applicable,
 )
+from celeriac.cli.privileges import drop_privileges, owner_options
 from celeriac.cli.worker import LogLevel, pidfile_lock
 from celeriac.exceptions import ImproperlyConfigured, TransportError
 from celeriac.utils.log import setup_logging
@@ -25,7 +26,7 @@ __all__ = ["beat"]
 BEAT_SECTIONS = {
     "Beat Options": ("detach", "schedule_filename", "scheduler", "max_interval",
                      "remote_control", "hostname", "loglevel"),
-    "Daemonization Options": ("logfile", "pidfile", "process_owner", "executable"),
+    "Daemonization Options": ("logfile", "pidfile", "uid", "gid", "umask", "executable"),
 }
 
 
@@ -48,8 +49,7 @@ BEAT_SECTIONS = {
               help="Logging level.")
 @click.option("-f", "--logfile", help="Log to this file instead of stderr.")
 @click.option("--pidfile", help="Write beat's pid here (refuses to start if taken).")
-@click.option("--uid", "--gid", "--umask", "process_owner",
-              help="Not supported: set the user and umask in your supervisor.")
+@owner_options()
 @executable_option("beat")
 @global_options(hidden=True)
 @pass_cli
@@ -66,12 +66,12 @@ def beat(
     loglevel: str | int,
     logfile: str | None,
     pidfile: str | None,
-    process_owner: str | None,
+    uid: str | None,
+    gid: str | None,
+    umask: str | None,
     executable: str | None,
 ) -> None:
     """Start the beat scheduler: send periodic tasks when they are due."""
-    if process_owner:
-        raise click.UsageError("--uid/--gid/--umask are not supported; use your supervisor.")
     if remote_control:
         not_applicable("--enable-remote-control", "celeriac beat answers no remote control "
                        "commands", "health-check beat by its process (--pidfile) or by the "
@@ -85,6 +85,7 @@ def beat(
                      given_logfile=bool(logfile), executable=executable,
                      named_app=reruns_app(cli))
     executable_note("beat", executable)
+    drop_privileges(uid, gid, umask)
     app = cli.app
     conf = app.conf
     if schedule_filename:

@@ -14,6 +14,7 @@ import click
 
 from celeriac.cli.context import CLIContext, global_options, pass_cli
 from celeriac.cli.options import executable_note, executable_option, not_applicable
+from celeriac.cli.privileges import drop_privileges, owner_options
 from celeriac.cli.worker import LogLevel, pidfile_lock
 
 __all__ = ["EventDumper", "events"]
@@ -89,8 +90,7 @@ def _write_line(line: str) -> None:
               help="Accepted: the dump prints events, not log records.")
 @click.option("-f", "--logfile", help="Not supported: the dump goes to stdout; redirect it.")
 @click.option("--pidfile", help="Write the dumper's pid here (refuses to start if taken).")
-@click.option("--uid", "--gid", "--umask", "process_owner",
-              help="Not supported: set the user and umask in your supervisor.")
+@owner_options()
 @executable_option("events")
 @global_options(hidden=True)
 @pass_cli
@@ -104,7 +104,9 @@ def events(
     loglevel: str | int,
     logfile: str | None,
     pidfile: str | None,
-    process_owner: str | None,
+    uid: str | None,
+    gid: str | None,
+    umask: str | None,
     executable: str | None,
 ) -> None:
     """Print the events workers send (started with -E), live: celeriac events --dump.
@@ -125,13 +127,11 @@ def events(
     if detach:
         not_applicable("--detach", "celeriac events runs in the foreground",
                        "run it under systemd or supervisord", fatal=True)
-    if process_owner:
-        not_applicable("--uid/--gid/--umask", "celeriac events does not drop privileges",
-                       "set the user and umask in your supervisor", fatal=True)
     if logfile:
         not_applicable(f"--logfile {logfile}", "the dump prints to stdout",
                        f"redirect it: celeriac events --dump > {logfile}", fatal=True)
     executable_note("events", executable)
+    drop_privileges(uid, gid, umask)
     with pidfile_lock(pidfile):
         _dump(cli)
 

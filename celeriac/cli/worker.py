@@ -31,6 +31,7 @@ from celeriac.cli.options import (
     executable_option,
     not_applicable,
 )
+from celeriac.cli.privileges import drop_privileges, owner_options
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils.log import level_number, redirected_stdouts, setup_logging
 from celeriac.worker import Worker
@@ -136,7 +137,7 @@ WORKER_SECTIONS = {
     "Features": ("without_gossip", "without_mingle", "without_heartbeat", "heartbeat_interval",
                  "autoscale"),
     "Embedded Beat Options": ("beat", "schedule_filename", "scheduler"),
-    "Daemonization Options": ("logfile", "pidfile", "process_owner", "executable"),
+    "Daemonization Options": ("logfile", "pidfile", "uid", "gid", "umask", "executable"),
 }
 
 
@@ -202,8 +203,7 @@ def purge_queues(cli: CLIContext, queues: list[str]) -> int:
 @click.option("--scheduler", help="Beat scheduler class (with -B).")
 @click.option("--pidfile", help="Write the worker's pid here (refuses to start if taken).")
 @click.option("-f", "--logfile", help="Log to this file instead of stderr.")
-@click.option("--uid", "--gid", "--umask", "process_owner",
-              help="Not supported: set the user and umask in your supervisor.")
+@owner_options()
 @executable_option("worker")
 @global_options(hidden=True)
 @pass_cli
@@ -240,12 +240,12 @@ def worker(
     scheduler: str | None,
     pidfile: str | None,
     logfile: str | None,
-    process_owner: str | None,
+    uid: str | None,
+    gid: str | None,
+    umask: str | None,
     executable: str | None,
 ) -> None:
     """Start a worker: consume tasks from the broker and run them."""
-    if process_owner:
-        raise click.UsageError("--uid/--gid/--umask are not supported; use your supervisor.")
     if pool_start_method == "spawn":
         not_applicable("--pool-start-method spawn", "the prefork pool always forks its children",
                        "use -P threads for code that must not be forked", fatal=True)
@@ -259,6 +259,7 @@ def worker(
                      given_logfile=bool(logfile), executable=executable,
                      named_app=reruns_app(cli))
     executable_note("worker", executable)
+    drop_privileges(uid, gid, umask)
     if disable_prefetch:
         prefetch_multiplier = 1
     app = cli.app

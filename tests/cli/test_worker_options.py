@@ -5,9 +5,14 @@ would do something else than asked). Real worker processes on a SQLite broker.""
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import time
 from pathlib import Path
 
+import pytest
+
+from celeriac.cli.privileges import drop_privileges
 from tests.cli.project import make_project
 from tests.cli.workers import WorkerProcess, run_cli
 
@@ -149,3 +154,63 @@ def test_call_exchange_is_one_line_and_routing_key_names_the_queue(tmp_path: Pat
                                    "(or --routing-key).")
     size = run_cli(["-A", name, "amqp", "queue.declare", "rk"], tmp_path)
     assert size.stdout.strip() == "ok. queue:rk messages:1"
+
+
+def test_umask_applies_to_the_files_the_worker_creates(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    log = tmp_path / "umask.log"
+    with WorkerProcess(tmp_path, ["-A", name, "worker", "-P", "solo", "-l", "info",
+                                  "--umask", "077", "-f", str(log)]) as worker:
+        deadline = time.monotonic() + 30
+        while "ready." not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline and worker.process.poll() is None, \
+                worker.output()
+            time.sleep(0.05)
+        assert log.stat().st_mode & 0o777 == 0o600
+        assert worker.stop() == 0
+    bad = run_cli(["-A", name, "worker", "--umask", "9x"], tmp_path)
+    assert bad.returncode == 2 and "'9x' is not an octal umask such as 022" in bad.stderr
+
+
+def test_unknown_user_or_group_is_one_line(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    for option, what in (("--uid", "user"), ("--gid", "group")):
+        done = run_cli(["-A", name, "worker", option, "no_such_account_zz"], tmp_path)
+        assert done.returncode == 2
+        assert done.stderr.strip() == (f"celeriac: {option} no_such_account_zz: there is no "
+                                       f"such {what} on this machine; name an existing {what} "
+                                       f"(see /etc/{'passwd' if what == 'user' else 'group'}).")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can change user")
+def test_uid_drops_privileges() -> None:
+    """In a forked child (a worker run as nobody could not read a Python installed under
+    /root, as here): the process ends up as nobody, in nobody's group, unable to go back."""
+    nobody = pwd.getpwnam("nobody")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        code = 0
+        try:
+            drop_privileges("nobody", None, "027")
+            try:
+                os.setuid(0)
+                back = "root-again"
+            except PermissionError:
+                back = "stuck"
+            mask = os.umask(0)
+            os.write(write_end, f"{os.getuid()} {os.geteuid()} {os.getgid()} "
+                                f"{os.getgroups()} {mask:o} {back}".encode())
+        except BaseException as exc:
+            os.write(write_end, repr(exc).encode())
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read().decode()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, report
+    uid, euid, gid, groups, mask, back = report.split(" ", 5)[:6]
+    assert (uid, euid, gid) == (str(nobody.pw_uid), str(nobody.pw_uid), str(nobody.pw_gid))
+    assert mask == "27" and back == "stuck"
+    assert "0," not in groups and "[0]" not in groups
