@@ -84,6 +84,15 @@ def test_rows_celery_wrote_are_read_without_unpickling(
     assert backend.get("pickled") is None
     assert backend.get_state("pickled") == states.SUCCESS
     assert backend.wait("pickled", 0.05) is None
+    # A group Celery saved: its result column holds the encoded member list.
+    with raw.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO celery_tasksetmeta (taskset_id, result) VALUES (:g, :r)"),
+            {"g": "g1", "r": b'[["json", null]]'},
+        )
+    group = orjson.loads(backend.get("celery-taskset-meta-g1") or b"null")
+    assert group["result"] == [["json", None]]
+    assert backend.get_many(["celery-taskset-meta-g1", "json"])[1] == backend.get("json")
 
 
 def test_overflowing_counter_is_a_clear_error(
