@@ -532,8 +532,8 @@ class Celery:
         url = self.result_backend_url
         try:
             return bool(url) and backend_class(str(url)).replies_to_caller
-        except ImproperlyConfigured:
-            return False  # said when the backend is first used, not on every send
+        except Exception:  # e.g. a missing extra: said when the backend is first used instead
+            return False
 
     def _create_backend(self, url: str) -> ResultBackend:
         options = dict(self.conf.result_backend_transport_options or {})
