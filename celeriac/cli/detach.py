@@ -86,22 +86,37 @@ def reruns_app(cli: CLIContext) -> bool:
     return bool(named) or cli.preset_app is None
 
 
-def _without(args: Sequence[str], flags: Sequence[str]) -> list[str]:
-    return [a for a in args if a not in flags]
+def _without(args: Sequence[str], flags: Sequence[str],
+             valued: Sequence[str] = ()) -> list[str]:
+    """``args`` without ``flags`` and without the options ``valued`` with their values."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in flags:
+            continue
+        elif arg in valued:
+            skip = True
+        elif not any(arg.startswith(f"{name}=") for name in valued if name.startswith("--")):
+            out.append(arg)
+    return out
 
 
 def detach(ctx: click.Context, program: str, *, pidfile: str, logfile: str,
            given_pidfile: bool, given_logfile: bool, executable: str | None,
-           named_app: bool) -> None:
+           named_app: bool, logs_itself: bool = True) -> None:
     """Re-run this command line detached (without ``-D``/``--detach``) and exit: 0 once the
-    pid file is written, 1 if the process ended first."""
+    pid file is written, 1 if the process ended first. A command that does not
+    ``logs_itself`` (``events --dump`` prints) gets no ``--logfile``: its output is the log."""
     if not named_app:
         raise click.UsageError(f"--detach needs the app named on the command line: "
                                f"`celeriac -A proj {program} --detach`")
-    args = _without(ctx.meta.get(ARGV_KEY) or sys.argv[1:], ("-D", "--detach"))
+    args = _without(ctx.meta.get(ARGV_KEY) or sys.argv[1:], ("-D", "--detach"),
+                    () if logs_itself else ("-f", "--logfile"))
     if not given_pidfile:
         args += ["--pidfile", pidfile]
-    if not given_logfile:
+    if not given_logfile and logs_itself:
         args += ["--logfile", logfile]
     held = read_pid(pidfile)
     if held is not None:

@@ -13,6 +13,8 @@ from typing import Any
 import click
 
 from celeriac.cli.context import CLIContext, global_options, pass_cli
+from celeriac.cli.detach import detach as run_detached
+from celeriac.cli.detach import reruns_app
 from celeriac.cli.options import executable_note, executable_option, not_applicable
 from celeriac.cli.privileges import drop_privileges, owner_options
 from celeriac.cli.worker import LogLevel, pidfile_lock
@@ -84,11 +86,11 @@ def _write_line(line: str) -> None:
 @click.option("-F", "--frequency", "--freq", "frequency", type=float,
               help="Not supported (the camera's shutter frequency).")
 @click.option("-r", "--maxrate", help="Not supported (the camera's rate limit).")
-@click.option("--detach", is_flag=True,
-              help="Not supported: run it under a process supervisor instead.")
+@click.option("--detach", is_flag=True, help="Run the dump in the background (output to "
+              "--logfile, default celeryev.log; pid file celeryev.pid unless given).")
 @click.option("-l", "--loglevel", type=LogLevel(), default="WARNING",
               help="Accepted: the dump prints events, not log records.")
-@click.option("-f", "--logfile", help="Not supported: the dump goes to stdout; redirect it.")
+@click.option("-f", "--logfile", help="With --detach: where the dump goes (else stdout).")
 @click.option("--pidfile", help="Write the dumper's pid here (refuses to start if taken).")
 @owner_options()
 @executable_option("events")
@@ -125,11 +127,14 @@ def events(
                  "`celeriac -A proj events --dump`, or use the dashboard.", err=True)
         sys.exit(EX_NOT_PROVIDED)
     if detach:
-        not_applicable("--detach", "celeriac events runs in the foreground",
-                       "run it under systemd or supervisord", fatal=True)
+        run_detached(click.get_current_context(), "events", pidfile=pidfile or "celeryev.pid",
+                     logfile=logfile or "celeryev.log", given_pidfile=bool(pidfile),
+                     given_logfile=bool(logfile), executable=executable,
+                     named_app=reruns_app(cli), logs_itself=False)
     if logfile:
         not_applicable(f"--logfile {logfile}", "the dump prints to stdout",
-                       f"redirect it: celeriac events --dump > {logfile}", fatal=True)
+                       f"redirect it (celeriac events --dump > {logfile}) or add --detach",
+                       fatal=True)
     executable_note("events", executable)
     drop_privileges(uid, gid, umask)
     with pidfile_lock(pidfile):

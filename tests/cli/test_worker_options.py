@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import signal
 import time
 from pathlib import Path
 
@@ -120,9 +121,23 @@ def test_events_daemon_options(tmp_path: Path) -> None:
     done = run_cli(["-A", name, "events", "--dump", "--logfile", "ev.log"], tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == ("celeriac: --logfile ev.log: the dump prints to stdout; "
-                                   "redirect it: celeriac events --dump > ev.log.")
-    detach = run_cli(["-A", name, "events", "--dump", "--detach"], tmp_path)
-    assert detach.returncode == 2 and "--detach" in detach.stderr
+                                   "redirect it (celeriac events --dump > ev.log) or add "
+                                   "--detach.")
+    detached = run_cli(["-A", name, "events", "--dump", "--detach", "-f", "ev.log"], tmp_path)
+    assert detached.returncode == 0, detached.stderr
+    pid = int((tmp_path / "celeryev.pid").read_text())
+    try:
+        with WorkerProcess(tmp_path, ["-A", name, "worker", "-P", "solo", "-E", "-l", "info",
+                                      "-n", "evd@%h"]) as worker:
+            worker.wait_for("ready.")
+            deadline = time.monotonic() + 30
+            while "evd@" not in (tmp_path / "ev.log").read_text():
+                assert time.monotonic() < deadline, (tmp_path / "ev.log").read_text()
+                time.sleep(0.1)
+            assert worker.stop() == 0
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    assert (tmp_path / "ev.log").read_text().startswith("-> evdump: starting capture...")
 
 
 def test_global_loader_and_skip_checks(tmp_path: Path) -> None:
