@@ -23,7 +23,8 @@ def test_shell_has_the_app_and_tasks(tmp_path: Path, flag: str) -> None:
     if flag == "--ipython":
         pytest.importorskip("IPython")
     name = make_project(tmp_path)
-    done = run_cli(["-A", name, "shell", flag], tmp_path, input_text=PROBE)
+    done = run_cli(["-A", name, "shell", flag], tmp_path, input_text=PROBE,
+                   env={"IPYTHONDIR": str(tmp_path / ".ipython")})
     assert done.returncode == 0, done.stderr
     assert "SUM 5" in done.stdout
     assert f"APP celeriac.app.base True {name}" in done.stdout
@@ -35,7 +36,8 @@ def test_default_is_ipython_when_installed(tmp_path: Path) -> None:
     pytest.importorskip("IPython")
     name = make_project(tmp_path)
     done = run_cli(["-A", name, "shell"], tmp_path,
-                   input_text="import sys; print('IPY', 'IPython' in sys.modules)\n")
+                   input_text="import sys; print('IPY', 'IPython' in sys.modules)\n",
+                   env={"IPYTHONDIR": str(tmp_path / ".ipython")})
     assert done.returncode == 0, done.stderr
     assert "IPY True" in done.stdout
 
