@@ -3,9 +3,10 @@
 * :class:`MemoryStore`: nothing survives the process (the plain ``Scheduler``).
 * :class:`SQLiteStore`: a SQLite file named by ``beat_schedule_filename`` / ``-s`` (``.db`` is
   added unless the name ends in .db, .sqlite or .sqlite3): ``celerybeat-schedule.db`` by default.
-* :class:`RedisStore`: one hash, ``celeriac:beat:<app>:<schedule file name>``, field = entry
-  name, when the broker (else the result backend) is Redis, so beats on several machines
-  share it. ``redis`` is imported only then.
+* :class:`RedisStore`: one hash, ``<global_keyprefix>celeriac:beat:<app>:<schedule file
+  name>``, field = entry name, when the broker (else the result backend) is Redis, so beats on
+  several machines share it. The URL is read as the worker reads it (any Redis scheme, the
+  transport options). ``redis`` is imported only then.
 
 A stored state is the entry's last run time, its run count and a fingerprint of its schedule.
 """
@@ -36,7 +37,8 @@ __all__ = [
 ]
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-REDIS_SCHEMES = ("redis", "rediss")
+#: every URL scheme the Redis broker and backend accept (TLS, Unix socket, sentinel)
+REDIS_SCHEMES = ("redis", "rediss", "redis+socket", "unix", "sentinel")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS beat_entries (
     name TEXT PRIMARY KEY, last_run_at TEXT NOT NULL, total_run_count INTEGER NOT NULL,

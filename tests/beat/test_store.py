@@ -60,6 +60,21 @@ def test_redis_is_chosen_for_a_redis_broker_or_backend() -> None:
     assert isinstance(store_for(mixed), RedisStore)
 
 
+@pytest.mark.parametrize("url", [
+    "redis://127.0.0.1:1/0?global_keyprefix=p:",
+    "redis+socket:///tmp/nowhere.sock?global_keyprefix=p:",
+    "unix:///tmp/nowhere.sock?global_keyprefix=p:",
+    "sentinel://127.0.0.1:1/0?global_keyprefix=p:&master_name=m",
+])
+def test_any_redis_url_the_worker_takes_keeps_the_schedule_under_its_prefix(url: str) -> None:
+    # Nothing connects here: the URL is only read, as the worker reads it (issue 14).
+    app = Celery("proj", broker=url)
+    store = store_for(app, "celerybeat-schedule")
+    assert isinstance(store, RedisStore)
+    assert store.key == "p:celeriac:beat:proj:celerybeat-schedule"
+    store.close()
+
+
 def test_memory_store() -> None:
     store = MemoryStore()
     store.save("e", EntryState(T0, 1, "fp"))
