@@ -22,4 +22,4 @@ def test_no_blanket_wire_format_claim() -> None:
     # test_celery_layout.py): the README must not promise "the same wire format".
     flat = " ".join(README.split())
     assert "same API, settings, CLI and wire format" not in flat
-    assert "not its broker queue layouts" in flat
+    assert "not its Redis queue layout" in flat
