@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 import os
 
 import click
@@ -23,6 +24,8 @@ from celeriac.cli.usercode import foreign_task_modules, import_error_line
 from celeriac.exceptions import ImproperlyConfigured
 
 __all__ = ["EX_MISTAKE", "Mistake", "explain", "require_tasks", "warn_foreign_tasks"]
+
+logger = logging.getLogger("celeriac.worker")
 
 #: exit status of a command ended by a user's mistake (click's usage-error status)
 EX_MISTAKE = 2
@@ -69,12 +72,12 @@ def require_tasks(cli: CLIContext) -> None:
     )
 
 
-def warn_foreign_tasks(cli: CLIContext) -> None:
+def warn_foreign_tasks() -> None:
     """One warning line per module whose tasks use Celery's decorators, not celeriac's."""
     for filename, names in foreign_task_modules():
-        cli.echo(
-            f"warning: {filename}: {names} use Celery's decorators (from celery import ...), so "
-            "they are registered with Celery's app, not this one; import them from celeriac "
-            f"(celeriac migrate-imports {os.path.dirname(filename) or '.'} shows how)",
-            err=True,
+        logger.warning(
+            "%s: %s use Celery's decorators (from celery import ...), so they are registered "
+            "with Celery's app, not this one; import them from celeriac "
+            "(celeriac migrate-imports %s shows how)",
+            filename, names, os.path.dirname(filename) or ".",
         )

@@ -295,7 +295,6 @@ def worker(
             )
         except ImproperlyConfigured as exc:
             raise Mistake(str(exc)) from None
-        warn_foreign_tasks(cli)
         if heartbeat_interval is not None:
             instance.events.freq_s = heartbeat_interval
         if purge:
@@ -326,6 +325,7 @@ def worker(
             colorize=False if cli.no_color else conf.worker_log_color,
             hijack_root=bool(conf.worker_hijack_root_logger),
         )
+        warn_foreign_tasks()  # logged, so it reaches --logfile too
         signals.celeryd_after_setup.send(sender=instance.hostname, instance=instance, conf=conf)
         redirect = (
             redirected_stdouts(logging.getLogger("celeriac.redirected"),
