@@ -104,9 +104,8 @@ def test_table_names(make_backend: MakeBackend, raw: sa.Engine) -> None:
     assert other.get("t1") is None
 
 
+@pytest.mark.parametrize("kind", ["postgresql"])  # schemas are PostgreSQL's namespaces
 def test_table_schemas_on_postgresql(kind: str, make_backend: MakeBackend, raw: sa.Engine) -> None:
-    if kind != "postgresql":
-        pytest.skip("schemas are PostgreSQL's namespaces")
     name = f"results_{uuid.uuid4().hex[:8]}"
     with raw.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
