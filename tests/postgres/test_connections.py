@@ -258,3 +258,10 @@ def test_a_store_on_the_result_backends_url_keeps_its_tables_there(pg_url: str) 
         store.close()
     with connect(pg_url) as db:
         assert db.execute("SELECT count(*) FROM celeriac_revoked").fetchone() == (2,)
+
+
+def test_publish_once_exists_as_the_capability_says() -> None:
+    from celeriac.brokers import Broker
+
+    implemented = PostgresBroker.publish_once is not Broker.publish_once
+    assert implemented and PostgresBroker.capabilities.atomic_publish_once
