@@ -155,7 +155,7 @@ def purge_queues(cli: CLIContext, queues: list[str]) -> int:
 @click.option("-n", "--hostname", help="Node name, e.g. 'w1@%h' (%h host, %n short name, "
               "%d domain, %i pid). Default: celeriac@%h.")
 @click.option("-D", "--detach", is_flag=True,
-              help="Run in the background (pid file %n.pid, log %n%I.log unless given).")
+              help="Run in the background (pid file NODE.pid, log NODE.log unless given).")
 @click.option("-S", "--statedb", help="Not needed: revoked ids live in the broker's store.")
 @click.option("-l", "--loglevel", type=LogLevel(), default="WARNING", show_default=True,
               help="Logging level.")
