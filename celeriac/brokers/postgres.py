@@ -34,8 +34,6 @@ reached) naming the URL with its password masked.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,7 +52,7 @@ from celeriac._postgres.conn import (
     scalar,
 )
 from celeriac._postgres.listen import Listener
-from celeriac._utils.stored import envelope_parts
+from celeriac._postgres.rows import columns, decode_broadcast, delivery, encode_broadcast
 from celeriac.brokers.base import (
     Broker,
     Capabilities,
@@ -65,7 +63,6 @@ from celeriac.brokers.base import (
 )
 from celeriac.exceptions import BrokerConnectionError, TransportError
 from celeriac.message import Delivery, Envelope
-from celeriac.protocol import open_stored
 
 #: seconds a large broadcast's row is kept for subscribers that have not read it yet
 BROADCAST_KEEP_S = 60.0
@@ -73,48 +70,10 @@ BROADCAST_KEEP_S = 60.0
 NOTIFY_MAX_BYTES = 7900
 #: messages per publish statement (a larger bulk send is several, in one transaction)
 PUBLISH_CHUNK = 5000
+#: seconds between reads of a busy consumer's pending notifications
+DRAIN_EVERY_S = 1.0
 #: seconds between promotion steps while every claim comes back full (a backlog)
 PROMOTE_EVERY_S = 0.5
-
-
-def _columns(items: Iterable[tuple[str, Envelope]], now: float) -> dict[str, list[Any]]:
-    """The publish statement's parameters: one array per column."""
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "queue", "priority", "eta", "task_id", "headers", "properties", "body", "ctype", "cenc")}
-    for queue, env in items:
-        eta = env.eta_timestamp() if env.has_eta else None
-        headers, props, body, ctype, cenc = envelope_parts(env)
-        cols["queue"].append(queue)
-        # smallint column; the contract's range is 0..9, AMQP's 0..255
-        cols["priority"].append(min(max(env.priority, 0), 255))
-        cols["eta"].append(eta if eta is not None and eta > now else None)
-        cols["task_id"].append(env.task_id or None)
-        cols["headers"].append(headers)
-        cols["properties"].append(props)
-        cols["body"].append(body)
-        cols["ctype"].append(ctype)
-        cols["cenc"].append(cenc)
-    return cols
-
-
-def _delivery(row: tuple[Any, ...]) -> Delivery:
-    tag, queue, _, headers, props, body, ctype, cenc, count = row
-    # Each row is read on its own: a bad one becomes a malformed delivery (the executor
-    # dead-letters it) and the rest of the batch is delivered as usual.
-    envelope, problem = open_stored(headers, props, body, ctype, cenc)
-    return Delivery(envelope, queue, tag, count > 1, count, problem)
-
-
-def encode_broadcast(payload: bytes) -> str:
-    """A NOTIFY payload: ``t`` + the text when ``payload`` is UTF-8 without NUL (a NOTIFY is
-    text), else ``b`` + base64."""
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError:
-        text = "\0"
-    if "\0" not in text:
-        return "t" + text
-    return "b" + base64.b64encode(payload).decode("ascii")
 
 
 class PostgresBroker(Broker):
@@ -136,6 +95,7 @@ class PostgresBroker(Broker):
         self._listeners: list[Listener] = []
         self._channel_cache: dict[tuple[str, ...], list[str]] = {}
         self._promote_at = 0.0
+        self._drain_at = 0.0
 
     def _listener(self) -> Listener:
         listener: Listener | None = getattr(self._local, "listener", None)
@@ -158,7 +118,7 @@ class PostgresBroker(Broker):
         self.publish_many([(queue, envelope)])
 
     def publish_many(self, items: Iterable[tuple[str, Envelope]]) -> None:
-        cols = _columns(items, time.time())
+        cols = columns(items, time.time())
         if not cols["queue"]:
             return
         total = len(cols["queue"])
@@ -182,7 +142,7 @@ class PostgresBroker(Broker):
         self._pool.run(publish)
 
     def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
-        cols = _columns([(queue, envelope)], time.time())
+        cols = columns([(queue, envelope)], time.time())
         params = {k: v[0] for k, v in cols.items()}
         params.update(key=key, ttl_s=float(ttl_s), ns=self.params.namespace)
         rows = self._pool.run(lambda c: c.execute(q.PUBLISH_ONCE, params).fetchall())
@@ -200,6 +160,11 @@ class PostgresBroker(Broker):
                 # Before the claim, so a publish between claim and wait still wakes us.
                 listener.listen(self._channels(tuple(queues)))
             deliveries = self._claim(queues, max_messages)
+            if deliveries and listener is not None and time.monotonic() >= self._drain_at:
+                # A consumer that never waits (a backlog) still reads its notifications now and
+                # then: the server's notification queue cannot move past an unread listener.
+                listener.wait(0.0)
+                self._drain_at = time.monotonic() + DRAIN_EVERY_S
             remaining = deadline - time.monotonic()
             if deliveries or listener is None or remaining <= 0:
                 return deliveries
@@ -224,7 +189,7 @@ class PostgresBroker(Broker):
             self._promote_at = time.monotonic() + PROMOTE_EVERY_S
         # RETURNING gives no order guarantee: restore priority-then-FIFO here.
         rows.sort(key=lambda r: (-r[2], r[0]))
-        return [_delivery(row) for row in rows]
+        return [delivery(row) for row in rows]
 
     def _claim_rows(self, c: psycopg.Connection[Any], queues: list[str], limit: int,
                     promote: bool) -> list[tuple[Any, ...]]:
@@ -373,21 +338,12 @@ class _PostgresSubscription(Subscription):
         self._closed = False
 
     def _decode(self, payload: str) -> bytes | None:
-        """The bytes a notification stands for; None for one we did not send (anyone with
-        access to the database can NOTIFY any channel): it is dropped."""
-        kind, rest = payload[:1], payload[1:]
-        if kind == "t":
-            return rest.encode()
-        if kind == "b":
-            try:
-                return base64.b64decode(rest, validate=True)
-            except binascii.Error:
-                return None
-        if kind == "r" and rest.isascii() and rest.isdigit() and len(rest) < 19:
+        def stored(row_id: int) -> bytes | None:
             row = self._pool.run(lambda c: c.execute(
-                "SELECT payload FROM celeriac_broadcasts WHERE id = %s", (int(rest),)).fetchone())
+                "SELECT payload FROM celeriac_broadcasts WHERE id = %s", (row_id,)).fetchone())
             return None if row is None else bytes(row[0])  # trimmed: missed, as documented
-        return None
+
+        return decode_broadcast(payload, stored)
 
     def get(self, timeout_s: float) -> list[bytes]:
         if self._closed:
