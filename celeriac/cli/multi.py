@@ -14,7 +14,8 @@ Rules:
   ``restart`` is ``stopwait`` then ``start``. A node is found by its pid file only, so give
   ``stop`` the same ``--pidfile`` as ``start``. A pid file naming no live process is removed.
 * ``show`` prints each node's command line; ``names`` its node name; ``get NODE`` one node's
-  command line.
+  command line; ``expand TEMPLATE`` the template with each node's ``%n``/``%h``/``%d``
+  (``expand /var/run/%n.pid w1 w2``); ``stop_verify`` is ``stopwait``; ``help`` this text.
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ import click
 import celeriac
 from celeriac.cli.context import get_cli
 from celeriac.cli.detach import alive, read_pid, spawn_detached, wait_for_pidfile
-from celeriac.cli.multi_nodes import MultiArgs, Node, command_line, parse_multi_args
+from celeriac.cli.multi_nodes import (
+    MultiArgs,
+    Node,
+    command_line,
+    expand_path,
+    parse_multi_args,
+)
 
 __all__ = ["multi"]
 
@@ -125,7 +132,8 @@ def _reaped(pid: int) -> bool:
     return done == pid
 
 
-COMMANDS = ("start", "stop", "stopwait", "restart", "kill", "show", "names", "get")
+COMMANDS = ("start", "stop", "stopwait", "stop_verify", "restart", "kill", "show", "names",
+            "get", "expand", "help")
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
@@ -155,10 +163,15 @@ def multi(ctx: click.Context, command: str, args: Sequence[str]) -> None:
             forwarded += [flag, value]
     parsed = parse_multi_args([*args, *forwarded])
     parsed.quiet = parsed.quiet or cli.quiet
+    if command == "help":
+        click.echo(ctx.get_help())
+        raise click.exceptions.Exit(0)
     wanted = ""
-    if command == "get":
+    if command in ("get", "expand"):
         if not parsed.names:
-            raise click.UsageError("multi get: which node? (multi get NODE [OPTIONS])")
+            what = "node" if command == "get" else "template"
+            raise click.UsageError(f"multi {command}: which {what}? "
+                                   f"(multi {command} {what.upper()} NODES [OPTIONS])")
         wanted, parsed.names = parsed.names[0], parsed.names[1:] or [parsed.names[0]]
     if not parsed.names:
         raise click.UsageError(f"multi {command}: name the nodes, e.g. `celeriac multi "
@@ -175,7 +188,7 @@ def multi(ctx: click.Context, command: str, args: Sequence[str]) -> None:
         code = runner.start()
     elif command == "stop":
         code = runner.stop()
-    elif command == "stopwait":
+    elif command in ("stopwait", "stop_verify"):
         code = runner.stop(wait=True)
     elif command == "kill":
         code = runner.stop(signal.SIGKILL)
@@ -186,6 +199,11 @@ def multi(ctx: click.Context, command: str, args: Sequence[str]) -> None:
         code = runner.show()
     elif command == "names":
         code = runner.names()
+    elif command == "expand":
+        for node in runner.nodes:
+            domain = node.name.partition("@")[2].partition(".")[2]
+            click.echo(expand_path(wanted, node.short_name, node.name, domain))
+        code = 0
     else:
         matches = [n for n in runner.nodes if wanted in (n.name, n.short_name)]
         if not matches:

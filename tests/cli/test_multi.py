@@ -115,6 +115,13 @@ def test_show_names_and_node_options(tmp_path: Path) -> None:
     celery5 = run_cli(["-A", "proj", "-b", "redis://h/1", "multi", "show", "w1", "-l", "info"],
                       tmp_path)
     assert celery5.stdout.strip().endswith("--logfile w1.log -l info -A proj -b redis://h/1")
+    expanded = run_cli(["multi", "expand", "/run/%n.pid", "w1", "w2@h.example.com"], tmp_path)
+    assert expanded.stdout.split() == ["/run/w1.pid", "/run/w2.pid"]
+    got = run_cli(["multi", "get", "w2", "w1", "w2", "-c", "2"], tmp_path)
+    assert got.stdout.strip().endswith(f"worker -n w2@{host} --pidfile w2.pid --logfile w2.log "
+                                       "-c 2")
+    assert "Start and stop several detached workers" in run_cli(["multi", "help"],
+                                                                 tmp_path).stdout
     missing = run_cli(["multi", "start"], tmp_path)
     assert missing.returncode == 2 and "name the nodes" in missing.stderr
 
