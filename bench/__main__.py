@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     pg = sub.add_parser("postgres", help="PostgreSQL drain: celeriac vs Celery vs Procrastinate")
     pg.add_argument("--broker", default="postgresql://postgres@127.0.0.1:5432/test")
     pg.add_argument("--backend", default="redis://127.0.0.1:6379/15",
-                    help="result backend of celeriac and Celery (flushed)")
+                    help="result backend of celeriac and Celery (Redis)")
     pg.add_argument("--n", type=int, default=10000, help="tasks drained per run")
     pg.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     pg.add_argument("--prefetch", type=int, default=64, help="tuned worker_prefetch_multiplier")

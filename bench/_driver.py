@@ -58,6 +58,26 @@ def add_app(system: str, broker: str, backend: str, settings: list[str], extra: 
     return "\n".join(lines) + "\n"
 
 
+def results_prefix(system: str) -> str:
+    """A Redis key prefix of one run's results (``global_keyprefix``, which celeriac and Celery
+    both honour): runs sharing the result database delete only their own keys, never flush."""
+    global _runs
+    _runs += 1
+    return f"bench_{system}_{os.getpid()}_{_runs}:"
+
+
+_runs = 0
+
+# Driver lines: ``clear_results()`` deletes the keys under this run's result prefix.
+CLEAR_RESULTS_LINES = '''
+def clear_results():
+    import redis
+    prefix = app.conf.result_backend_transport_options["global_keyprefix"]
+    client = redis.Redis.from_url(backend)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    for i in range(0, len(keys), 1000):
+        client.delete(*keys[i : i + 1000])
+'''
 # Driver lines: start the worker (``worker_cmd``) at ``t``, its stderr kept in a file (a pipe
 # nobody reads could fill and stop it); stop it and pass its stderr on (shown on failure).
 START_WORKER_LINES = '''

@@ -8,6 +8,7 @@ configuration named beside it.
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,8 +34,11 @@ def run_rounds(
         for label in labels:
             print(f"round {round_no}/{rounds}: {label} ...", flush=True)
             row = run_one(label)
+            # the machine is shared: the load beside each run goes into the log
+            load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
             print("    " + ", ".join(f"{k}={v:.6g}" for k, v in row.items()
-                                     if isinstance(v, float | int)), flush=True)
+                                     if isinstance(v, float | int)) + f"; load {load}",
+                  flush=True)
             runs[label].append(row)
     return runs
 

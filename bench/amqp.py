@@ -14,8 +14,8 @@ each tuned (``worker_prefetch_multiplier = 64``). Per run:
 * the worker's peak RSS (VmHWM).
 
 Every run declares its own queue and exchange (``bench_amqp_<system>_<pid>``) and deletes
-both afterwards; the Redis result database given by ``--backend`` is flushed before and after
-each run, so point it at a database nothing else uses (DB 15 here).
+both afterwards; its results are kept under a key prefix of its own in ``--backend`` and
+deleted after (the database is never flushed: other runs may share it).
 """
 
 from __future__ import annotations
@@ -27,12 +27,14 @@ import time
 from typing import Any
 
 from bench._driver import (
+    CLEAR_RESULTS_LINES,
     DRAIN_LINES,
     PEAK_RSS_LINES,
     RTT_LINES,
     START_WORKER_LINES,
     STOP_WORKER_LINES,
     add_app,
+    results_prefix,
     run_driver,
     splice,
 )
@@ -55,12 +57,12 @@ DRIVER = splice(
     import json, os, subprocess, sys, time
     from urllib.parse import unquote, urlsplit
     sys.path.insert(0, os.getcwd())
-    import amqp, redis
+    import amqp
     from benchapp import add, app, bulk
     QUEUE = app.conf.task_default_queue
     n, delay_n, rtt_n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     worker_cmd = json.loads(sys.argv[4]); broker, backend = sys.argv[5], sys.argv[6]
-    results_db = redis.Redis.from_url(backend)
+    #CLEAR
 
     def drop_queue(purge_only=False):
         u = urlsplit(broker)
@@ -82,13 +84,13 @@ DRIVER = splice(
             conn.close()
 
     out = {}
-    drop_queue(); results_db.flushdb()
+    drop_queue(); clear_results()
     t = time.perf_counter()
     for i in range(delay_n):
         add.delay(i, i)
     out["delay_per_s"] = delay_n / (time.perf_counter() - t)
 
-    drop_queue(purge_only=True); results_db.flushdb()
+    drop_queue(purge_only=True); clear_results()
     t = time.perf_counter()
     results = bulk(n)
     out["bulk_per_s"] = n / (time.perf_counter() - t)
@@ -100,10 +102,11 @@ DRIVER = splice(
         #RSS
     finally:
         #STOP
-        drop_queue(); results_db.flushdb()
+        drop_queue(); clear_results()
     print(json.dumps(out))
     """
     ),
+    CLEAR=CLEAR_RESULTS_LINES,
     START=START_WORKER_LINES,
     STOP=STOP_WORKER_LINES,
     DRAIN=DRAIN_LINES,
@@ -161,7 +164,11 @@ def run(
         system, tuning = configs[label]
         url = broker if system == "celeriac" else _celery_url(broker)
         queue = f"app.conf.task_default_queue = 'bench_amqp_{system}_{os.getpid()}'"
-        source = add_app(system, url, backend, [queue, *tuning], BULK[system])
+        keys = (
+            "app.conf.result_backend_transport_options = "
+            f"{{'global_keyprefix': {results_prefix(system)!r}}}"
+        )
+        source = add_app(system, url, backend, [queue, keys, *tuning], BULK[system])
         args = [str(n), str(delay_n), str(rtt_n), json.dumps(WORKERS[system]), url, backend]
         return run_driver(label, source, DRIVER, args, timeout_s=3600)
 

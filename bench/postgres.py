@@ -26,11 +26,13 @@ import time
 from typing import Any
 
 from bench._driver import (
+    CLEAR_RESULTS_LINES,
     DRAIN_LINES,
     PEAK_RSS_LINES,
     START_WORKER_LINES,
     STOP_WORKER_LINES,
     add_app,
+    results_prefix,
     run_driver,
     splice,
 )
@@ -86,11 +88,13 @@ DRIVER = splice(
             cur = conn.execute(statement)
             return cur.fetchall() if cur.description else None
 
+    app = benchapp.app
+    #CLEAR
+
     def reset():
         sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        if backend.startswith("redis"):
-            import redis
-            redis.Redis.from_url(backend).flushdb()
+        if system != "procrastinate":
+            clear_results()
 
     out = {}
     reset()
@@ -126,6 +130,7 @@ DRIVER = splice(
     print(json.dumps(out))
     """
     ),
+    CLEAR=CLEAR_RESULTS_LINES,
     START=START_WORKER_LINES,
     STOP=STOP_WORKER_LINES,
     DRAIN=DRAIN_LINES,
@@ -187,6 +192,8 @@ def run(
             worker = PROCRASTINATE_WORKER
         else:
             settings = [line.format(schema=schema) for line in SETTINGS[system]]
+            settings.append("app.conf.result_backend_transport_options = "
+                            f"{{'global_keyprefix': {results_prefix(system)!r}}}")
             source = add_app(system, urls[system], backend, [*settings, *tuning])
             worker = WORKERS[system]
         args = [system, str(n), json.dumps(worker), urls["procrastinate"], backend, schema]
