@@ -78,6 +78,8 @@ SELECT least((SELECT min(eta) FROM {TABLE} WHERE eta IS NOT NULL),
 # crash only brings its messages back (at least once). Publishes always wait.
 ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
 DELETE_OWNED = f"DELETE FROM {TABLE} WHERE id = ANY(%(ids)s::bigint[]) AND owner = %(owner)s"
+# The write-behind ack (celeriac._postgres.acks): ``$n`` placeholders, text parameters.
+ACK = f"DELETE FROM {TABLE} WHERE id = ANY($1::bigint[]) AND owner = $2"
 RELEASE = f"""
 WITH r AS (
     UPDATE {TABLE} SET lease_until = NULL, owner = NULL

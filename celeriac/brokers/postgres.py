@@ -20,7 +20,9 @@ state is told by two nullable columns: ``eta`` (scheduled), ``lease_until`` (cla
   consumer sleeps on its listening connection until a notification, the next ``eta`` or lease
   expiry, or its timeout.
 * **Settling** (ack, reject) deletes only rows this consumer still owns, in one statement per
-  batch; requeue and renew likewise touch only owned rows.
+  batch; requeue and renew likewise touch only owned rows. An ack is write-behind
+  (:mod:`celeriac._postgres.acks`): sent before :meth:`ack` returns, its reply read before this
+  broker's next operation.
 * **Broadcasts** are NOTIFY payloads (text as it is, other bytes base64); a payload too large for
   a notification (PostgreSQL's limit is 8000 bytes) is stored in ``celeriac_broadcasts`` and
   the notification carries its id; such rows are trimmed after ``BROADCAST_KEEP_S``.
@@ -42,6 +44,7 @@ from typing import Any
 import psycopg
 
 from celeriac._postgres import statements as q
+from celeriac._postgres.acks import WriteBehind
 from celeriac._postgres.conn import (
     Pool,
     channel,
@@ -88,9 +91,11 @@ class PostgresBroker(Broker):
         self._pool = Pool(self.params, error=TransportError,
                           connection_error=BrokerConnectionError,
                           max_idle=int(self.transport_options.get("max_idle_connections", 8)))
-        # one listening connection per consuming thread, all closed by close()
         #: whether claims, acks, requeues and renewals wait for the WAL flush (see q.ASYNC_COMMIT)
         self.durable_acks = bool(self.transport_options.get("durable_acks", False))
+        # acks are sent at once and their replies read later (celeriac._postgres.acks)
+        self._acks = WriteBehind(self._pool, synchronous_commit=self.durable_acks)
+        # one listening connection per consuming thread, all closed by close()
         self._local = threading.local()
         self._listeners: list[Listener] = []
         self._channel_cache: dict[tuple[str, ...], list[str]] = {}
@@ -153,6 +158,7 @@ class PostgresBroker(Broker):
         if not queues or max_messages <= 0:
             return []
         queues = list(dict.fromkeys(queues))
+        self._acks.flush()
         deadline = time.monotonic() + timeout_s
         listener = self._listener() if timeout_s > 0 else None
         while True:
@@ -206,6 +212,7 @@ class PostgresBroker(Broker):
     def _owned(self, sql: str, deliveries: Sequence[Delivery], **extra: Any) -> None:
         if not deliveries:
             return
+        self._acks.flush()
         params = {"ids": [d.tag for d in deliveries], "owner": self.consumer_name(),
                   "ns": self.params.namespace, **extra}
 
@@ -220,7 +227,10 @@ class PostgresBroker(Broker):
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         # Only rows this consumer still owns: a row it requeued (owner NULL) or that another
         # consumer claimed after our lease ran out (owner changed) is not ours to delete.
-        self._owned(q.DELETE_OWNED, deliveries)
+        # Write-behind: sent now, its reply read before this broker's next operation.
+        if deliveries:
+            ids = "{" + ",".join(str(d.tag) for d in deliveries) + "}"
+            self._acks.send(q.ACK, [ids, self.consumer_name()])
 
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
         self._owned(q.RELEASE, deliveries)
@@ -276,12 +286,15 @@ class PostgresBroker(Broker):
     def purge(self, queues: Sequence[str]) -> int:
         if not queues:
             return 0
+        self._acks.flush()
         return int(self._pool.run(lambda c: c.execute(q.PURGE, (list(queues),)).rowcount))
 
     def queue_size(self, queue: str) -> int:
+        self._acks.flush()
         return int(self._pool.run(lambda c: scalar(c, q.QUEUE_SIZE, {"queue": queue})))
 
     def oldest_age_s(self, queue: str) -> float | None:
+        self._acks.flush()
         age = self._pool.run(lambda c: scalar(c, q.OLDEST_READY, {"queue": queue}))
         return None if age is None else max(float(age), 0.0)
 
@@ -309,6 +322,7 @@ class PostgresBroker(Broker):
         # Every queue: the owner column tells the node's rows wherever they are. Who is dead is
         # decided first; releasing then names those owners only, so a live holder's rows stay.
         prefix = node_prefix(hostname)
+        self._acks.flush()
         owners = [
             owner for (owner,) in self._pool.run(
                 lambda c: c.execute(q.RECLAIM_OWNERS, (len(prefix), prefix)).fetchall())
@@ -321,6 +335,7 @@ class PostgresBroker(Broker):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
+        self._acks.close()
         for listener in list(self._listeners):
             listener.close()
         self._pool.close()
