@@ -2,8 +2,8 @@
 broadcast, and workers on it: real worker processes on SQLite and Redis; on memory://, which
 lives in one process, a worker in a thread of the test process.
 
-A later transport joins the suite by adding a branch to ``_url`` (skipping when its service is
-not reachable).
+A later transport joins the suite by adding its kind to ``CONTROL_KINDS`` (the URL comes from
+:func:`tests.support.services.broker_url`, which skips when its service is not reachable).
 """
 
 from __future__ import annotations
@@ -11,15 +11,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import textwrap
-import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.redis.support import BROKER_DB, drop_keys, redis_url
+from tests.support.services import broker_url
+from tests.support.workers import ThreadWorker
 from tests.worker.support import start_worker, task_module, worker_code
 
 CONTROL_KINDS = ["memory", "sqlite", "redis"]
@@ -52,57 +51,12 @@ TASKS = textwrap.dedent(
 )
 
 
-def _url(kind: str, tmp_path: Path) -> str:
-    if kind == "memory":
-        return f"memory://ctl-{uuid.uuid4().hex}"
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'broker.db'}"
-    if kind == "redis":
-        return redis_url(BROKER_DB)
-    raise AssertionError(kind)
-
-
 @pytest.fixture(params=CONTROL_KINDS)
 def ctl(request: pytest.FixtureRequest, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The task module ``ctlproj`` on a fresh broker of each kind."""
-    url = _url(request.param, tmp_path)
-    try:
+    with broker_url(request.param, tmp_path) as url:
         yield from task_module("ctlproj", TASKS, tmp_path, monkeypatch, {"CTL_URL": url})
-    finally:
-        if request.param == "redis":
-            drop_keys(url)
-
-
-class ThreadWorker:
-    """A worker in a thread of this process, with the part of Popen the tests use."""
-
-    def __init__(self, app: Any, **options: Any) -> None:
-        from celeriac.worker import Worker
-
-        self.worker = Worker(app, install_signal_handlers=False, **options)
-        self.returncode: int | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        self.returncode = self.worker.start()
-
-    def poll(self) -> int | None:
-        return self.returncode
-
-    def send_signal(self, signum: int) -> None:
-        self.worker.stop()
-
-    def kill(self) -> None:
-        self.worker.stop("cold")
-
-    def wait(self, timeout: float | None = None) -> int:
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            raise subprocess.TimeoutExpired("worker thread", timeout or 0)
-        assert self.returncode is not None
-        return self.returncode
 
 
 WorkerFactory = Callable[..., Any]
@@ -121,7 +75,7 @@ def spawn(ctl: Any, tmp_path: Path) -> Iterator[WorkerFactory]:
         proc: Any
         if ctl.app.conf.broker_url.startswith("memory://"):
             (tmp_path / log_name).write_text("(in-process worker: its log is pytest's)\n")
-            proc = ThreadWorker(ctl.app, hostname=hostname, **options)
+            proc = ThreadWorker(ctl.app, hostname=hostname, **options).start()
         else:
             proc = start_worker(tmp_path, worker_code("ctlproj", hostname=hostname, **options),
                                 log_name=log_name)

@@ -4,7 +4,6 @@ be shared with a worker process), and collecting events until a condition."""
 from __future__ import annotations
 
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,9 +11,7 @@ from typing import Any
 
 from celeriac import Celery
 from celeriac.events import EventReceiver
-from celeriac.worker import Worker
-from celeriac.worker.events import WorkerEvents
-from tests.redis.support import BROKER_DB, redis_url
+from tests.support.workers import ThreadWorker as SharedThreadWorker
 
 #: fields every event carries once received
 COMMON = {"type", "hostname", "timestamp", "utcoffset", "pid", "clock", "local_received"}
@@ -66,32 +63,14 @@ TASKS = textwrap.dedent(
 )
 
 
-def url_for(kind: str, tmp_path: Path) -> str:
-    if kind == "memory":
-        return f"memory://events-{tmp_path.name}"
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'events.db'}"
-    return redis_url(BROKER_DB)
-
-
-class ThreadWorker:
-    """A worker of this process in a thread (memory:// cannot be shared with a subprocess)."""
+class ThreadWorker(SharedThreadWorker):
+    """A worker of this process in a thread (memory:// cannot be shared with a subprocess);
+    a ``threads`` pool of two unless told otherwise."""
 
     def __init__(self, app: Celery, **options: Any) -> None:
         options.setdefault("pool", "threads")
         options.setdefault("concurrency", 2)
-        self.worker = Worker(app, install_signal_handlers=False, **options)
-        self.events: WorkerEvents = self.worker.events
-        self.thread = threading.Thread(target=self.worker.start, daemon=True)
-
-    def start(self) -> ThreadWorker:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.worker.stop()
-        self.thread.join(timeout=20)
-        assert not self.thread.is_alive()
+        super().__init__(app, **options)
 
 
 def collect(receiver: EventReceiver, until: Callable[[list[dict[str, Any]]], bool],

@@ -16,18 +16,16 @@ from typing import Any
 import pytest
 
 from celeriac.cli.events import EventDumper
-from tests.events.support import TASKS, url_for
-from tests.redis.support import drop_keys
+from tests.events.support import TASKS
+from tests.support.services import broker_url
 from tests.worker.support import REPO_ROOT, start_worker, task_module, worker_code
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def evtasks(request: pytest.FixtureRequest, tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    url = url_for(request.param, tmp_path)
-    yield from task_module("evtasks", TASKS, tmp_path, monkeypatch, {"EVTASKS_URL": url})
-    if request.param == "redis":
-        drop_keys(url)
+    with broker_url(request.param, tmp_path) as url:
+        yield from task_module("evtasks", TASKS, tmp_path, monkeypatch, {"EVTASKS_URL": url})
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

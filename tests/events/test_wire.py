@@ -13,26 +13,21 @@ import pytest
 
 from celeriac import Celery
 from celeriac.brokers import create_broker
-from celeriac.brokers import memory as memory_broker
-from celeriac.coordination import memory as memory_store
 from celeriac.events import EVENTS_CHANNEL, EventDispatcher, decode_events, encode_events
 from celeriac.events import event as event_module
-from tests.events.support import collect, url_for
-from tests.redis.support import drop_keys
+from tests.events.support import collect
+from tests.support.services import broker_url
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
     kind: str = request.param
-    url = url_for(kind, tmp_path)
-    application = Celery("wire", broker=url, backend=url, set_as_current=False)
-    yield application
-    application.close()
-    if kind == "memory":
-        memory_broker.reset(url)
-        memory_store.reset(url)
-    elif kind == "redis":
-        drop_keys(url)
+    with broker_url(kind, tmp_path) as url:
+        application = Celery("wire", broker=url, backend=url, set_as_current=False)
+        try:
+            yield application
+        finally:
+            application.close()
 
 
 def good(uuid: str = "id-1", type_: str = "task-succeeded", **fields: Any) -> dict[str, Any]:

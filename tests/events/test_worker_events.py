@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 
 from celeriac import states
-from celeriac.brokers import memory as memory_broker
-from celeriac.coordination import memory as memory_store
 from celeriac.events import EventReceiver
 from tests.events.support import (
     COMMON,
@@ -26,9 +24,8 @@ from tests.events.support import (
     ThreadWorker,
     collect,
     of,
-    url_for,
 )
-from tests.redis.support import drop_keys
+from tests.support.services import broker_url
 from tests.worker.support import start_worker, task_module, worker_code
 
 pytestmark = pytest.mark.slow
@@ -42,13 +39,8 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def evtasks(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    url = url_for(kind, tmp_path)
-    yield from task_module("evtasks", TASKS, tmp_path, monkeypatch, {"EVTASKS_URL": url})
-    if kind == "memory":
-        memory_broker.reset(url)
-        memory_store.reset(url)
-    elif kind == "redis":
-        drop_keys(url)
+    with broker_url(kind, tmp_path) as url:
+        yield from task_module("evtasks", TASKS, tmp_path, monkeypatch, {"EVTASKS_URL": url})
 
 
 class Running:

@@ -115,7 +115,7 @@ def test_revoke_of_a_queued_task(pair: Pair, fresh_tag: str) -> None:
 def test_control_ping_and_inspect_active(pair: Pair, fresh_tag: str) -> None:
     if not pair.capabilities.broadcast:
         pytest.skip(f"the {pair.broker} broker does not broadcast")
-    app, name = pair.app, pair.worker.name
+    app, name = pair.app, pair.worker.hostname
     # Addressed to the pair's worker: the call returns once it answered.
     assert app.control.ping(destination=[name], timeout=10) == [{name: {"ok": "pong"}}]
     held = hold_both_slots(pair, fresh_tag)

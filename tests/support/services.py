@@ -82,7 +82,15 @@ def _amqp_vhost() -> Iterator[str]:
 def broker_url(kind: str, root: Path) -> Iterator[str]:
     """An isolated broker URL of ``kind``; ``root`` is a private directory (SQLite files)."""
     if kind == "memory":
-        yield f"memory://test-{uuid.uuid4().hex}"
+        from celeriac.brokers import memory
+        from celeriac.coordination import memory as memory_store
+
+        url = f"memory://test-{uuid.uuid4().hex}"
+        try:
+            yield url
+        finally:
+            memory.reset(url)
+            memory_store.reset(url)
     elif kind == "sqlite":
         yield f"sqlite:///{root / f'broker-{uuid.uuid4().hex[:8]}.db'}"
     elif kind == "redis":
@@ -107,7 +115,13 @@ def backend_url(kind: str, root: Path, broker: str | None = None) -> Iterator[st
     """An isolated result-backend URL of ``kind``. ``rpc`` answers over the broker, so it
     needs an AMQP ``broker`` URL (it stores nothing of its own to clean)."""
     if kind == "memory":
-        yield f"memory://results-{uuid.uuid4().hex}"
+        from celeriac.backends import memory
+
+        url = f"memory://results-{uuid.uuid4().hex}"
+        try:
+            yield url
+        finally:
+            memory.reset(url)
     elif kind == "sqlite":
         yield f"sqlite:///{root / f'results-{uuid.uuid4().hex[:8]}.db'}"
     elif kind == "redis":

@@ -1,7 +1,9 @@
-"""Real worker processes for tests: start one on a task module, wait until it is ready, stop it
-(warm shutdown with SIGTERM, or SIGKILL of its whole process group), read its log.
+"""Workers for tests: real worker processes (start one on a task module, wait until it is ready,
+stop it with SIGTERM or SIGKILL its whole process group, read its log), any other child process
+logging to a file (:class:`LoggedProcess`: the CLI tests' ``celeriac worker`` runs), and a
+worker in a thread of the test process for memory:// (:class:`ThreadWorker`).
 
-Rules:
+Rules for :class:`WorkerProcess`:
 - The worker runs ``Worker(<module>.app, **options).start()`` in a fresh interpreter whose
   ``sys.path`` starts with the task module's directory, then this checkout (whatever celeriac is
   installed elsewhere). Broker and backend URLs reach the task module through ``env``.
@@ -17,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -72,21 +75,17 @@ def wait_until(predicate: Callable[[], object], timeout_s: float = 20,
         time.sleep(0.05)
 
 
-class WorkerProcess:
-    """One worker process on ``module`` (a module importable from ``root`` with an ``app``)."""
+class LoggedProcess:
+    """A child process whose stdout and stderr go to ``log_path`` (see :func:`spawn`)."""
 
-    def __init__(self, root: Path, module: str, *, hostname: str | None = None,
-                 env: dict[str, str] | None = None, **options: Any) -> None:
-        self.name = hostname or f"w-{uuid.uuid4().hex[:8]}@test"
-        options["hostname"] = self.name
-        self.root = root
-        tag = f"{self.name.split('@')[0]}-{uuid.uuid4().hex[:6]}"
-        self.log_path = root / f"{tag}.log"
-        self._ready = root / f"{tag}.ready"
-        code = _BOOT.format(module=module, ready=str(self._ready),
-                            options=", ".join(f"{k}={v!r}" for k, v in options.items()))
-        self.process = spawn(root, [sys.executable, "-c", code], env, self.log_path.name,
-                             new_session=True)
+    def __init__(self, process: subprocess.Popen[bytes], log_path: Path, name: str,
+                 *, session: bool = False) -> None:
+        """``session``: the process leads a session of its own (``spawn(new_session=True)``),
+        so :meth:`kill` takes every process in it."""
+        self.process = process
+        self.log_path = log_path
+        self.name = name
+        self.session = session
 
     @property
     def pid(self) -> int:
@@ -95,25 +94,16 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def ready(self, timeout_s: float = 30) -> WorkerProcess:
-        """Wait until the worker sent ``worker_ready``; fail early, with its log, if it exits."""
-        deadline = time.monotonic() + timeout_s
-        while not self._ready.exists():
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker {self.name} exited ({self.process.returncode}) "
-                                     f"before it was ready:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker {self.name} not ready after {timeout_s}s:\n"
-                                     f"{self.output()}")
-            time.sleep(0.05)
-        return self
-
-    def wait_for_log(self, text: str, timeout_s: float = 30) -> None:
-        """Wait until ``text`` is in the log; fail early if the worker exits."""
+    def wait_for(self, text: str, timeout_s: float = 30) -> None:
+        """Wait until ``text`` is in the log; fail early, with the log, if the process exits."""
         deadline = time.monotonic() + timeout_s
         while text not in self.output():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"no {text!r} from {self.name}:\n{self.output()}")
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited ({self.process.returncode}) before printing {text!r}:\n"
+                    f"{self.output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} after {timeout_s}s:\n{self.output()}")
             time.sleep(0.05)
 
     def stop(self, timeout_s: float = 30) -> int:
@@ -126,17 +116,92 @@ class WorkerProcess:
             self.kill()
 
     def kill(self) -> None:
-        """SIGKILL the worker and every process of its session (prefork children)."""
-        if self.process.poll() is None:
+        """SIGKILL the process (and, when it leads a session of its own, every process in it:
+        prefork children)."""
+        if self.session:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        elif self.process.poll() is None:
+            self.process.kill()
         self.process.wait()
 
-    def __enter__(self) -> WorkerProcess:
+    def __enter__(self) -> LoggedProcess:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.kill()
+
+
+class WorkerProcess(LoggedProcess):
+    """One worker process on ``module`` (a module importable from ``root`` with an ``app``)."""
+
+    def __init__(self, root: Path, module: str, *, hostname: str | None = None,
+                 env: dict[str, str] | None = None, **options: Any) -> None:
+        name = hostname or f"w-{uuid.uuid4().hex[:8]}@test"
+        options["hostname"] = name
+        self.root = root
+        tag = f"{name.split('@')[0]}-{uuid.uuid4().hex[:6]}"
+        self._ready = root / f"{tag}.ready"
+        code = _BOOT.format(module=module, ready=str(self._ready),
+                            options=", ".join(f"{k}={v!r}" for k, v in options.items()))
+        process = spawn(root, [sys.executable, "-c", code], env, f"{tag}.log", new_session=True)
+        super().__init__(process, root / f"{tag}.log", f"worker {name}", session=True)
+        self.hostname = name
+
+    def ready(self, timeout_s: float = 30) -> WorkerProcess:
+        """Wait until the worker sent ``worker_ready``; fail early, with its log, if it exits."""
+        deadline = time.monotonic() + timeout_s
+        while not self._ready.exists():
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited ({self.process.returncode}) "
+                                     f"before it was ready:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} not ready after {timeout_s}s:\n"
+                                     f"{self.output()}")
+            time.sleep(0.05)
+        return self
+
+
+class ThreadWorker:
+    """A worker in a thread of this process (memory:// lives in one process), with the part
+    of Popen the tests use (``poll``, ``send_signal``, ``kill``, ``wait``) and ``stop``."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        from celeriac.worker import Worker
+
+        self.worker = Worker(app, install_signal_handlers=False, **options)
+        self.events = self.worker.events
+        self.returncode: int | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> ThreadWorker:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        self.returncode = self.worker.start()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        self.worker.stop()
+
+    def kill(self) -> None:
+        self.worker.stop("cold")
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise subprocess.TimeoutExpired("worker thread", timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def stop(self, timeout_s: float = 20) -> None:
+        """Warm shutdown; fails if the thread outlives ``timeout_s``."""
+        self.worker.stop()
+        self.thread.join(timeout=timeout_s)
+        assert not self.thread.is_alive()
