@@ -231,7 +231,7 @@ def prepare_message(
     if ignore_result is None:
         ignore_result = ps.ignore_result
     if ps.reply_to_caller:
-        if chord:
+        if chord or _holds_chord(chain) or _holds_chord(link) or _holds_chord(link_error):
             raise ImproperlyConfigured(NO_CHORDS)
         if reply_to is None:
             reply_to = caller_reply_to(app)
@@ -275,6 +275,20 @@ def caller_reply_to(app: Celery) -> str | None:
     if parent is not None and parent.request.reply_to:
         return parent.request.reply_to
     return app.backend.reply_queue()
+
+
+def _holds_chord(value: Any, depth: int = 0) -> bool:
+    """Whether signatures ``value`` (a chain's steps, callbacks) hold a chord anywhere."""
+    if depth > 20:
+        return False
+    if isinstance(value, Mapping):
+        if value.get("subtask_type") == "chord":
+            return True
+        return any(_holds_chord(v, depth + 1) for v in value.values()
+                   if isinstance(v, (Mapping, list, tuple)))
+    if isinstance(value, (list, tuple)):
+        return any(_holds_chord(v, depth + 1) for v in value)
+    return False
 
 
 def _answering(reply_to: str, signatures: Any) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from celeriac import Celery, chord, group, states
+from celeriac import Celery, chain, chord, group, states
 from celeriac.backends.rpc import RPCBackend, is_reply_queue
 from celeriac.exceptions import ImproperlyConfigured, TimeoutError, TransportError
 from celeriac.result import AsyncResult, GroupResult
@@ -293,6 +293,9 @@ def test_a_chord_is_refused_before_anything_is_sent() -> None:
             chord([add.clone((1, 1)), add.clone((2, 2))], add.clone((3,))).apply_async()
         with pytest.raises(ImproperlyConfigured, match=r"(?i)chord"):
             (group(add.clone((1, 1)), add.clone((2, 2))) | add.clone((3,))).apply_async()
+        with pytest.raises(ImproperlyConfigured, match=r"(?i)chord"):  # a chord later in a chain
+            chain(add.clone((1, 1)), chord([add.clone((2,)), add.clone((3,))],
+                                           add.clone((4,)))).apply_async()
         assert app.broker.queue_size("celery") == 0
         saved = GroupResult(str(uuid.uuid4()), [AsyncResult(str(uuid.uuid4()), app=app)], app=app)
         with pytest.raises(ImproperlyConfigured, match="save or restore groups"):
@@ -373,3 +376,16 @@ def test_unread_results_are_bounded_in_the_queue_and_the_cache(worker_side: RPCB
             assert result.state == states.PENDING
     finally:
         app.close()
+
+
+def test_a_group_record_in_a_workers_batch_is_dropped_not_raised(
+    app: Celery, worker_side: RPCBackend
+) -> None:
+    result, reply_to = send(app)
+    worker_side.note_reply_to(result.id, reply_to)
+    group_meta = encode_meta(build_meta("g", states.SUCCESS, []))
+    worker_side.store_many([
+        ("celery-taskset-meta-g", states.SUCCESS, group_meta),
+        (result.id, states.SUCCESS, encode_meta(build_meta(result.id, states.SUCCESS, "kept"))),
+    ], None)
+    assert result.get(timeout=10) == "kept"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from celeriac import Celery, chain, states
+from celeriac import Celery, chain, chord, states
 from celeriac.exceptions import TimeoutError
 from celeriac.result import AsyncResult
 from tests.rpc.support import amqp_url
@@ -159,3 +159,33 @@ def test_a_chain_answers_the_caller(client: Celery) -> None:
     add: Any = client.signature("rpctasks.add")
     workflow = chain(add.clone((1, 2)), add.clone((10,)), add.clone((100,)))
     assert workflow.apply_async().get(timeout=20) == 113
+
+
+def test_a_chord_from_a_client_with_another_backend_never_stops_the_worker(
+    tmp_path: Path,
+) -> None:
+    """A client that stores results in Redis sends a chord to an rpc:// worker: the worker
+    cannot count the members, logs that, and goes on serving rpc:// callers."""
+    from tests.redis.support import BACKEND_DB, drop_keys, redis_url
+
+    (tmp_path / "rpctasks.py").write_text(TASKS)
+    results_url = redis_url(BACKEND_DB)
+    with ExitStack() as stack:
+        broker = stack.enter_context(broker_url("redis", tmp_path))
+        env = {"RPC_BROKER": broker, "RPC_DIR": str(tmp_path), "RPC_AMQP": amqp_url()}
+        worker = stack.enter_context(WorkerProcess(tmp_path, "rpctasks", env=env, pool="solo"))
+        worker.ready()
+        setup = Setup(tmp_path, broker, worker)
+        other = Celery("redis-caller", broker=broker, backend=results_url)
+        client = setup.client()
+        try:
+            add: Any = other.signature("rpctasks.add")
+            chord([add.clone((1, 1)), add.clone((2, 2))], add.clone((3,))).apply_async()
+            wait_until(lambda: "cannot count a finished member" in worker.output(), 30,
+                       "the worker's log of the uncounted chord member")
+            assert client.send_task("rpctasks.add", (5, 5)).get(timeout=20) == 10
+        finally:
+            other.close()
+            client.close()
+            drop_keys(results_url)
+        worker.stop()
