@@ -94,6 +94,16 @@ _REJECTED = (
 )
 
 
+def _info(raw: bytes) -> dict[str, Any]:
+    """A presence record's info; a row not written by us (not a JSON object) reads as empty,
+    so one bad row never hides the other workers."""
+    try:
+        info = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 class PostgresCoordination(CoordinationStore):
     schemes = (*SCHEMES, *BACKEND_SCHEMES)
 
@@ -127,7 +137,7 @@ class PostgresCoordination(CoordinationStore):
 
     def workers(self) -> list[WorkerRecord]:
         rows = self._pool.run(lambda c: c.execute(_WORKERS).fetchall())
-        return [WorkerRecord(host, orjson.loads(info), seen) for host, info, seen in rows]
+        return [WorkerRecord(host, _info(info), seen) for host, info, seen in rows]
 
     def withdraw(self, hostname: str) -> None:
         self._pool.run(
