@@ -241,7 +241,16 @@ class SQLBackend(ResultBackend):
         return sa.or_(table.c.expires_at.is_(None), table.c.expires_at > now)
 
     def get(self, task_id: str) -> bytes | None:
-        return self.get_many([task_id])[0]
+        table, match = self._where(task_id)
+        query = sa.select(sa.literal(1), sa.type_coerce(table.c.payload, _RAW)).where(
+            match, self._live(table, time.time())
+        )
+        row = self._run(lambda c: c.execute(query).first(), atomic=False)
+        if row is None:
+            return None
+        if row[1] is None:  # a row Celery wrote: rebuild its record from Celery's columns
+            return self.get_many([task_id])[0]
+        return _as_bytes(row[1])
 
     def get_many(self, task_ids: Sequence[str]) -> list[bytes | None]:
         ids = list(task_ids)

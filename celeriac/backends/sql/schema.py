@@ -17,9 +17,10 @@ backend find the rows where they expect them, plus one counter table for chords.
   ``key, value, expires_at``, the chord primitive.
 
 Ids come from Celery's named sequences (``task_id_sequence``, ``taskset_id_sequence``, in the
-table's schema; also the column's server default) where the database has sequences (PostgreSQL,
-MariaDB), as Celery's own tables, so a Celery process can insert into these tables too and
-celeriac into Celery's; elsewhere they autoincrement.
+table's schema) where the database has sequences (PostgreSQL, MariaDB), as in Celery's own
+tables, so a Celery process can insert into these tables too and celeriac into Celery's; the
+sequence is also the column's default (set on first use), which celeriac's inserts rely on.
+Elsewhere ids autoincrement.
 """
 
 from __future__ import annotations
@@ -114,8 +115,6 @@ def build_tables(
         sa.Column("expires_at", sa.Double),
         schema=schemas.get("counter") or None,
     )
-    _default_from_sequence(task, task_ids)
-    _default_from_sequence(group, group_ids)
     return Tables(metadata, task, group, counter)
 
 
@@ -123,28 +122,16 @@ def _id_column(sequence: sa.Sequence) -> sa.Column[int]:
     return sa.Column("id", sa.Integer, sequence, primary_key=True, autoincrement=True)
 
 
-def _default_from_sequence(table: sa.Table, sequence: sa.Sequence) -> None:
-    # Rows inserted without an id (by hand, by other tools) draw from the sequence too.
-    qualified = f"{sequence.schema}.{sequence.name}" if sequence.schema else sequence.name
-    alter = "ALTER TABLE %(fullname)s ALTER COLUMN id SET DEFAULT"
-    for dialect, default in (
-        ("postgresql", f"nextval('{qualified}')"), ("mysql", f"NEXTVAL({qualified})"),
-        ("mariadb", f"NEXTVAL({qualified})"),
-    ):
-        sa.event.listen(
-            table,
-            "after_create",
-            sa.DDL(f"{alter} {default}").execute_if(  # type: ignore[no-untyped-call]
-                dialect=dialect, callable_=_has_sequences
-            ),
-        )
-
-
-def _has_sequences(
-    ddl: Any, target: Any, bind: sa.Connection | None, tables: Any = None, state: Any = None,
-    *, dialect: sa.Dialect, compiler: Any = None, checkfirst: bool = False,
-) -> bool:
-    return bool(dialect.supports_sequences)
+def writer_table(table: sa.Table) -> sa.Table:
+    """``table`` without its ``id`` column, for inserts: the database's default gives the id
+    (the sequence's ``nextval`` where there is one), so an ``executemany`` has placeholders
+    only and PyMySQL sends it as one multi-row INSERT instead of one statement per row."""
+    columns = [sa.Column(c.name, c.type) for c in table.columns if c.name != "id"]
+    key = "task_id" if "task_id" in table.c else "taskset_id"
+    for column in columns:
+        if column.name == key:
+            column.unique = True
+    return sa.Table(table.name, sa.MetaData(), *columns, schema=table.schema)
 
 
 # -- URLs --------------------------------------------------------------------------------------

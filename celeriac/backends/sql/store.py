@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from celeriac.backends.sql.schema import Tables, upsert
+from celeriac.backends.sql.schema import Tables, upsert, writer_table
 from celeriac.exceptions import TransportError
 
 
@@ -51,10 +51,31 @@ class SQLStore:
                     sequence.create(conn, checkfirst=True)
             inspector = sa.inspect(conn)
             for table in (self.tables.task, self.tables.group):
-                found = {c["name"] for c in inspector.get_columns(table.name, table.schema)}
+                found = {c["name"]: c for c in inspector.get_columns(table.name, table.schema)}
                 for column in table.columns:
                     if column.name not in found and column.nullable:
                         self._add_column(conn, table, column)
+                sequence = table.c.id.default
+                if (
+                    isinstance(sequence, sa.Sequence)
+                    and conn.dialect.supports_sequences
+                    and not found["id"].get("default")
+                ):
+                    self._id_default(conn, table, sequence)
+
+    @staticmethod
+    def _id_default(conn: sa.Connection, table: sa.Table, sequence: sa.Sequence) -> None:
+        # Our inserts leave the id to the column default (see schema.writer_table); Celery's
+        # ORM passes nextval itself, so its tables have none.
+        preparer = conn.dialect.identifier_preparer
+        name = preparer.format_sequence(sequence)
+        nextval = f"nextval('{name}')" if conn.dialect.name == "postgresql" else f"NEXTVAL({name})"
+        conn.execute(
+            sa.text(
+                f"ALTER TABLE {preparer.format_table(table)} ALTER COLUMN"
+                f" {preparer.quote('id')} SET DEFAULT {nextval}"
+            )
+        )
 
     @staticmethod
     def _add_column(conn: sa.Connection, table: sa.Table, column: sa.Column[Any]) -> None:
@@ -75,7 +96,7 @@ class SQLStore:
         cache_key = (dialect, table.name)
         stmt = self._statements.get(cache_key)
         if stmt is None:
-            stmt = upsert(dialect, table, key, [c for c in rows[0] if c != key])
+            stmt = upsert(dialect, writer_table(table), key, [c for c in rows[0] if c != key])
             self._statements[cache_key] = stmt
         if stmt is not None:
             conn.execute(stmt, rows)
