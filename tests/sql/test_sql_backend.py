@@ -39,6 +39,9 @@ def test_url_forms_map_to_drivers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert schema.sqlalchemy_url("db+mysql+pymysql://h/d") == "mysql+pymysql://h/d"
     with pytest.raises(ImproperlyConfigured, match="unknown database URL scheme"):
         schema.sqlalchemy_url("db+oracle://h/d")
+    for in_memory in ("db+sqlite://", "db+sqlite:///:memory:"):
+        with pytest.raises(ImproperlyConfigured, match="in-memory SQLite"):
+            schema.sqlalchemy_url(in_memory)
 
 
 def test_schemes_and_the_native_sqlite_backend() -> None:

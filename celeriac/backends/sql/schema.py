@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from celeriac._utils.urls import mask_url
 from celeriac.exceptions import ImproperlyConfigured
 
 GROUP_PREFIX = "celery-taskset-meta-"
@@ -164,12 +165,18 @@ def sqlalchemy_url(url: str) -> str:
     """
     scheme, sep, rest = url.partition("://")
     if not sep or not scheme.lower().startswith("db+"):
-        raise ImproperlyConfigured(f"not a database result backend URL: {url!r}")
+        raise ImproperlyConfigured(f"not a database result backend URL: {mask_url(url)!r}")
     name = scheme[3:].lower()
     if name not in _DRIVERS:
         known = ", ".join(SCHEMES)
         raise ImproperlyConfigured(f"unknown database URL scheme {scheme!r} (known: {known})")
     driver = _DRIVERS[name]
+    if name == "sqlite" and rest.split("?", 1)[0] in ("", "/", "/:memory:"):
+        raise ImproperlyConfigured(
+            f"{url!r}: an in-memory SQLite database lives in one connection, so workers and "
+            "callers would never see each other's results; name a file "
+            "(db+sqlite:///results.db) or use memory:// in tests"
+        )
     if driver is None and name.startswith("postgres"):
         driver = "postgresql+psycopg2" if _installed("psycopg2") else "postgresql+psycopg"
     elif driver is None:
