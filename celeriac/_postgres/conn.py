@@ -64,6 +64,9 @@ class PgParams:
     conninfo: str
     schema: str | None
     display: str
+    #: the URL's own libpq ``options`` (e.g. ``-c statement_timeout=5000``), kept when the
+    #: schema's ``search_path`` is added
+    options: str = ""
 
     @property
     def namespace(self) -> str:
@@ -113,7 +116,8 @@ def parse_url(url: str, options: Mapping[str, Any] | None = None) -> PgParams:
             f"{mask(url)}: schema {schema!r} is not a plain identifier (letters, digits, _)"
         )
     conninfo = urlunsplit(parts._replace(query=urlencode(query)))
-    return PgParams(conninfo, schema or None, mask(url))
+    options_value = next((v for k, v in query if k == "options"), "")
+    return PgParams(conninfo, schema or None, mask(url), options_value)
 
 
 def qualified(params: PgParams, table: str) -> str:
@@ -197,7 +201,7 @@ def connect(params: PgParams, error: type[Exception]) -> psycopg.Connection[Any]
     kwargs: dict[str, Any] = {"autocommit": True}
     if params.schema:
         # Set at connection start-up: no extra round trip.
-        kwargs["options"] = f"-c search_path={params.schema},public"
+        kwargs["options"] = f"{params.options} -c search_path={params.schema},public".strip()
     try:
         return psycopg.connect(params.conninfo, **kwargs)
     except psycopg.Error as exc:

@@ -265,3 +265,18 @@ def test_publish_once_exists_as_the_capability_says() -> None:
 
     implemented = PostgresBroker.publish_once is not Broker.publish_once
     assert implemented and PostgresBroker.capabilities.atomic_publish_once
+
+
+def test_the_urls_own_options_are_kept_beside_the_schema(pg_url: str) -> None:
+    from urllib.parse import quote
+
+    broker = PostgresBroker(f"{pg_url}&options={quote('-c statement_timeout=4321')}")
+    try:
+        row = broker._pool.run(lambda c: c.execute(
+            "SELECT current_setting('statement_timeout'), current_schemas(false)").fetchone())
+    finally:
+        broker.close()
+    assert row is not None
+    timeout, schemas = row
+    assert timeout == "4321ms"
+    assert schemas[0] == pg_url.rsplit("schema=", 1)[1]
