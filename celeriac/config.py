@@ -842,8 +842,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Function called with each new SQLAlchemy engine.",
                 "DATABASE_ENGINE_CALLBACK",
-                status="unsupported",
-                note="Not called: pass engine keywords in `database_engine_options`.",
+                status="implemented",
             ),
             _s(
                 "database_short_lived_sessions",

@@ -139,6 +139,20 @@ def test_celery_settings_reach_the_backend(url: str, raw: sa.Engine) -> None:
         app.close()
 
 
+def test_engine_callback_is_called_with_each_new_engine(url: str) -> None:
+    seen: list[sa.Engine] = []
+    app = Celery("t", broker="memory://", backend=url)
+    app.conf.database_engine_callback = seen.append
+    try:
+        backend = app.backend
+        assert isinstance(backend, SQLBackend)
+        assert seen == []  # nothing connects before first use
+        backend.store("t1", states.SUCCESS, b"r", None)
+        assert seen == [backend.engine]
+    finally:
+        app.close()
+
+
 def test_store_many_and_get_many_are_one_statement(make_backend: MakeBackend) -> None:
     backend = make_backend()
     backend.store("warm", states.SUCCESS, b"w", None)

@@ -6,7 +6,8 @@ Rules:
 * Options are Celery's setting names: ``database_table_names``, ``database_table_schemas``,
   ``database_engine_options`` (keywords of ``create_engine``), ``database_short_lived_sessions``
   (no pool: a connection per operation), ``database_create_tables_at_setup`` (create the tables
-  in the constructor; otherwise on first use). Nothing connects before first use otherwise.
+  in the constructor; otherwise on first use), ``database_engine_callback`` (called with each
+  new engine). Nothing connects before first use otherwise.
 * Every operation is one transaction; ``store_many`` is one upsert executemany per table,
   ``get_many`` one query per table and 500 ids. An expired row is invisible at once (reads
   check ``expires_at``); :meth:`SQLBackend.cleanup` deletes such rows, and ``store_many`` runs
@@ -79,6 +80,7 @@ class SQLBackend(ResultBackend):
         "database_table_schemas",
         "database_table_names",
         "database_create_tables_at_setup",
+        "database_engine_callback",
     )
 
     def __init__(self, url: str, *, options: Mapping[str, Any] | None = None) -> None:
@@ -141,6 +143,10 @@ class SQLBackend(ResultBackend):
             ) from exc
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
+        callback = self.options.get("database_engine_callback")
+        if callback is not None:
+            # Celery's hook: called with each new engine (so once per process here).
+            callback(engine)
         return engine
 
     def _error(self, exc: BaseException) -> TransportError:
