@@ -9,7 +9,7 @@ state is told by two nullable columns: ``eta`` (scheduled), ``lease_until`` (cla
   never wait for each other and never get the same row. The claim leases them to this consumer
   until the database's clock passes ``lease_until``; :meth:`renew` extends that, and a row whose
   lease ran out is delivered again with its delivery count raised. A promotion step (due rows
-  become ready, lapsed leases claimable) runs in the same round trip when the queues came up
+  become ready, lapsed leases claimable) joins the claim's round trip after a claim that came up
   short, and at least every ``PROMOTE_EVERY_S`` under a backlog.
 * **Commits**: claims, acks, requeues and renewals commit with ``synchronous_commit = off``
   (unless the transport option ``durable_acks`` is true): a database crash may forget the last
@@ -100,6 +100,7 @@ class PostgresBroker(Broker):
         self._listeners: list[Listener] = []
         self._channel_cache: dict[tuple[str, ...], list[str]] = {}
         self._promote_at = 0.0
+        self._came_up_short = True
         self._drain_at = 0.0
 
     def _listener(self) -> Listener:
@@ -183,14 +184,12 @@ class PostgresBroker(Broker):
                 return []  # timed out: nothing was published, nothing fell due in time
 
     def _claim(self, queues: list[str], max_messages: int) -> list[Delivery]:
-        # The promotion step (due etas, lapsed leases) runs when the queues come up short, and
-        # at least every PROMOTE_EVERY_S under a backlog; a full claim is one statement.
-        promote = time.monotonic() >= self._promote_at
+        # The promotion step (due etas, lapsed leases) joins a claim after one that came up
+        # short, and one at least every PROMOTE_EVERY_S under a backlog; a claim is one round
+        # trip either way (consume() claims again when it finds something due).
+        promote = self._came_up_short or time.monotonic() >= self._promote_at
         rows = self._pool.run(lambda c: self._claim_rows(c, queues, max_messages, promote))
-        if not promote and len(rows) < max_messages:
-            promote = True
-            rows += self._pool.run(
-                lambda c: self._claim_rows(c, queues, max_messages - len(rows), True))
+        self._came_up_short = len(rows) < max_messages
         if promote:
             self._promote_at = time.monotonic() + PROMOTE_EVERY_S
         # RETURNING gives no order guarantee: restore priority-then-FIFO here.
