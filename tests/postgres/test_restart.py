@@ -1,6 +1,7 @@
-"""A PostgreSQL restart under load: a private server (initdb into a temporary directory, its own
-port) is restarted while a worker drains tasks from it; nothing published is lost and the worker
-reconnects by itself. The shared test server is never restarted."""
+"""Tests on a private PostgreSQL server (initdb into a temporary directory, its own port), for
+what the shared test server must never be put through: a restart under load (a worker drains
+tasks while the server restarts; nothing published is lost, the worker reconnects by itself),
+and password authentication (a wrong password is one clear line)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from celeriac.brokers import create_broker
+from celeriac.exceptions import BrokerConnectionError
 from tests.postgres.support import IN_CI
 from tests.redis.support import BACKEND_DB, drop_keys, redis_url
 from tests.redis.test_worker_redis import _stop
@@ -26,7 +29,7 @@ from tests.redis.test_worker_redis import _stop
 class PrivatePostgres:
     """A throwaway cluster owned by the ``postgres`` user when run as root."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, password: str | None = None) -> None:
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
         if not found and shutil.which("pg_ctl") is None:
             reason = "no PostgreSQL server binaries (pg_ctl) on this machine"
@@ -39,14 +42,20 @@ class PrivatePostgres:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        self._run("initdb", "-D", str(root / "data"), "-A", "trust", "-U", "postgres",
+        auth = ["-A", "trust"]
+        if password is not None:
+            (root / "pw").write_text(password)
+            auth = ["-A", "scram-sha-256", f"--pwfile={root / 'pw'}"]
+            self.url = f"postgresql://postgres:{password}@127.0.0.1:{self.port}/postgres"
+        self._run("initdb", "-D", str(root / "data"), *auth, "-U", "postgres",
                   "--no-sync", "-E", "UTF8")
         self.start()
 
     def _run(self, tool: str, *args: str) -> None:
         command = [str(self.bin / tool), *args]
         if os.geteuid() == 0:  # the server refuses to run as root
-            shutil.chown(self.root, "postgres")
+            for path in (self.root, *self.root.iterdir()):
+                shutil.chown(path, "postgres")
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
@@ -61,10 +70,10 @@ class PrivatePostgres:
 
 
 @pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
+def private_postgres(request: pytest.FixtureRequest) -> Iterator[PrivatePostgres]:
     # Not under pytest's tmp_path: its 0700 parents would keep the postgres user out.
     root = Path(tempfile.mkdtemp(prefix="celeriac-pg-"))
-    server = PrivatePostgres(root)
+    server = PrivatePostgres(root, getattr(request, "param", None))
     yield server
     try:
         server.stop()
@@ -125,3 +134,23 @@ def test_a_restart_under_load_loses_nothing(
         sys.modules.pop("pr_tasks", None)
         pr_tasks.app.close()
         drop_keys(backend)
+
+
+@pytest.mark.parametrize("private_postgres", ["right-pw"], indirect=True)
+def test_a_wrong_password_is_one_clear_line(private_postgres: PrivatePostgres) -> None:
+    wrong = private_postgres.url.replace(":right-pw@", ":wrong-pw@")
+    broker = create_broker(wrong)
+    try:
+        with pytest.raises(BrokerConnectionError) as info:
+            broker.queue_size("q")
+    finally:
+        broker.close()
+    message = str(info.value)
+    assert "\n" not in message and "wrong-pw" not in message
+    assert f"postgres:***@127.0.0.1:{private_postgres.port}/postgres" in message
+    assert "wrong user name or password" in message
+    right = create_broker(private_postgres.url)
+    try:
+        assert right.queue_size("q") == 0  # the right one connects (and creates the schema)
+    finally:
+        right.close()
