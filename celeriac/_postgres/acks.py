@@ -13,8 +13,10 @@ statement the server refuses is logged (the message then comes back once its lea
 from __future__ import annotations
 
 import logging
+import os
 import select
 import threading
+import weakref
 from collections import deque
 from typing import Any
 
@@ -50,6 +52,7 @@ class WriteBehind:
         self._pid = PROCESS.pid
         #: (statement, parameters) sent and not yet answered, oldest first
         self._pending: deque[tuple[bytes, list[bytes | None]]] = deque()
+        _instances.add(self)
 
     def send(self, statement: str, params: list[str | None]) -> None:
         """Send ``statement`` (``$n`` placeholders) now; its reply is read later."""
@@ -167,6 +170,12 @@ class WriteBehind:
     def _error(self, exc: psycopg.Error) -> Exception:
         return self._pool.connection_error(describe(exc, self._pool.params.display))
 
+    def _after_fork(self) -> None:
+        # The child is single-threaded now: a lock another thread held at fork time would stay
+        # held, so it is replaced rather than taken.
+        self._lock = threading.Lock()
+        self._check_pid()
+
     def _check_pid(self) -> None:
         if self._pid != PROCESS.pid:
             # A forked child: never the parent's connection, nor its outstanding acks.
@@ -175,3 +184,14 @@ class WriteBehind:
             self._conn = None
             self._pending.clear()
             self._pid = PROCESS.pid
+
+
+_instances: weakref.WeakSet[WriteBehind] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for instance in list(_instances):
+        instance._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
