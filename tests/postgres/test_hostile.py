@@ -248,3 +248,24 @@ def test_a_bulk_send_is_all_or_nothing(broker: PostgresBroker) -> None:
     with pytest.raises(TransportError):
         broker.publish_many(items)
     assert broker.queue_size("q") == 0
+
+
+def test_concurrent_consumers_never_share_a_message(make_broker: BrokerFactory) -> None:
+    total = 3000
+    make_broker().publish_many([("q", envelope(f"t{i}")) for i in range(total)])
+    seen: list[list[str]] = [[] for _ in range(4)]
+
+    def drain(slot: int) -> None:
+        broker = make_broker()
+        while batch := broker.consume(["q"], 7, 0.3):
+            seen[slot] += [d.task_id for d in batch]
+            broker.ack(batch)
+
+    threads = [threading.Thread(target=drain, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    every = [task_id for part in seen for task_id in part]
+    assert len(every) == total and set(every) == {f"t{i}" for i in range(total)}
+    assert sum(1 for part in seen if part) >= 2  # they really ran side by side
