@@ -1,5 +1,5 @@
 -- celeriac schema version 1: the broker's messages and large broadcasts, and the coordination
--- store's tables. Times are epoch seconds of the database's clock (clock_timestamp()).
+-- store's tables. Times are epoch seconds of the database's clock (statement_timestamp()).
 --
 -- A message's state is told by two nullable columns, so each step reads one partial index:
 --   eta not NULL          scheduled; the claim statement clears it once due
