@@ -216,6 +216,8 @@ def translate(exc: BaseException, params: AmqpParams) -> TransportError:
     """One line naming the URL (password masked) and the fix; see the module docstring."""
     import amqp
 
+    if isinstance(exc, TransportError):
+        return exc  # already ours (BrokerConnectionError is an OSError too)
     where = params.display
     text = str(getattr(exc, "reply_text", "") or exc)
     if isinstance(exc, amqp.exceptions.AccessRefused) and "Login was refused" in text:

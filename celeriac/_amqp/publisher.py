@@ -5,9 +5,10 @@ Rules:
 
 * :meth:`Publisher.send` returns only when RabbitMQ confirmed every message of the batch
   (publisher confirms). It writes the whole batch first and then waits for the confirms, so
-  a bulk send costs one round trip, not one per message. A nack, a message returned as
-  unroutable (``mandatory``) or no confirm within ``confirm_timeout`` raises TransportError:
-  the caller may publish again (at-least-once).
+  a bulk send costs one round trip, not one per message. A nack or a message returned as
+  unroutable (``mandatory``) raises TransportError; no confirm within ``confirm_timeout``
+  drops the connection and raises BrokerConnectionError, which the app's publish-retry
+  policy retries (at-least-once: the first copy may have arrived).
 * Each queue, exchange or delay queue is declared once per connection (a declaration is a
   round trip), before the first message that needs it.
 * After ``fork()`` the child never touches the parent's connection: it opens its own.
@@ -30,7 +31,7 @@ from celeriac._amqp.connection import (
     translate,
 )
 from celeriac._utils.pid import PROCESS
-from celeriac.exceptions import TransportError
+from celeriac.exceptions import BrokerConnectionError, TransportError
 
 DEFAULT_CONFIRM_TIMEOUT_S = 30.0
 
@@ -143,7 +144,7 @@ class Publisher:
             if remaining_s <= 0:
                 missing = len(self._outstanding)
                 self._drop()
-                raise TransportError(
+                raise BrokerConnectionError(
                     f"RabbitMQ at {self.params.display} confirmed no {missing} message(s) "
                     f"within {self.confirm_timeout_s:g} s (they may arrive: at-least-once)"
                 )

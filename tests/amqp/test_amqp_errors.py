@@ -56,8 +56,12 @@ def test_missing_vhost(make_amqp: AmqpFactory) -> None:
 
 def test_consume_errors_are_translated_too(make_amqp: AmqpFactory) -> None:
     broker = make_amqp(f"amqp://guest:guest@127.0.0.1:{_free_port()}//")
-    with pytest.raises(BrokerConnectionError, match="connection refused"):
-        broker.consume(["q"], 1, 0.1)
+    for call in (lambda: broker.consume(["q"], 1, 0.1), lambda: broker.queue_size("q"),
+                 lambda: broker.subscribe("c")):
+        # the same one line, not wrapped in another
+        with pytest.raises(BrokerConnectionError, match=r"^Cannot connect to RabbitMQ at .*"
+                           "connection refused"):
+            call()
 
 
 def test_malformed_url_is_refused_at_once() -> None:

@@ -12,13 +12,15 @@ from tests.amqp import support
 from tests.amqp.conftest import AmqpFactory
 from tests.brokers.conftest import envelope
 
-TOTAL = 3000
+TOTAL = 1500
 BATCH = 50
 
 
 def test_nothing_confirmed_is_lost_when_connections_drop(make_amqp: AmqpFactory) -> None:
     vhost = support.run_vhost()
-    producer, consumer = make_amqp(), make_amqp()
+    # A confirm stalled by the lost connection (or by a slow disk on a busy machine) is given
+    # up after 10 s and the batch published again.
+    producer, consumer = make_amqp(confirm_timeout=10), make_amqp()
     queue = support.unique("load")
     producer.publish(queue, envelope("first"))
     confirmed: set[str] = {"first"}
@@ -43,10 +45,10 @@ def test_nothing_confirmed_is_lost_when_connections_drop(make_amqp: AmqpFactory)
     thread = threading.Thread(target=produce)
     thread.start()
     closed = 0
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 100
     try:
         while time.monotonic() < deadline:
-            if closed < 2 and len(seen) > (closed + 1) * TOTAL // 4:
+            if closed < 2 and len(seen) > (closed + 1) * TOTAL // 3:
                 closed += 1
                 assert support.close_connections(vhost) >= 1
             try:
