@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         help="result backend for an amqp:// broker (default redis://127.0.0.1:6379/15)",
     )
     tp.add_argument("--rounds", type=int, default=3, help="interleaved rounds (amqp://)")
+    tp.add_argument("--defaults-n", type=int, default=0,
+                    help="tasks drained with default settings (amqp://; 0: --n)")
     pg = sub.add_parser("postgres", help="PostgreSQL drain: celeriac vs Celery vs Procrastinate")
     pg.add_argument("--broker", default="postgresql://postgres@127.0.0.1:5432/test")
     pg.add_argument("--backend", default="redis://127.0.0.1:6379/15",
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.name == "throughput" and args.broker.split("://")[0] in amqp.AMQP_SCHEMES:
         return amqp.run(
             args.broker, args.backend or "redis://127.0.0.1:6379/15", args.n, args.delay_n,
-            args.rtt_n, args.prefetch, args.early_ack_batch, args.rounds,
+            args.rtt_n, args.prefetch, args.early_ack_batch, args.rounds, args.defaults_n,
         )
     if args.name == "throughput" and args.backend not in ("", args.broker):
         parser.error("--backend is for amqp:// brokers (Redis runs keep results in the broker)")

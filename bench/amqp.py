@@ -156,9 +156,15 @@ def run(
     prefetch: int,
     early_ack_batch: int,
     rounds: int,
+    defaults_n: int = 0,
 ) -> int:
-    """Print the medians of ``rounds`` interleaved rounds and the ratios against Celery."""
+    """Print the medians of ``rounds`` interleaved rounds and the ratios against Celery.
+    ``defaults_n`` (0: ``n``) tasks are drained by the default-settings pair, ``n`` by the
+    tuned ones: Celery's defaults drain a few dozen tasks a second here (see
+    docs/benchmarks.md), so a smaller count keeps a round short; both sides of a pair always
+    drain the same number."""
     configs = _configurations(prefetch, early_ack_batch)
+    defaults_n = defaults_n or n
 
     def run_one(label: str) -> dict[str, Any]:
         system, tuning = configs[label]
@@ -169,7 +175,8 @@ def run(
             f"{{'global_keyprefix': {results_prefix(system)!r}}}"
         )
         source = add_app(system, url, backend, [queue, keys, *tuning], BULK[system])
-        args = [str(n), str(delay_n), str(rtt_n), json.dumps(WORKERS[system]), url, backend]
+        drained = defaults_n if label.endswith("defaults") else n
+        args = [str(drained), str(delay_n), str(rtt_n), json.dumps(WORKERS[system]), url, backend]
         return run_driver(label, source, DRIVER, args, timeout_s=3600)
 
     table = medians(run_rounds(list(configs), rounds, run_one), COLUMNS)
@@ -180,7 +187,8 @@ def run(
     ]
     print_table(table, COLUMNS, versus)
     print(
-        f"\n(medians of {rounds} interleaved rounds; n={n}, delay n={delay_n}, round trips="
+        f"\n(medians of {rounds} interleaved rounds; n={n} (defaults: {defaults_n}), "
+        f"delay n={delay_n}, round trips="
         f"{rtt_n}, solo pool, one worker process each, broker {broker}, results {backend}, "
         f"{time.strftime('%Y-%m-%d %H:%M')}; defaults = each library's own settings "
         "(prefetch multiplier 4), eab = worker_early_ack_batch)"

@@ -67,6 +67,7 @@ def test_an_amqp_broker_reaches_the_rabbitmq_driver(monkeypatch: pytest.MonkeyPa
     argv = ["throughput", "--broker", "pyamqp://guest:guest@127.0.0.1:5672//", "--n", "7"]
     assert bench_main.main(argv) == 0
     assert calls[0][:3] == ("pyamqp://guest:guest@127.0.0.1:5672//", "redis://127.0.0.1:6379/15", 7)
+    assert calls[0][-1] == 0  # defaults drain --n tasks too
 
 
 def test_a_backend_beside_a_redis_broker_is_refused() -> None:
