@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,13 @@ def run_rounds(
     for round_no in range(1, rounds + 1):
         for label in labels:
             print(f"round {round_no}/{rounds}: {label} ...", flush=True)
-            row = run_one(label)
+            try:
+                row = run_one(label)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                # one failed run (a shared machine, a service restarted by a test) costs its
+                # own sample, not the whole run: the table says how many runs each median has
+                print(f"    FAILED: {str(exc)[-2000:]}", flush=True)
+                continue
             # the machine is shared: the load beside each run goes into the log
             load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
             print("    " + ", ".join(f"{k}={v:.6g}" for k, v in row.items()
@@ -49,7 +56,9 @@ def medians(
     """Each label's median of each column present in its runs (absent columns are left out)."""
     out: dict[str, dict[str, float]] = {}
     for label, rows in runs.items():
-        out[label] = {
+        if not rows:
+            continue
+        out[label] = {"runs": float(len(rows))} | {
             c.key: statistics.median(float(r[c.key]) for r in rows)
             for c in columns
             if all(c.key in r for r in rows)
@@ -65,12 +74,12 @@ def print_table(
 ) -> None:
     """Print medians, then for each ``(ours, theirs)`` pair in ``versus`` a ratio row
     (how many times better: faster, or lower latency / memory)."""
-    print(f"\n{'(medians)':<{width}}" + "".join(f"{c.title:>13}" for c in columns))
+    print(f"\n{'(medians)':<{width}}" + "".join(f"{c.title:>13}" for c in columns) + "   runs")
     for label, row in table.items():
         cells = "".join(
             f"{c.fmt.format(row[c.key]):>13}" if c.key in row else f"{'-':>13}" for c in columns
         )
-        print(f"{label:<{width}}{cells}")
+        print(f"{label:<{width}}{cells}{int(row.get('runs', 0)):>7}")
     for ours, theirs in versus:
         if ours not in table or theirs not in table:
             continue

@@ -27,7 +27,24 @@ def test_rounds_interleave_every_configuration() -> None:
 def test_medians_ignore_outliers_and_drop_absent_columns() -> None:
     columns = [Column("rate", "rate", "{:.0f}", True), Column("rss", "rss", "{:.1f}", False)]
     runs = {"x": [{"rate": 10.0, "rss": 5.0}, {"rate": 1000.0}, {"rate": 12.0, "rss": 7.0}]}
-    assert medians(runs, columns) == {"x": {"rate": 12.0}}
+    assert medians(runs, columns) == {"x": {"runs": 3.0, "rate": 12.0}}
+
+
+def test_a_failed_run_costs_its_sample_not_the_benchmark() -> None:
+    calls = {"flaky": 0, "dead": 0}
+
+    def run_one(label: str) -> dict[str, Any]:
+        calls[label] += 1
+        if label == "flaky" and calls["flaky"] == 2:
+            raise RuntimeError("flaky failed: the worker died")
+        if label == "dead":
+            raise RuntimeError("dead failed")
+        return {"rate": 1.0}
+
+    runs = run_rounds(["flaky", "dead"], 2, run_one)
+    assert len(runs["flaky"]) == 1 and runs["dead"] == []
+    table = medians(runs, [Column("rate", "rate", "{:.0f}", True)])
+    assert table == {"flaky": {"runs": 1.0, "rate": 1.0}}
 
 
 def test_ratios_say_how_many_times_better(capsys: pytest.CaptureFixture[str]) -> None:
