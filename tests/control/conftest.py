@@ -21,14 +21,14 @@ from tests.support.services import broker_url
 from tests.support.workers import ThreadWorker
 from tests.worker.support import start_worker, task_module, worker_code
 
-CONTROL_KINDS = ["memory", "sqlite", "redis"]
+CONTROL_KINDS = ["memory", "sqlite", "redis", "amqp", "postgresql"]
 
 TASKS = textwrap.dedent(
     """
     import os, time
     from celeriac import Celery
 
-    app = Celery("ctlproj", broker=os.environ["CTL_URL"], backend=os.environ["CTL_URL"])
+    app = Celery("ctlproj", broker=os.environ["CTL_URL"], backend=os.environ["CTL_BACKEND"])
 
     @app.task(bind=True)
     def sleepy(self, seconds, marker_dir=None):
@@ -56,7 +56,12 @@ def ctl(request: pytest.FixtureRequest, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The task module ``ctlproj`` on a fresh broker of each kind."""
     with broker_url(request.param, tmp_path) as url:
-        yield from task_module("ctlproj", TASKS, tmp_path, monkeypatch, {"CTL_URL": url})
+        # results where the broker keeps them; brokers that keep none (amqp, postgresql) get
+        # an SQLite file
+        backend = url if request.param in {"memory", "sqlite", "redis"} else \
+            f"sqlite:///{tmp_path / 'results.db'}"
+        yield from task_module("ctlproj", TASKS, tmp_path, monkeypatch,
+                               {"CTL_URL": url, "CTL_BACKEND": backend})
 
 
 WorkerFactory = Callable[..., Any]
