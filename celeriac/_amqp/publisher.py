@@ -118,11 +118,13 @@ class Publisher:
                 self._nacked = 0
                 self._returned = []
                 first = self._next_tag
+                self._next_tag = first + len(batch)
+                # Outstanding before the first write: py-amqp reads what arrived (confirms
+                # included) inside basic_publish, to see connection.blocked in time.
+                self._outstanding.update(range(first, self._next_tag))
                 publish = channel.basic_publish
                 for exchange, routing_key, message, mandatory in batch:
                     publish(message, exchange, routing_key, mandatory)
-                self._next_tag = first + len(batch)
-                self._outstanding.update(range(first, self._next_tag))
                 self._wait_confirms()
             except CLIENT_ERRORS as exc:
                 self._drop()

@@ -4,6 +4,7 @@ dead-lettering, exchanges and routing keys from ``task_queues``, native redelive
 
 from __future__ import annotations
 
+import threading
 import time
 
 import amqp
@@ -214,3 +215,38 @@ def delete_exchange(url: str, name: str) -> None:
         conn.channel().exchange_delete(name)
     finally:
         conn.close()
+
+
+def test_confirms_that_arrive_while_a_batch_is_written_count(make_amqp: AmqpFactory) -> None:
+    """py-amqp reads what arrived inside basic_publish: confirms of a batch's first messages
+    can be handled before its last one is written. They must count (a regression: the
+    publisher waited for them until confirm_timeout)."""
+    producer, consumer = make_amqp(confirm_timeout=5), make_amqp()
+    queue = support.unique("early-confirms")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    sent = [0]
+
+    def produce() -> None:
+        try:
+            while not stop.is_set():
+                producer.publish_many([(queue, envelope()) for _ in range(20)])
+                sent[0] += 20
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    received = 0
+    until = time.monotonic() + 3
+    while time.monotonic() < until and not errors:
+        got = consumer.consume([queue], 16, 0)
+        received += len(got)
+        consumer.ack(got)
+    stop.set()
+    thread.join()
+    assert errors == []
+    big = [(queue, envelope()) for _ in range(2000)]
+    for _ in range(3):
+        producer.publish_many(big)
+    assert sent[0] > 0 and received > 0
