@@ -39,6 +39,18 @@ def run_driver(
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+# One worker process, solo pool, each library otherwise as installed. Celery's worker keeps its
+# remote control, gossip, mingle and heartbeat: turned off, it drained 85-120 tasks/s on
+# RabbitMQ here instead of 230-690 (prefetch 4; its event loop then waits in epoll with
+# deliveries ready), so the broker benchmarks do not turn them off.
+WORKER_COMMANDS = {
+    "celeriac": [sys.executable, "-m", "celeriac", "-A", "benchapp", "worker", "-P", "solo",
+                 "-l", "warning"],
+    "celery": [sys.executable, "-m", "celery", "-A", "benchapp", "worker", "-P", "solo",
+               "-l", "warning"],
+}
+
+
 def add_app(system: str, broker: str, backend: str, settings: list[str], extra: str = "") -> str:
     """``benchapp.py`` for ``system`` (``celeriac`` or ``celery``): an app on ``broker`` and
     ``backend``, the ``add`` task, then ``settings`` (Python lines run after the app is made,
@@ -48,12 +60,7 @@ def add_app(system: str, broker: str, backend: str, settings: list[str], extra: 
         f"app = Celery('benchapp', broker={broker!r}, backend={backend!r})",
     ]
     if system == "celery":
-        # no control queue on the celery.pidbox exchange other Celery workers share
-        # (celeriac's control cannot be turned off: it warns and keeps it)
-        lines += [
-            "app.conf.worker_enable_remote_control = False",
-            "app.conf.worker_hijack_root_logger = False",
-        ]
+        lines.append("app.conf.worker_hijack_root_logger = False")
     lines += [*settings, "", "@app.task", "def add(x, y):", "    return x + y", "", extra]
     return "\n".join(lines) + "\n"
 

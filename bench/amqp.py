@@ -2,9 +2,10 @@
 redis://127.0.0.1:6379/15 --n 20000 --rounds 3``
 
 celeriac and Celery (``pyamqp://``) on the same RabbitMQ, results on the same Redis, the same
-``add(x, y)`` task, one worker process each (solo pool). Four configurations run in every
-round, interleaved (see ``bench/_rounds.py``): each system with its default settings, then
-each tuned (``worker_prefetch_multiplier = 64``). Per run:
+``add(x, y)`` task, one worker process each (solo pool, otherwise as installed: see
+``WORKER_COMMANDS`` in ``bench/_driver.py``). The configurations run once in every round,
+interleaved (see ``bench/_rounds.py``): each system with its default settings, then each tuned
+(``worker_prefetch_multiplier = 64``; celeriac also with ``worker_early_ack_batch``). Per run:
 
 * ``delay()`` one by one (celeriac waits for the publisher confirm of each; Celery's default
   ``pyamqp://`` does not ask for confirms),
@@ -33,13 +34,13 @@ from bench._driver import (
     RTT_LINES,
     START_WORKER_LINES,
     STOP_WORKER_LINES,
+    WORKER_COMMANDS,
     add_app,
     results_prefix,
     run_driver,
     splice,
 )
 from bench._rounds import Column, medians, print_table, run_rounds
-from bench.throughput import WORKERS
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 
@@ -176,7 +177,8 @@ def run(
         )
         source = add_app(system, url, backend, [queue, keys, *tuning], BULK[system])
         drained = defaults_n if label.endswith("defaults") else n
-        args = [str(drained), str(delay_n), str(rtt_n), json.dumps(WORKERS[system]), url, backend]
+        worker = json.dumps(WORKER_COMMANDS[system])
+        args = [str(drained), str(delay_n), str(rtt_n), worker, url, backend]
         return run_driver(label, source, DRIVER, args, timeout_s=3600)
 
     table = medians(run_rounds(list(configs), rounds, run_one), COLUMNS)

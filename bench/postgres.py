@@ -31,13 +31,13 @@ from bench._driver import (
     PEAK_RSS_LINES,
     START_WORKER_LINES,
     STOP_WORKER_LINES,
+    WORKER_COMMANDS,
     add_app,
     results_prefix,
     run_driver,
     splice,
 )
 from bench._rounds import Column, medians, print_table, run_rounds
-from bench.throughput import WORKERS
 
 SETTINGS = {
     "celeriac": ["app.conf.broker_transport_options = {{'schema': {schema!r}}}"],
@@ -195,7 +195,7 @@ def run(
             settings.append("app.conf.result_backend_transport_options = "
                             f"{{'global_keyprefix': {results_prefix(system)!r}}}")
             source = add_app(system, urls[system], backend, [*settings, *tuning])
-            worker = WORKERS[system]
+            worker = WORKER_COMMANDS[system]
         args = [system, str(n), json.dumps(worker), urls["procrastinate"], backend, schema]
         return run_driver(label, source, DRIVER, args, timeout_s=3600)
 
