@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.services import broker_url
+from tests.support.services import backend_beside, broker_url
 from tests.support.workers import ThreadWorker
 from tests.worker.support import start_worker, task_module, worker_code
 
@@ -56,10 +56,7 @@ def ctl(request: pytest.FixtureRequest, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The task module ``ctlproj`` on a fresh broker of each kind."""
     with broker_url(request.param, tmp_path) as url:
-        # results where the broker keeps them; brokers that keep none (amqp, postgresql) get
-        # an SQLite file
-        backend = url if request.param in {"memory", "sqlite", "redis"} else \
-            f"sqlite:///{tmp_path / 'results.db'}"
+        backend = backend_beside(request.param, url, tmp_path)
         yield from task_module("ctlproj", TASKS, tmp_path, monkeypatch,
                                {"CTL_URL": url, "CTL_BACKEND": backend})
 

@@ -40,7 +40,8 @@ TASKS = textwrap.dedent(
     from celeriac import Celery
     from celeriac.exceptions import Reject
 
-    app = Celery("evtasks", broker=os.environ["EVTASKS_URL"], backend=os.environ["EVTASKS_URL"])
+    app = Celery("evtasks", broker=os.environ["EVTASKS_URL"],
+                 backend=os.environ["EVTASKS_BACKEND"])
 
     @app.task
     def add(x, y):

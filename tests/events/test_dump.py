@@ -17,15 +17,17 @@ import pytest
 
 from celeriac.cli.events import EventDumper
 from tests.events.support import TASKS
-from tests.support.services import broker_url
+from tests.support.services import backend_beside, broker_url
 from tests.worker.support import REPO_ROOT, start_worker, task_module, worker_code
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "amqp", "postgresql"])
 def evtasks(request: pytest.FixtureRequest, tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with broker_url(request.param, tmp_path) as url:
-        yield from task_module("evtasks", TASKS, tmp_path, monkeypatch, {"EVTASKS_URL": url})
+        backend = backend_beside(request.param, url, tmp_path)
+        yield from task_module("evtasks", TASKS, tmp_path, monkeypatch,
+                               {"EVTASKS_URL": url, "EVTASKS_BACKEND": backend})
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

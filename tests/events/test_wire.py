@@ -16,14 +16,15 @@ from celeriac.brokers import create_broker
 from celeriac.events import EVENTS_CHANNEL, EventDispatcher, decode_events, encode_events
 from celeriac.events import event as event_module
 from tests.events.support import collect
-from tests.support.services import broker_url
+from tests.support.services import backend_beside, broker_url
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "amqp", "postgresql"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Celery]:
     kind: str = request.param
     with broker_url(kind, tmp_path) as url:
-        application = Celery("wire", broker=url, backend=url, set_as_current=False)
+        application = Celery("wire", broker=url, backend=backend_beside(kind, url, tmp_path),
+                             set_as_current=False)
         try:
             yield application
         finally:

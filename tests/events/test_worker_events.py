@@ -25,13 +25,13 @@ from tests.events.support import (
     collect,
     of,
 )
-from tests.support.services import broker_url
+from tests.support.services import backend_beside, broker_url
 from tests.worker.support import start_worker, task_module, worker_code
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "amqp", "postgresql"])
 def kind(request: pytest.FixtureRequest) -> str:
     found: str = request.param
     return found
@@ -40,7 +40,9 @@ def kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def evtasks(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with broker_url(kind, tmp_path) as url:
-        yield from task_module("evtasks", TASKS, tmp_path, monkeypatch, {"EVTASKS_URL": url})
+        backend = backend_beside(kind, url, tmp_path)
+        yield from task_module("evtasks", TASKS, tmp_path, monkeypatch,
+                               {"EVTASKS_URL": url, "EVTASKS_BACKEND": backend})
 
 
 class Running:

@@ -110,6 +110,15 @@ def broker_url(kind: str, root: Path) -> Iterator[str]:
         raise AssertionError(f"unknown broker kind {kind!r}")
 
 
+def backend_beside(kind: str, url: str, root: Path) -> str:
+    """The result backend of a suite that only cares about its broker ``url`` of ``kind``:
+    the same URL where it names a backend too (memory, SQLite, Redis keep results beside the
+    messages), else an SQLite file in ``root``."""
+    if kind in {"memory", "sqlite", "redis"}:
+        return url
+    return f"sqlite:///{root / f'results-{uuid.uuid4().hex[:8]}.db'}"
+
+
 @contextmanager
 def backend_url(kind: str, root: Path, broker: str | None = None) -> Iterator[str]:
     """An isolated result-backend URL of ``kind``. ``rpc`` answers over the broker, so it
