@@ -36,6 +36,7 @@ from celeriac._amqp.connection import (
 from celeriac._utils.pid import PROCESS
 
 _NACK = (60, 120)  # basic.nack
+_MAX_FRAMES_PER_TICK = 100
 
 #: (queue, amqp.Message, (generation, delivery tag))
 Received = tuple[str, Any, tuple[int, int]]
@@ -129,6 +130,28 @@ class Consumer:
             self.requeue([tag for _, _, tag in got[max_messages:]])
             got = got[:max_messages]
         return got
+
+    def keep_alive(self) -> None:
+        """Read what arrived and send a heartbeat when one is due, unless a claim is reading
+        the connection right now (it does both itself). Called from another thread while the
+        worker is too busy to claim: RabbitMQ closes a connection that misses heartbeats, and
+        would then redeliver every message this worker holds."""
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
+            conn = self._conn
+            if conn is None or self._pid != PROCESS.pid:
+                return
+            try:
+                for _ in range(_MAX_FRAMES_PER_TICK):
+                    conn.drain_events(timeout=0)
+            except TimeoutError:
+                pass
+            conn.heartbeat_tick()
+        except CLIENT_ERRORS as exc:
+            raise self.failed(exc) from exc
+        finally:
+            self.lock.release()
 
     # -- settling --------------------------------------------------------------------------------
     def ack(self, tags: Sequence[tuple[int, int]]) -> None:

@@ -8,7 +8,8 @@ Guarantees (docs/amqp.md has the user's view, docs/decisions/0020 the reasons):
 * **Consume** claims with manual acks and a ``basic.qos`` window of the number asked for;
   claimed messages stay unacked until ``ack``/``requeue``/``reject``. A lost connection or a
   crashed worker gives them back natively (RabbitMQ redelivers them flagged ``redelivered``;
-  quorum queues also count deliveries). There are no leases: ``renew`` does nothing.
+  quorum queues also count deliveries). There are no leases: ``renew`` only keeps the
+  connection's heartbeats going while the worker is too busy to claim.
 * **Delays** (countdown/eta) wait in RabbitMQ's TTL delay queues, never in a worker; a
   message that arrives before its eta is sent on to the next delay queue at once and acked,
   so no worker holds an unacked message for long (RabbitMQ's ``consumer_timeout``).
@@ -193,6 +194,13 @@ class AMQPBroker(Broker):
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
             self._consumer.requeue([d.tag for d in deliveries])
+
+    def renew(self, deliveries: Sequence[Delivery]) -> None:
+        """No leases here; while the worker holds messages it keeps the consumer connection's
+        heartbeats going (the worker calls this from its heartbeat thread), so a worker busy
+        with long tasks is not taken for dead and its messages are not redelivered."""
+        if deliveries:
+            self._consumer.keep_alive()
 
     def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
         if not deliveries:

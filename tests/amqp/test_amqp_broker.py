@@ -4,6 +4,7 @@ dead-lettering, exchanges and routing keys from ``task_queues``, native redelive
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -12,6 +13,7 @@ import amqp
 from celeriac._amqp.connection import open_connection, parse_url
 from celeriac._amqp.topology import DELAY_PREFIX
 from celeriac.brokers.amqp import REJECTED_QUEUE_HEADER, REJECTED_REASON_HEADER
+from celeriac.exceptions import BrokerConnectionError
 from tests.amqp import support
 from tests.amqp.conftest import AmqpFactory
 from tests.brokers.conftest import envelope
@@ -250,3 +252,39 @@ def test_confirms_that_arrive_while_a_batch_is_written_count(make_amqp: AmqpFact
     for _ in range(3):
         producer.publish_many(big)
     assert sent[0] > 0 and received > 0
+
+
+def test_renew_keeps_a_busy_consumers_connection_alive(make_amqp: AmqpFactory) -> None:
+    """A worker busy with long tasks claims nothing for a while; its heartbeat thread calls
+    renew, which keeps the AMQP heartbeats going, so RabbitMQ does not close the connection
+    (which would redeliver the held message to another worker)."""
+    holder, other = make_amqp(heartbeat=1), make_amqp()
+    queue = support.unique("busy")
+    holder.publish(queue, envelope("long"))
+    held = holder.consume([queue], 1, EVENTUALLY_S)
+    until = time.monotonic() + 6  # several heartbeat timeouts of 1 s
+    while time.monotonic() < until:
+        holder.renew(held)
+        time.sleep(0.3)
+    assert other.consume([queue], 1, 0.5) == []  # still held: not redelivered
+    holder.ack(held)  # the consumer connection still works: the ack takes
+    holder.requeue(holder.consume([queue], 1, 0.2))  # and it claims again
+    assert other.queue_size(queue) == 0
+
+
+def test_without_renew_a_silent_connection_is_closed_and_its_message_returns(
+    make_amqp: AmqpFactory,
+) -> None:
+    """The other side of the test above: it can fail (RabbitMQ does close silent ones)."""
+    holder, other = make_amqp(heartbeat=1), make_amqp()
+    queue = support.unique("silent")
+    holder.publish(queue, envelope("long"))
+    held = holder.consume([queue], 1, EVENTUALLY_S)
+    again = other.consume([queue], 1, 30)
+    assert ids(again) == ["long"] and again[0].redelivered
+    other.ack(again)
+    # An ack on the lost connection: refused with the one-line error (or dropped once the
+    # loss is known), never acking another message.
+    with contextlib.suppress(BrokerConnectionError):
+        holder.ack(held)
+    assert other.queue_size(queue) == 0
