@@ -16,7 +16,8 @@ API (kept stable; the RPC result backend builds on it):
   :class:`~celeriac.exceptions.BrokerConnectionError` with distinct messages; other
   client-library errors give :class:`~celeriac.exceptions.TransportError`.
 * ``open_channel(params, confirms=False) -> (connection, channel)`` and
-  ``wait_until(connection, done, timeout_s)``: the pieces every AMQP client here repeats.
+  ``wait_until(connection, done, timeout_s)``, ``tick(connection)``: the pieces every AMQP
+  client here repeats.
 * ``CLIENT_ERRORS``: the exception types ``translate`` understands (catch these, then
   translate, at each module boundary).
 
@@ -174,6 +175,17 @@ def wait_until(conn: Any, done: Callable[[], bool], timeout_s: float) -> None:
             conn.drain_events(timeout=min(remaining_s, 1.0))
         except TimeoutError:
             conn.heartbeat_tick()
+
+
+def tick(conn: Any, max_frames: int = 100) -> None:
+    """Handle what already arrived on ``conn`` (without waiting) and send a heartbeat when one
+    is due: what an idle connection needs now and then so RabbitMQ does not close it."""
+    try:
+        for _ in range(max_frames):
+            conn.drain_events(timeout=0)
+    except TimeoutError:
+        pass
+    conn.heartbeat_tick()
 
 
 def _close_quietly(conn: Any) -> None:

@@ -30,13 +30,13 @@ from celeriac._amqp.connection import (
     AmqpParams,
     close_quietly,
     open_channel,
+    tick,
     translate,
     wait_until,
 )
 from celeriac._utils.pid import PROCESS
 
 _NACK = (60, 120)  # basic.nack
-_MAX_FRAMES_PER_TICK = 100
 
 #: (queue, amqp.Message, (generation, delivery tag))
 Received = tuple[str, Any, tuple[int, int]]
@@ -142,12 +142,7 @@ class Consumer:
             conn = self._conn
             if conn is None or self._pid != PROCESS.pid:
                 return
-            try:
-                for _ in range(_MAX_FRAMES_PER_TICK):
-                    conn.drain_events(timeout=0)
-            except TimeoutError:
-                pass
-            conn.heartbeat_tick()
+            tick(conn)
         except CLIENT_ERRORS as exc:
             raise self.failed(exc) from exc
         finally:

@@ -28,6 +28,7 @@ from celeriac._amqp.connection import (
     AmqpParams,
     close_quietly,
     open_channel,
+    tick,
     translate,
 )
 from celeriac._utils.pid import PROCESS
@@ -81,6 +82,19 @@ class Publisher:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+    def keep_alive(self) -> None:
+        """Heartbeats for an idle publisher (skipped while another thread publishes); a
+        connection that died is dropped quietly: the next publish opens a new one."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if self._conn is not None and self._pid == PROCESS.pid:
+                tick(self._conn)
+        except CLIENT_ERRORS:
+            self._drop()
+        finally:
+            self._lock.release()
 
     # -- confirms --------------------------------------------------------------------------------
     def _settle(self, tag: int, multiple: bool) -> int:

@@ -198,7 +198,9 @@ class AMQPBroker(Broker):
     def renew(self, deliveries: Sequence[Delivery]) -> None:
         """No leases here; while the worker holds messages it keeps the consumer connection's
         heartbeats going (the worker calls this from its heartbeat thread), so a worker busy
-        with long tasks is not taken for dead and its messages are not redelivered."""
+        with long tasks is not taken for dead and its messages are not redelivered; an idle
+        publisher connection is kept alive too."""
+        self._publisher.keep_alive()
         if deliveries:
             self._consumer.keep_alive()
 
