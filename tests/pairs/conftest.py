@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from celeriac.brokers import Capabilities, broker_class
+from celeriac.brokers import Capabilities
 from tests.support.services import backend_url, broker_url
 from tests.support.workers import WorkerProcess, wait_until
 
@@ -42,7 +42,10 @@ class Pair:
 
     @property
     def capabilities(self) -> Capabilities:
-        return broker_class(self.env["PAIR_BROKER"]).capabilities
+        """The app's broker's (an AMQP broker declares priorities once the app asks for
+        ``x-max-priority`` through ``task_queue_max_priority``)."""
+        found: Capabilities = self.app.broker.capabilities
+        return found
 
     def start_worker(self, **options: Any) -> WorkerProcess:
         """Another worker on this pair (stopped by the caller)."""
