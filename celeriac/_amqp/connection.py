@@ -248,6 +248,12 @@ def translate(exc: BaseException, params: AmqpParams) -> TransportError:
             f"RabbitMQ at {where} refused access: {text} (grant user {params.userid!r} "
             f"permissions on vhost {params.virtual_host!r})"
         )
+    if isinstance(exc, amqp.exceptions.PreconditionFailed) and "inequivalent arg" in text:
+        return TransportError(
+            f"RabbitMQ at {where}: {text}: the queue or exchange exists with other arguments "
+            "(e.g. declared by Celery or by other settings); make the settings match it "
+            "(task_queue_max_priority, queue_type, task_queues) or delete it"
+        )
     if isinstance(exc, ConnectionRefusedError):
         return BrokerConnectionError(
             f"Cannot connect to RabbitMQ at {where}: connection refused (is it running, and "

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from celeriac.brokers import create_broker
-from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
+from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured, TransportError
 from tests.amqp import support
 from tests.amqp.conftest import AmqpFactory
 from tests.brokers.conftest import envelope
@@ -79,3 +79,19 @@ def _host_port() -> str:
 
     parts = urlsplit(support.base_url())
     return f"{parts.hostname}:{parts.port or 5672}"
+
+
+def test_a_queue_declared_otherwise_is_named_with_the_fix(make_amqp: AmqpFactory) -> None:
+    queue = support.unique("declared")
+    make_amqp(max_priority=9).publish(queue, envelope("first"))
+    plain = make_amqp()
+    with pytest.raises(TransportError) as info:
+        plain.publish(queue, envelope("second"))
+    text = str(info.value)
+    assert "inequivalent arg 'x-max-priority'" in text and "task_queue_max_priority" in text
+    assert "\n" not in text
+    plain.declared_queues.add(queue)  # cleaned up with it
+    # The broker still works afterwards (a new channel and connection).
+    other = support.unique("other")
+    plain.publish(other, envelope("ok"))
+    assert [d.task_id for d in plain.consume([other], 1, 5.0)] == ["ok"]
