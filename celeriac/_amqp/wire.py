@@ -3,8 +3,9 @@
 Rules: the body travels as is; ``content_type``/``content_encoding`` and the AMQP basic
 properties of the envelope (``correlation_id``, ``reply_to``, ``priority``, ``expiration``,
 ...) become the message's properties and its headers the ``application_headers``. Messages are
-persistent (``delivery_mode`` 2) unless the envelope says 1. An envelope property AMQP has no
-slot for (or one of the wrong type), and an explicit ``delivery_mode``, ride in the
+persistent (``delivery_mode`` 2) unless the envelope says 1 (or ``transient``), or says
+nothing and the broker's default is 1 (``task_default_delivery_mode``). An envelope property
+AMQP has no slot for (or one of the wrong type), and an explicit ``delivery_mode``, ride in the
 :data:`STASH_HEADER` header and are restored on delivery, so a round trip gives back the same
 envelope. Headers RabbitMQ or the delay path add (``x-death``, ``x-first-death-*``,
 ``x-last-death-*``, the delay bucket) are dropped on delivery. Nothing from the message is
@@ -42,7 +43,18 @@ def _fits(key: str, value: Any) -> bool:
     return key == "timestamp" and type(value) is int and value >= 0
 
 
-def to_message(envelope: Envelope, extra_headers: Mapping[str, Any] | None = None) -> Any:
+def delivery_mode_of(value: Any, default: int = 2) -> int:
+    """1 for ``1``/``"transient"``, 2 for ``2``/``"persistent"``, else ``default``."""
+    if value in (1, "transient"):
+        return 1
+    if value in (2, "persistent"):
+        return 2
+    return default
+
+
+def to_message(
+    envelope: Envelope, extra_headers: Mapping[str, Any] | None = None, default_mode: int = 2
+) -> Any:
     """An ``amqp.Message`` carrying ``envelope`` (plus ``extra_headers``)."""
     import amqp
 
@@ -53,8 +65,7 @@ def to_message(envelope: Envelope, extra_headers: Mapping[str, Any] | None = Non
             props[key] = value
         else:
             stash[key] = value
-    delivery_mode = stash.get("delivery_mode")
-    props["delivery_mode"] = 1 if delivery_mode in (1, "transient") else 2
+    props["delivery_mode"] = delivery_mode_of(stash.get("delivery_mode"), default_mode)
     headers = dict(envelope.headers)
     if stash:
         headers[STASH_HEADER] = stash

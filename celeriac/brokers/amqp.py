@@ -56,7 +56,7 @@ from celeriac._amqp.topology import (
     delay_bucket_ms,
     specs_of,
 )
-from celeriac._amqp.wire import to_envelope, to_message
+from celeriac._amqp.wire import delivery_mode_of, to_envelope, to_message
 from celeriac.brokers.base import Broker, Capabilities, Subscription
 from celeriac.message import Delivery, Envelope
 
@@ -77,12 +77,22 @@ class AMQPBroker(Broker):
         atomic_publish_once=False,
     )
 
+    #: Celery settings this broker reads when they come in its transport options under their
+    #: own names (as backends' ``app_settings``), or through :meth:`use_settings`
+    app_settings = ("task_queues", "task_queue_max_priority", "task_create_missing_queue_type",
+                    "task_default_delivery_mode")
+
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, transport_options=transport_options)
         self.params = parse_url(url, self.transport_options)
         options = self.params.options
-        self.max_priority = int(options.get("max_priority") or 0) or None
-        self.queue_type = options.get("queue_type") or None
+        self.max_priority = int(
+            options.get("max_priority") or options.get("task_queue_max_priority") or 0) or None
+        self.queue_type = (
+            options.get("queue_type") or options.get("task_create_missing_queue_type") or None)
+        #: 2 (persistent) unless ``delivery_mode`` / ``task_default_delivery_mode`` says 1
+        self.delivery_mode = delivery_mode_of(
+            options.get("delivery_mode", options.get("task_default_delivery_mode")))
         self._specs: dict[str, QueueSpec] = {}
         self.configure_queues(options.get("task_queues"))
         #: names of the queues this broker object declared (what a test cleans up)
@@ -107,8 +117,11 @@ class AMQPBroker(Broker):
             self.capabilities = replace(type(self).capabilities, priorities=True)
 
     def use_settings(self, conf: Mapping[str, Any]) -> None:
-        """Read the app's queue settings (``task_queues``, ``task_queue_max_priority``,
-        ``task_create_missing_queue_type``); the app calls it after creating the broker."""
+        """Read the app's settings (``task_queues``, ``task_queue_max_priority``,
+        ``task_create_missing_queue_type``, ``task_default_delivery_mode``); the app calls it
+        after creating the broker."""
+        self.delivery_mode = delivery_mode_of(
+            conf.get("task_default_delivery_mode"), self.delivery_mode)
         self.configure_queues(
             conf.get("task_queues"),
             conf.get("task_queue_max_priority"),
@@ -150,7 +163,8 @@ class AMQPBroker(Broker):
                     batch.append(self._delayed(queue, envelope, remaining_ms, declarations))
                     continue
             spec = self.spec(queue)
-            batch.append((spec.exchange, spec.publish_key, to_message(envelope), True))
+            message = to_message(envelope, None, self.delivery_mode)
+            batch.append((spec.exchange, spec.publish_key, message, True))
         self._publisher.send(batch, list(declarations.values()))
 
     def _delayed(
@@ -161,7 +175,7 @@ class AMQPBroker(Broker):
         key = ("delay", bucket)
         if key not in declarations:
             declarations[key] = (key, lambda channel: self._declare_bucket(channel, bucket))
-        message = to_message(envelope, {DELAY_HEADER: str(bucket)})
+        message = to_message(envelope, {DELAY_HEADER: str(bucket)}, self.delivery_mode)
         # Dead-lettered on expiry to the default exchange under this routing key: the queue.
         return (DELAY_EXCHANGE, queue, message, True)
 

@@ -288,3 +288,18 @@ def test_without_renew_a_silent_connection_is_closed_and_its_message_returns(
     with contextlib.suppress(BrokerConnectionError):
         holder.ack(held)
     assert other.queue_size(queue) == 0
+
+
+def test_celery_settings_by_their_own_names(make_amqp: AmqpFactory) -> None:
+    """``app_settings``: what an app hands over under Celery's names is honoured."""
+    broker = make_amqp(task_queue_max_priority=4, task_default_delivery_mode="transient")
+    assert broker.capabilities.priorities is True
+    queue = support.unique("named")
+    broker.publish(queue, envelope("t1"))
+    message = raw_get(broker.url, queue)
+    assert message is not None and message.properties["delivery_mode"] == 1
+    assert "x-max-priority" in support.queue_info(support.run_vhost(), queue)["arguments"]
+    persistent, other = make_amqp(), support.unique("persistent")
+    persistent.publish(other, envelope("t2"))
+    message = raw_get(broker.url, other)
+    assert message is not None and message.properties["delivery_mode"] == 2
