@@ -6,8 +6,9 @@ messages asked for, ``basic.consume`` each queue with manual acks, wait until th
 arrives or the timeout passes, then ``basic.cancel``. RabbitMQ delivers nothing for a consumer
 after its cancel-ok, so every message pushed to us is in hand when the call returns, and none
 sits in a prefetch buffer where ``queue_size`` cannot see it and a requeue would bounce back.
-The cost is two round trips per claim (not per message). Messages beyond the number asked
-for (several queues, each with its own window) are given back at once.
+``basic.qos`` and ``basic.consume`` go out without waiting for their answers and the cancels
+are answered together, so a claim costs one round trip (not one per message). Messages beyond
+the number asked for (several queues, each with its own window) are given back at once.
 
 Delivered messages stay unacked on the channel until :meth:`ack`, :meth:`requeue`
 (``basic.nack`` with requeue, so RabbitMQ flags them redelivered) or, for a reject, until the
@@ -35,8 +36,12 @@ from celeriac._amqp.connection import (
     wait_until,
 )
 from celeriac._utils.pid import PROCESS
+from celeriac.exceptions import BrokerConnectionError
 
 _NACK = (60, 120)  # basic.nack
+_QOS = (60, 10)  # basic.qos
+_CANCEL = (60, 30)  # basic.cancel
+_CANCEL_TIMEOUT_S = 30.0
 
 #: (queue, amqp.Message, (generation, delivery tag))
 Received = tuple[str, Any, tuple[int, int]]
@@ -57,6 +62,7 @@ class Consumer:
         self._inbox: list[tuple[str, Any]] = []
         #: delivery tags of the current channel not yet acked or given back
         self._unacked: set[int] = set()
+        self._tag_seq = 0
 
     # -- connection ------------------------------------------------------------------------------
     def channel(self) -> Any:
@@ -102,8 +108,11 @@ class Consumer:
     def _fetch(self, queues: Sequence[str], max_messages: int, timeout_s: float) -> list[Received]:
         self.ensure_declared(queues)
         channel, conn = self._channel, self._conn
+        # One round trip per claim: qos and consume go out without waiting for their -ok
+        # (the channel applies them in order; an error closes it, and the read below sees
+        # that), then the cancels, and everything delivered before their cancel-ok is ours.
         if self._qos != max_messages:
-            channel.basic_qos(0, max_messages, False)
+            channel.send_method(_QOS, "lBb", (0, max_messages, False))
             self._qos = max_messages
         inbox = self._inbox = []
         tags = []
@@ -111,10 +120,21 @@ class Consumer:
             def on_message(message: Any, queue: str = queue) -> None:
                 inbox.append((queue, message))
 
-            tags.append(channel.basic_consume(queue, callback=on_message, no_ack=False))
+            self._tag_seq += 1
+            tag = f"celeriac-{self._tag_seq}"
+            channel.basic_consume(queue, consumer_tag=tag, callback=on_message, no_ack=False,
+                                  nowait=True)
+            tags.append(tag)
         wait_until(conn, lambda: bool(inbox), timeout_s)
         for tag in tags:
-            channel.basic_cancel(tag)  # deliveries before its cancel-ok land in the inbox
+            channel.send_method(_CANCEL, "sb", (tag, False))  # each answered by a cancel-ok
+        callbacks = channel.callbacks  # py-amqp drops a tag's callback at its cancel-ok
+        wait_until(conn, lambda: not any(tag in callbacks for tag in tags), _CANCEL_TIMEOUT_S)
+        if any(tag in callbacks for tag in tags):
+            raise BrokerConnectionError(
+                f"RabbitMQ at {self.params.display} did not answer a basic.cancel within "
+                f"{_CANCEL_TIMEOUT_S:g} s"
+            )
         self._inbox = []
         generation = self.generation
         got = [
