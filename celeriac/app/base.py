@@ -24,7 +24,7 @@ from celeriac._utils.zones import zone
 from celeriac.app import sending
 from celeriac.app.sending import PublishSettings, as_list
 from celeriac.backends import BACKENDS, ResultBackend, backend_class
-from celeriac.brokers import Broker, create_broker, scheme_of
+from celeriac.brokers import Broker, broker_class, scheme_of
 from celeriac.control import Control
 from celeriac.coordination import CoordinationStore, open_store
 from celeriac.events import Connection, Events
@@ -455,7 +455,13 @@ class Celery:
                     lease_s = self.conf.get("worker_lease_seconds")
                     if lease_s:
                         options.setdefault("visibility_timeout", float(lease_s))
-                    created = create_broker(self.broker_url, options)
+                    cls = broker_class(self.broker_url)
+                    # Celery's settings this transport reads (e.g. task_queues on AMQP),
+                    # handed over under their own names when the user set them.
+                    for name in cls.app_settings:
+                        if self.conf.is_set(name):
+                            options.setdefault(name, self.conf[name])
+                    created = cls(self.broker_url, transport_options=options)
                     created.rejected_sink = self._log_rejected
                     self._broker = created
                 broker = self._broker

@@ -79,8 +79,10 @@ class AMQPBroker(Broker):
 
     #: Celery settings this broker reads when they come in its transport options under their
     #: own names (as backends' ``app_settings``), or through :meth:`use_settings`
-    app_settings = ("task_queues", "task_queue_max_priority", "task_create_missing_queue_type",
-                    "task_default_delivery_mode")
+    app_settings: tuple[str, ...] = (
+        "task_queues", "task_queue_max_priority", "task_create_missing_queue_type",
+        "task_default_delivery_mode",
+    )
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, transport_options=transport_options)

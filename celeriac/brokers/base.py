@@ -191,6 +191,9 @@ class Broker(abc.ABC):
     shared_across_processes: bool = True
     #: What this transport can do beyond the required operations.
     capabilities: Capabilities = Capabilities()
+    #: Celery settings this transport reads: the app hands each one the user set over in the
+    #: transport options, under its own name (e.g. ``task_queues`` for AMQP's exchanges).
+    app_settings: tuple[str, ...] = ()
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         self.url = url
