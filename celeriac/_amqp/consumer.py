@@ -35,6 +35,7 @@ from celeriac._amqp.connection import (
     translate,
     wait_until,
 )
+from celeriac._amqp.wire import message_priority
 from celeriac._utils.pid import PROCESS
 from celeriac.exceptions import BrokerConnectionError
 
@@ -143,7 +144,7 @@ class Consumer:
         ]
         self._unacked.update(tag for _, _, (_, tag) in got)
         if len(queues) > 1:
-            got.sort(key=lambda item: -_priority(item[1]))  # stable: FIFO within a priority
+            got.sort(key=lambda item: -message_priority(item[1]))  # stable: FIFO within a priority
         if len(got) > max_messages:
             # Several queues each filled a window: give back the lowest priorities now
             # (they are redelivered, flagged, to the next claim).
@@ -195,11 +196,6 @@ class Consumer:
     def close(self) -> None:
         with self.lock:
             self.drop()
-
-
-def _priority(message: Any) -> int:
-    value = message.properties.get("priority")
-    return value if isinstance(value, int) else 0
 
 
 def _runs(tags: Sequence[int], unacked: set[int]) -> list[tuple[int, bool]]:

@@ -142,3 +142,20 @@ def _size(value: Any, limit: int) -> int:
     else:
         total = 8
     return total
+
+
+def message_priority(message: Any) -> int:
+    """The priority an ``amqp.Message`` was published with (0 when none or not an int)."""
+    props: Mapping[str, Any] = message.properties
+    value = props.get("priority")
+    return value if type(value) is int else 0
+
+
+def delivery_count(message: Any, redelivered: bool) -> int:
+    """How many times an ``amqp.Message`` has been delivered, this time included: quorum
+    queues count in ``x-delivery-count``; elsewhere a redelivered message counts as 2."""
+    props: Mapping[str, Any] = message.properties
+    headers = props.get("application_headers") or {}
+    count = headers.get("x-delivery-count") if isinstance(headers, Mapping) else None
+    return count + 1 if type(count) is int else (2 if redelivered else 1)
+

@@ -56,7 +56,7 @@ from celeriac._amqp.topology import (
     delay_bucket_ms,
     specs_of,
 )
-from celeriac._amqp.wire import delivery_mode_of, to_envelope, to_message
+from celeriac._amqp.wire import delivery_count, delivery_mode_of, to_envelope, to_message
 from celeriac.brokers.base import Broker, Capabilities, Subscription
 from celeriac.message import Delivery, Envelope
 
@@ -296,8 +296,5 @@ class AMQPBroker(Broker):
 def _delivery(queue: str, message: Any, tag: tuple[int, int]) -> Delivery:
     info = message.delivery_info
     redelivered = bool(info.get("redelivered"))
-    headers = message.properties.get("application_headers") or {}
-    count = headers.get("x-delivery-count") if isinstance(headers, Mapping) else None
-    envelope = to_envelope(message)
-    delivery_count = count + 1 if type(count) is int else (2 if redelivered else 1)
-    return Delivery(envelope, queue, tag, redelivered=redelivered, delivery_count=delivery_count)
+    return Delivery(to_envelope(message), queue, tag, redelivered=redelivered,
+                    delivery_count=delivery_count(message, redelivered))
