@@ -15,10 +15,6 @@ if os.environ.get("PAIR_COORDINATION"):
 app.conf.worker_lease_seconds = 1.5
 app.conf.worker_send_task_events = True
 app.conf.task_queue_max_priority = 9
-if app.conf.broker_url.startswith("amqp"):
-    # RabbitMQ queues honour priorities only when declared with x-max-priority. The app does
-    # not pass task_queue_max_priority on to the AMQP broker yet (reported), so say it here too.
-    app.conf.broker_transport_options = {"max_priority": 9}
 app.conf.result_extended = True
 
 
