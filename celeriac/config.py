@@ -119,7 +119,10 @@ def _s(
 
 
 # Shared notes of settings that have no effect.
-_AMQP_ONLY = "AMQP only; celeriac has no AMQP transport yet and its transports need no such option."
+_AMQP_ONLY = (
+    "AMQP only; celeriac's RabbitMQ transport does not read it (docs/amqp.md lists what it "
+    "reads) and the other transports need no such option."
+)
 _EVENTS_BROADCAST = (
     "Events travel on the broker's broadcast channel `celeriac.events` as JSON; there is no "
     "event exchange or queue to configure."
@@ -357,8 +360,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "str",
                 "Type of automatically created queues (`classic` or `quorum`; RabbitMQ).",
                 "CELERY_CREATE_MISSING_QUEUE_TYPE",
-                status="compat",
-                note=_AMQP_ONLY,
+                status="implemented",
             ),
             _s(
                 "task_create_missing_queue_exchange_type",
@@ -375,9 +377,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "any",
                 "Delivery mode of task messages: 2/`persistent` or 1/`transient`.",
                 "CELERY_DEFAULT_DELIVERY_MODE",
-                status="compat",
-                note="Messages are always persistent where the transport stores them; "
-                + _AMQP_ONLY,
+                status="implemented",
             ),
             _s(
                 "task_default_exchange",
@@ -532,9 +532,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "int",
                 "Highest priority queues support (`x-max-priority`).",
                 "CELERY_QUEUE_MAX_PRIORITY",
-                status="compat",
-                note="Redis, SQLite and memory queues order by priority without a limit; "
-                + _AMQP_ONLY,
+                status="implemented",
             ),
             _s(
                 "task_reject_on_worker_lost",
@@ -724,7 +722,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Exchange results are sent to (AMQP/RPC backends).",
                 "CELERY_RESULT_EXCHANGE",
                 status="compat",
-                note="For the `rpc://` backend, which celeriac does not have; " + _AMQP_ONLY,
+                note="rpc:// replies through the default exchange to the caller's queue, as "
+                "Celery's does.",
             ),
             _s(
                 "result_exchange_type",
@@ -733,7 +732,8 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "Type of `result_exchange`.",
                 "CELERY_RESULT_EXCHANGE_TYPE",
                 status="compat",
-                note="For the `rpc://` backend, which celeriac does not have; " + _AMQP_ONLY,
+                note="rpc:// replies through the default exchange to the caller's queue, as "
+                "Celery's does.",
             ),
             _s(
                 "result_expires",
@@ -768,8 +768,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "bool",
                 "Result messages survive a broker restart (RPC backend).",
                 "CELERY_RESULT_PERSISTENT",
-                status="compat",
-                note="For the `rpc://` backend, which celeriac does not have; " + _AMQP_ONLY,
+                status="implemented",
             ),
             _s(
                 "result_serializer",
