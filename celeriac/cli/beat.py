@@ -87,6 +87,7 @@ def beat(
     executable_note("beat", executable)
     drop_privileges(uid, gid, umask)
     app = cli.app
+    app.timezone  # noqa: B018 - a misspelt timezone stops here, before any file is made
     conf = app.conf
     if schedule_filename:
         conf.beat_schedule_filename = schedule_filename
