@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from celeriac.canvas.primitives import chunks as ChunksSignature
     from celeriac.canvas.primitives import xmap, xstarmap
     from celeriac.canvas.signature import Signature
+    from celeriac.message import Envelope
     from celeriac.result import AsyncResult, EagerResult
 
 
@@ -65,6 +66,10 @@ class Context:
     taskset: str | None = None
     #: set by the tracer so a custom ``__call__`` calling ``super().__call__`` keeps this request
     in_trace: bool = False
+    #: set by the worker's tracer: where ``retry()`` leaves its message, so the executor
+    #: publishes it only after this run's RETRY record is stored (a fast retry can never
+    #: finish before the record of the attempt that asked for it)
+    _sends: list[tuple[str, Envelope]] | None = None
 
     def __init__(self, **fields: Any) -> None:
         self.__dict__.update(fields)
@@ -79,7 +84,7 @@ class Context:
         out = {
             k: v for k, v in vars(type(self)).items() if not k.startswith("_") and not callable(v)
         }
-        out.update(self.__dict__)
+        out.update((k, v) for k, v in self.__dict__.items() if not k.startswith("_"))
         return out
 
     def __repr__(self) -> str:
@@ -399,7 +404,15 @@ class Task(Generic[TaskParams, TaskReturn]):
         else:
             resend["countdown"] = countdown
         resend.update(options)
-        self.app.send_task(self.name or "", new_args, new_kwargs, send_options=RETRY, **resend)
+        sends = request._sends
+        if sends is None:
+            self.app.send_task(self.name or "", new_args, new_kwargs, send_options=RETRY,
+                               **resend)
+        else:
+            message = self.app.prepare_message(self.name or "", new_args, new_kwargs,
+                                               send_options=RETRY, **resend)
+            if isinstance(message, tuple):
+                sends.append(message)
         signal = Retry(exc=exc, when=when)
         if throw:
             raise signal

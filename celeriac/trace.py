@@ -233,6 +233,8 @@ def prepare(
     prepared = Prepared(task, request, args, kwargs, eager, store_result,
                         time.perf_counter() if started_s is None else started_s, middleware, app,
                         stack)
+    if not eager:
+        request._sends = []
     for hook in middleware.before_task:
         hook(task, request, args, kwargs)
     stack.append(request)
@@ -368,14 +370,27 @@ def _outcome(
                         outcome.effects = effects
                     else:
                         outcome.effects.extend(effects)
-        return outcome
+        return _with_sends(request, outcome)
     except ColdShutdown:
         raise
     except BaseException as exc:  # a time limit landing after the run: the last net
         if eager and not isinstance(exc, Exception):
             raise
-        return _ended(app, task, request, exc, time.perf_counter() - started,
-                      store=store_result)
+        return _with_sends(request, _ended(app, task, request, exc,
+                                           time.perf_counter() - started, store=store_result))
+
+
+def _with_sends(request: Context, outcome: Outcome) -> Outcome:
+    """``outcome`` carrying the messages the run left for the executor (``retry()``'s), which
+    it publishes after storing this run's record."""
+    sends = request._sends
+    if sends:
+        request._sends = None
+        if outcome.effects is None:
+            outcome.effects = Effects(messages=sends)
+        else:
+            outcome.effects.messages[:0] = sends
+    return outcome
 
 
 def _summary(value: Any, max_chars: int) -> str:
