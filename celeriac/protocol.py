@@ -18,6 +18,7 @@ from typing import Any, cast
 import orjson
 
 from celeriac import serialization
+from celeriac._utils.stored import StoredParts
 from celeriac._utils.text import saferepr
 from celeriac.exceptions import EncodeError, InvalidTaskError
 from celeriac.message import Envelope
@@ -148,6 +149,96 @@ def clone_task_message(
         content_type=template.content_type,
         content_encoding=template.content_encoding,
     )
+
+
+#: the headers a :class:`StoredTemplate` fills per call, in build_task_message's order, with
+#: and without ``root_id`` (the call is its own root unless it was sent from inside a task)
+_HOLES_OWN_ROOT = ("id", "root_id", "argsrepr", "kwargsrepr")
+_HOLES = ("id", "argsrepr", "kwargsrepr")
+_EMPTY_KWARGS_REPR = orjson.dumps("{}")
+
+
+class StoredTemplate:
+    """Further calls of one task with one set of options, encoded straight to the parts a
+    broker stores (:data:`StoredParts`) without a headers dict per call: the template's
+    headers and properties JSON are cut once around what changes per call (the id, the root
+    id when the call is its own root, ``argsrepr``, ``kwargsrepr``, ``correlation_id``) and
+    each call joins its values in. The bytes are exactly what :func:`clone_task_message`
+    followed by ``envelope_parts`` gives (tests/test_send_many.py compares them).
+
+    Made only by :meth:`of`, which returns None for a template it cannot cut: one that
+    carries a workflow, an ``eta``, or headers other than :func:`build_task_message`'s.
+    """
+
+    __slots__ = ("_codec", "_headers", "_properties", "content_encoding", "content_type",
+                 "name", "priority")
+
+    def __init__(self, template: Envelope, headers: list[bytes], properties: list[bytes],
+                 codec: serialization.Codec) -> None:
+        self._headers = headers
+        self._properties = properties
+        self._codec = codec
+        self.content_type = template.content_type
+        self.content_encoding = template.content_encoding
+        self.name = template.task_name
+        #: the ``priority`` property (0 when unset), which every call shares
+        self.priority = template.priority
+
+    @classmethod
+    def of(cls, template: Envelope) -> StoredTemplate | None:
+        """The template for further calls like ``template`` (a message from
+        :func:`build_task_message` with no workflow), or None when it cannot be cut."""
+        headers = dict(template.headers)
+        if headers.get("eta") or list(headers) != _HEADER_ORDER:
+            return None
+        holes = _HOLES_OWN_ROOT if headers.get("root_id") == headers.get("id") else _HOLES
+        try:
+            codec = serialization.codec(template.content_type)
+            header_cuts = _cut(headers, holes)
+            property_cuts = _cut(dict(template.properties), ("correlation_id",))
+        except (KeyError, ValueError, TypeError, orjson.JSONEncodeError):
+            return None
+        if header_cuts is None or property_cuts is None:
+            return None
+        return cls(template, header_cuts, property_cuts, codec)
+
+    def parts(self, task_id: str, args: Sequence[Any], kwargs: Mapping[str, Any] | None
+              ) -> StoredParts:
+        """The stored parts of the call ``(args, kwargs)`` sent as ``task_id``."""
+        args = list(args) if type(args) is not list else args
+        kwargs = dict(kwargs) if kwargs else {}
+        try:
+            body = self._codec.encode([args, kwargs, _NO_EMBED])
+        except Exception as exc:
+            raise _cannot_send(self.name, args, kwargs, self._codec.name) from exc
+        ident = orjson.dumps(task_id)
+        argsrepr = orjson.dumps(saferepr(args))
+        kwargsrepr = orjson.dumps(saferepr(kwargs)) if kwargs else _EMPTY_KWARGS_REPR
+        h = self._headers
+        if len(h) == 5:
+            headers = b"".join((h[0], ident, h[1], ident, h[2], argsrepr, h[3], kwargsrepr, h[4]))
+        else:
+            headers = b"".join((h[0], ident, h[1], argsrepr, h[2], kwargsrepr, h[3]))
+        p = self._properties
+        return (headers, p[0] + ident + p[1], body, self.content_type, self.content_encoding)
+
+
+#: the headers of a message from build_task_message (no extra headers), in its order
+_HEADER_ORDER = ["lang", "task", "id", "shadow", "eta", "expires", "group", "group_index",
+                 "retries", "timelimit", "root_id", "parent_id", "argsrepr", "kwargsrepr",
+                 "origin", "ignore_result"]
+
+
+def _cut(mapping: dict[str, Any], holes: tuple[str, ...]) -> list[bytes] | None:
+    """``mapping`` as JSON cut at the values of ``holes`` (which must appear in that order):
+    len(holes) + 1 pieces. None when a marker value is found elsewhere (it never is: the
+    marker is random)."""
+    marker = f"celeriac-hole-{os.urandom(8).hex()}"
+    for key in holes:
+        mapping[key] = marker
+    text = orjson.dumps(mapping)
+    pieces = text.split(orjson.dumps(marker))
+    return pieces if len(pieces) == len(holes) + 1 else None
 
 
 @dataclass(slots=True)

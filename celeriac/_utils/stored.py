@@ -13,6 +13,10 @@ import orjson
 
 from celeriac.exceptions import EncodeError
 
+#: the stored parts of one message as :func:`envelope_parts` lays them out: headers JSON,
+#: properties JSON, body, content type, content encoding
+StoredParts = tuple[bytes, bytes, bytes, str, str]
+
 
 def dump_json(mapping: Mapping[str, Any]) -> bytes:
     """``mapping`` as JSON; EncodeError names what cannot be stored."""

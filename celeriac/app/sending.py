@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from celeriac import _state, routing
-from celeriac._utils.ids import new_id
+from celeriac._utils.ids import new_id, new_ids
+from celeriac._utils.stored import StoredParts
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured
 from celeriac.message import Envelope
-from celeriac.protocol import build_task_message, clone_task_message
+from celeriac.protocol import StoredTemplate, build_task_message, clone_task_message
 from celeriac.result import AsyncResult
 from celeriac.send_options import DEFAULT_SEND, SendOptions
 
@@ -313,38 +314,121 @@ def send_many(
     chunk_size: int = 1000,
 ) -> list[AsyncResult]:
     """Send many task calls, ``(name, args, kwargs, options)`` each, in batched round trips
-    (``publish_many``); returns their results in order."""
-    results: list[AsyncResult] = []
-    batch: list[tuple[str, Envelope]] = []
-    broker = app.broker
-    # Calls that share a name and the very same options object (task.delay_many) differ
-    # only in id and arguments: the first one's message is the template for the rest.
-    template: tuple[str, Envelope, str, Any] | None = None
+    (``publish_many``); returns their results in order.
+
+    Calls that share a name and the very same options object (``task.delay_many``) differ
+    only in id and arguments: the first one's message is the template for the rest. When the
+    broker takes stored parts (``Capabilities.stored_publish``) and no middleware hook wants
+    to see each message, the rest are encoded straight to those parts
+    (``protocol.StoredTemplate``, no headers dict per message); else they are envelopes
+    cloned from the template. Messages are stored in call order either way.
+    """
+    out = _Outgoing(app, chunk_size)
+    ids = _ids()
+    template: _Template | None = None
     for name, args, kwargs, options in calls:
-        task_id = new_id()
-        if template is not None and options is template[3] and name == template[2]:
-            queue, envelope = template[0], clone_task_message(
-                template[1], task_id, args or (), kwargs
-            )
-        else:
-            opts = dict(options or {})
-            task_id = opts.pop("task_id", None) or task_id
-            prepared = app.prepare_message(name, args, kwargs, task_id=task_id, **opts)
-            if isinstance(prepared, AsyncResult):
-                results.append(prepared)
-                continue
-            queue, envelope = prepared
-            template = None
-            if options is not None and _TEMPLATE_SAFE.isdisjoint(options):
-                template = (queue, envelope, name, options)
-        batch.append((queue, envelope))
-        results.append(AsyncResult(task_id, task_name=name, app=app))
-        if len(batch) >= chunk_size:
-            _publish_batch(app, broker, batch)
-            batch = []
-    if batch:
-        _publish_batch(app, broker, batch)
-    return results
+        task_id = next(ids)
+        if template is not None and options is template.options and name == template.name:
+            if template.stored is not None:
+                out.add_stored(template, task_id, template.stored.parts(task_id, args or (),
+                                                                        kwargs))
+            else:
+                out.add(template.queue, clone_task_message(template.envelope, task_id,
+                                                           args or (), kwargs))
+            out.results.append(AsyncResult(task_id, task_name=name, app=app))
+            continue
+        opts = dict(options or {})
+        task_id = opts.pop("task_id", None) or task_id
+        prepared = app.prepare_message(name, args, kwargs, task_id=task_id, **opts)
+        if isinstance(prepared, AsyncResult):
+            out.results.append(prepared)
+            continue
+        queue, envelope = prepared
+        template = None
+        if options is not None and _TEMPLATE_SAFE.isdisjoint(options):
+            template = _Template(name, options, queue, envelope, out.lean)
+        out.add(queue, envelope)
+        out.results.append(AsyncResult(task_id, task_name=name, app=app))
+    out.flush()
+    return out.results
+
+
+def _ids() -> Iterator[str]:
+    """Fresh task ids, made 1,024 at a time."""
+    while True:
+        yield from new_ids(1024)
+
+
+class _Template:
+    """The first call of a run of calls with one name and options object, and how the rest
+    are encoded."""
+
+    __slots__ = ("envelope", "name", "options", "queue", "stored")
+
+    def __init__(self, name: str, options: Mapping[str, Any], queue: str, envelope: Envelope,
+                 lean: bool) -> None:
+        self.name, self.options, self.queue, self.envelope = name, options, queue, envelope
+        self.stored = StoredTemplate.of(envelope) if lean else None
+
+
+class _Outgoing:
+    """What :func:`send_many` has yet to publish: envelopes, or one template's stored parts
+    (never both: adding one kind publishes the other first, to keep call order)."""
+
+    __slots__ = ("app", "broker", "chunk_size", "envelopes", "lean", "results", "stored",
+                 "stored_ids", "stored_of")
+
+    def __init__(self, app: Celery, chunk_size: int) -> None:
+        self.app, self.broker, self.chunk_size = app, app.broker, chunk_size
+        middleware = app.middleware
+        #: stored parts may be sent: the broker takes them, and no hook wants envelopes
+        self.lean = (self.broker.capabilities.stored_publish
+                     and not middleware.before_publish and not middleware.after_publish)
+        self.results: list[AsyncResult] = []
+        self.envelopes: list[tuple[str, Envelope]] = []
+        self.stored: list[StoredParts] = []
+        self.stored_ids: list[str] = []
+        self.stored_of: _Template | None = None
+
+    def add(self, queue: str, envelope: Envelope) -> None:
+        if self.stored:
+            self._flush_stored()
+        self.envelopes.append((queue, envelope))
+        if len(self.envelopes) >= self.chunk_size:
+            _publish_batch(self.app, self.broker, self.envelopes)
+            self.envelopes = []
+
+    def add_stored(self, template: _Template, task_id: str, parts: StoredParts) -> None:
+        if self.envelopes:
+            _publish_batch(self.app, self.broker, self.envelopes)
+            self.envelopes = []
+        if template is not self.stored_of and self.stored:
+            self._flush_stored()
+        self.stored_of = template
+        self.stored_ids.append(task_id)
+        self.stored.append(parts)
+        if len(self.stored) >= self.chunk_size:
+            self._flush_stored()
+
+    def flush(self) -> None:
+        if self.stored:
+            self._flush_stored()
+        if self.envelopes:
+            _publish_batch(self.app, self.broker, self.envelopes)
+            self.envelopes = []
+
+    def _flush_stored(self) -> None:
+        template = self.stored_of
+        assert template is not None and template.stored is not None
+        queue, priority = template.queue, template.stored.priority
+        ids, entries = self.stored_ids, self.stored
+        self.stored_ids, self.stored = [], []
+        broker = self.broker
+        try:
+            broker.publish_stored(queue, priority, ids, entries)
+        except BrokerConnectionError as exc:
+            publish_again(self.app, exc,
+                          lambda: broker.publish_stored(queue, priority, ids, entries))
 
 
 def _publish_batch(app: Celery, broker: Broker, batch: list[tuple[str, Envelope]]) -> None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celeriac._utils.pid import PROCESS
+from celeriac._utils.stored import StoredParts
 from celeriac.message import Delivery, Envelope
 
 #: stores ``(task_id, state, payload)`` records (with a lifetime) and acks deliveries, together
@@ -158,6 +159,8 @@ class Capabilities:
     broadcast: bool = False
     #: :meth:`Broker.publish_once` takes the dedup key and publishes in one atomic step
     atomic_publish_once: bool = False
+    #: :meth:`Broker.publish_stored` takes messages already in their stored layout
+    stored_publish: bool = False
 
 
 class Subscription(abc.ABC):
@@ -221,6 +224,16 @@ class Broker(abc.ABC):
         """Store many envelopes, in as few round trips as the transport allows."""
         for queue, envelope in items:
             self.publish(queue, envelope)
+
+    def publish_stored(
+        self, queue: str, priority: int, task_ids: Sequence[str], entries: Sequence[StoredParts]
+    ) -> None:
+        """Store messages already encoded as the parts a store keeps (headers JSON, properties
+        JSON, body, content type, content encoding: ``protocol.StoredTemplate``), each due now,
+        all with ``priority``; ``task_ids[i]`` is the id inside ``entries[i]``. Bulk sends use it
+        to skip a headers dict per message. Only brokers declaring
+        :attr:`Capabilities.stored_publish` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} does not support publish_stored")
 
     def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
         """Publish ``envelope`` unless ``key`` was already used within ``ttl_s`` seconds, as

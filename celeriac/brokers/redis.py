@@ -31,7 +31,7 @@ import redis
 from celeriac._redis.client import RedisConnection, WriteBehind
 from celeriac._utils.pid import PROCESS
 from celeriac._utils.redis_wire import SCHEMES, frame, priority_steps
-from celeriac._utils.stored import envelope_bytes
+from celeriac._utils.stored import StoredParts, envelope_bytes
 from celeriac.brokers.base import (
     Broker,
     Capabilities,
@@ -92,7 +92,8 @@ class _Plan:
 class RedisBroker(Broker):
     schemes = SCHEMES
     capabilities = Capabilities(
-        native_delays=True, leases=True, priorities=True, broadcast=True, atomic_publish_once=True
+        native_delays=True, leases=True, priorities=True, broadcast=True, atomic_publish_once=True,
+        stored_publish=True,
     )
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
@@ -185,6 +186,16 @@ class RedisBroker(Broker):
         commands = [self._command(queue, env, now) for queue, env in items]
         if not commands:
             return
+        with self._errors:
+            for start in range(0, len(commands), _PUBLISH_CHUNK):
+                self._direct.call_many(commands[start : start + _PUBLISH_CHUNK])
+
+    def publish_stored(
+        self, queue: str, priority: int, task_ids: Sequence[str], entries: Sequence[StoredParts]
+    ) -> None:
+        stream = self._stream_for(queue, priority)
+        commands = [("XADD", stream, "*", "h", h, "p", p, "b", b, "t", t, "e", e)
+                    for h, p, b, t, e in entries]
         with self._errors:
             for start in range(0, len(commands), _PUBLISH_CHUNK):
                 self._direct.call_many(commands[start : start + _PUBLISH_CHUNK])

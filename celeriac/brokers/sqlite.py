@@ -36,7 +36,7 @@ from celeriac._utils.sqlite import (
     signal_for,
     take_key,
 )
-from celeriac._utils.stored import envelope_parts
+from celeriac._utils.stored import StoredParts, envelope_parts
 from celeriac.brokers.base import (
     Broker,
     Capabilities,
@@ -165,7 +165,8 @@ def _add_ready_at(conn: sqlite3.Connection) -> None:
 class SQLiteBroker(Broker):
     schemes = ("sqlite", "sqla+sqlite")
     capabilities = Capabilities(
-        native_delays=True, leases=True, priorities=True, broadcast=True, atomic_publish_once=True
+        native_delays=True, leases=True, priorities=True, broadcast=True, atomic_publish_once=True,
+        stored_publish=True,
     )
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
@@ -200,6 +201,17 @@ class SQLiteBroker(Broker):
             eta = env.eta_timestamp() if env.has_eta else None
             due = eta if eta is not None and eta > now else None
             rows.append((queue, env.priority, due, due or now, *_fields(env)))
+        self._insert(rows)
+
+    def publish_stored(
+        self, queue: str, priority: int, task_ids: Sequence[str], entries: Sequence[StoredParts]
+    ) -> None:
+        now = time.time()
+        self._insert([(queue, priority, None, now, task_id, *parts)
+                      for task_id, parts in zip(task_ids, entries, strict=True)])
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        """Store message ``rows`` (``_INSERT``'s values) in one transaction and wake consumers."""
         if not rows:
             return
 
