@@ -41,6 +41,15 @@ class ResultBackend(abc.ABC):
         for task_id, state, payload in items:
             self.store(task_id, state, payload, expires_s)
 
+    def store_many_behind(
+        self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None
+    ) -> None:
+        """:meth:`store_many`, allowed to return once the records have left this process,
+        before the server confirms them (the worker stores a solo pool's results this way
+        before its next task starts: a task that kills the process cannot lose them). A
+        backend without a cheaper way stores and waits, which is what this default does."""
+        self.store_many(items, expires_s)
+
     @abc.abstractmethod
     def get(self, task_id: str) -> bytes | None:
         """The stored record, or None (unknown, forgotten or expired)."""

@@ -22,7 +22,7 @@ import orjson
 import redis
 
 from celeriac import states
-from celeriac._redis.client import RedisConnection, readable
+from celeriac._redis.client import RedisConnection, WriteBehind, readable
 from celeriac._utils.pid import PROCESS
 from celeriac._utils.redis_wire import SCHEMES
 from celeriac.backends.base import ResultBackend
@@ -73,6 +73,8 @@ class RedisBackend(ResultBackend):
         self._state_prefix = self._conn.key(STATE_PREFIX)
         self._listener: Listener | None = None
         self._listener_lock = threading.Lock()
+        #: the records ``store_many_behind`` sends without waiting (SETs are idempotent)
+        self._behind = WriteBehind(self._conn)
         # The records' states whose JSON head needs no side key, by state.
         self._heads: dict[str, bytes] = {}
 
@@ -101,6 +103,17 @@ class RedisBackend(ResultBackend):
         keys, args = self.store_results_call(items, expires_s)
         with self._errors:
             self._conn.run("store_results", keys, args)
+
+    def store_many_behind(
+        self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None
+    ) -> None:
+        if not items:
+            return
+        keys, args = self.store_results_call(items, expires_s)
+        behind = self._behind
+        with self._errors:
+            behind.send([("EVALSHA", behind.script_sha("store_results"), len(keys), *keys,
+                          *args)])
 
     def store_results_call(
         self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None
@@ -224,6 +237,7 @@ class RedisBackend(ResultBackend):
             listener, self._listener = self._listener, None
         if listener is not None and listener.pid == PROCESS.pid:
             listener.close()
+        self._behind.close()
         self._conn.close()
 
 

@@ -287,6 +287,13 @@ class Broker(abc.ABC):
         on its own service (brokers never import backends)."""
         return None
 
+    def settle_behind_with(self, backend: object) -> Settler | None:
+        """Like :meth:`settle_with`, for early acks only: a function that sends the records
+        and the acks together and returns once they have left this process, without waiting
+        for the server (each command idempotent, sent again on a broken connection). The
+        worker uses it before a solo pool's next task starts. None when the broker cannot."""
+        return None
+
     # -- broadcast -----------------------------------------------------------------------------
     def broadcast(self, channel: str, payload: bytes) -> None:
         """Deliver ``payload`` to every current subscriber of ``channel`` (fire and forget: a

@@ -67,6 +67,9 @@ class Executor:
         self.backend = app.backend if app.result_backend_url else None
         # Store results and ack in one round trip when broker and backend share a server.
         self._settle = self.broker.settle_with(self.backend) if self.backend else None
+        # ... and, before a solo pool's next task, send both without waiting for the reply.
+        self._settle_behind = (
+            self.broker.settle_behind_with(self.backend) if self.backend else None)
         #: rpc:// only: tells the backend where each task's records go (its ``reply_to``)
         self._note_reply_to = (
             self.backend.note_reply_to
@@ -279,8 +282,10 @@ class Executor:
                     except Exception:
                         _hook_failed(hook)
                 batch.append(job)
-            if flush_first or self._start_pending:
+            if self._start_pending:
                 self.flush()
+            elif flush_first:
+                self.flush_before_inline()
             for job in batch:
                 try:
                     pool.apply(job)
@@ -459,6 +464,37 @@ class Executor:
         if after_settle and (stored or acked):
             for hook in after_settle:
                 self._call_hook(hook, self, stored, acked)
+
+    def flush_before_inline(self) -> None:
+        """Before a task runs in the worker's own process (solo pool), send what a task that
+        kills the process must not lose: the results of the tasks before it and its own early
+        ack. They need only leave the process, so with a broker or backend that can send
+        ahead this waits for no reply; anything else pending takes a full :meth:`flush`."""
+        if (self._to_publish or self._chord_parts or self._late_pending or self._to_requeue
+                or self._to_reject or self.middleware.after_settle):
+            self.flush()
+            return
+        items, acks = self._to_store, self._to_ack
+        if not items and not acks:
+            return
+        if self._settle_behind is None and self._settle is not None:
+            self.flush()  # one transaction (SQLite, PostgreSQL) is the cheapest way out
+            return
+        self._to_store, self._to_ack = [], []
+        self._pending_since = time.monotonic()
+        try:
+            if self._settle_behind is not None:
+                self._settle_behind(items, self.result_expires_s, acks)
+            else:
+                if items:
+                    assert self.backend is not None
+                    self.backend.store_many_behind(items, self.result_expires_s)
+                    items = []
+                self.broker.ack(acks)
+        except BaseException:
+            # Nothing is dropped: what did not leave stays pending (the sends are idempotent).
+            self._to_store[:0], self._to_ack[:0] = items, acks
+            raise
 
     def _perform_effects(self) -> None:
         """Store what is queued (the results continuations follow), count chord members

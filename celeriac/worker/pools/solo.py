@@ -117,7 +117,9 @@ class SoloPool(Pool):
         pass
 
     def free_slots(self) -> int:
-        return 1
+        # The slot frees once the finished job was collected (poll): the worker then settles
+        # its result before the next task runs here, in this process.
+        return 0 if self._done else 1
 
     def terminate(self, job_id: int, signum: int) -> bool:
         """Raise Terminated into the thread running ``job_id`` (``signum`` is not used)."""
