@@ -1644,9 +1644,14 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
             ),
             _s(
                 "worker_prefetch_multiplier",
-                4,
+                None,
                 "int",
-                "Messages a worker reserves per process (0: no limit).",
+                "Messages a worker holds (running + reserved) per process. None (not set): "
+                "adaptive, 1 to 64 by task runtime (1,024 in all at most): about 20 ms of work "
+                "waits per process, "
+                "given back to the queue when every process runs a task over 0.25 s old "
+                "(docs/worker.md, Prefetch). A number N, even Celery's default 4: fixed at "
+                "processes x N as in Celery (below 1 counts as 1).",
                 "CELERYD_PREFETCH_MULTIPLIER",
                 status="implemented",
             ),

@@ -252,7 +252,7 @@ def test_keys_are_new_names() -> None:
         ("timezone", None),
         ("enable_utc", True),
         ("result_expires", 86400),
-        ("worker_prefetch_multiplier", 4),
+        ("worker_prefetch_multiplier", None),
         ("worker_concurrency", None),
         ("task_default_queue", "celery"),
         ("task_acks_late", False),

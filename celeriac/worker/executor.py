@@ -611,6 +611,27 @@ class Executor:
             self.reserved.extend(keep)
         return dropped
 
+    def give_back_reserved(self) -> int:
+        """Give the messages waiting in reserve back to the broker so any worker can take them
+        now (adaptive prefetch: they wait behind tasks that run long); one acked ahead is
+        published again. Jobs a rate limit holds stay. The broker calls come first: should one
+        fail, the jobs stay reserved and run here later. The caller makes sure nothing else
+        touches the reserve meanwhile (the main loop, or the solo pool holding its task).
+        Returns how many went back."""
+        jobs = [job for job in self.reserved if job.delivery is not None]
+        held = [job.delivery for job in jobs if job.delivery is not None and not job.acked]
+        acked = [(job.delivery.queue, job.delivery.envelope)
+                 for job in jobs if job.delivery is not None and job.acked]
+        if held:
+            self.broker.requeue(held)
+        if acked:
+            self.broker.publish_many(acked)
+        if jobs:
+            keep = [job for job in self.reserved if job.delivery is None]
+            self.reserved.clear()
+            self.reserved.extend(keep)
+        return len(jobs)
+
 
 def _hook_failed(hook: Any) -> None:
     """Log the middleware hook that just raised (called from its ``except``)."""

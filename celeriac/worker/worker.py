@@ -28,6 +28,7 @@ from celeriac.worker.control import ControlListener, RevokedSeen
 from celeriac.worker.events import WorkerEvents
 from celeriac.worker.executor import Executor
 from celeriac.worker.pools import create_pool, pool_class
+from celeriac.worker.prefetch import LONG_TASK_S, Prefetch
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
@@ -131,7 +132,8 @@ class Worker:
         multiplier = prefetch_multiplier
         if multiplier is None:
             multiplier = conf.worker_prefetch_multiplier
-        self.prefetch_multiplier = max(1, int(multiplier if multiplier is not None else 4))
+        #: the prefetch window: fixed when a multiplier is given, else adaptive
+        self.prefetch = Prefetch(multiplier)
         self.max_tasks_per_child = max_tasks_per_child or conf.worker_max_tasks_per_child
         #: KiB; prefork replaces a child over it after its task (other pools warn and ignore)
         self.max_memory_per_child = max_memory_per_child or conf.worker_max_memory_per_child
@@ -363,6 +365,7 @@ class Worker:
         autoscaler = self.autoscaler = self._make_autoscaler(pool)
         # Claim again once the reserve falls to refill_at, so claims come in batches.
         window, refill_at = self.prefetch_window()
+        adaptive = self.prefetch.adaptive
         idle_polls = 0
         backoff_s = 0.0
         unexpected = 0
@@ -397,9 +400,13 @@ class Worker:
                         self._stop_event.wait(wait_s)  # nothing to claim or run until then
                 elif reserved and pool.free_slots() <= 0:
                     finished = pool.poll(0.05)  # wait for a free slot
+                    if not finished and adaptive and self._give_back_behind_long(executor):
+                        window, refill_at = self.prefetch_window()
                 else:
                     finished = pool.poll(0.0 if deliveries else 0.005)
                 if finished:
+                    if adaptive and self.prefetch.observe(finished[-1][1].runtime_s):
+                        window, refill_at = self.prefetch_window()
                     executor.complete(finished)
                     executor.dispatch()
                 # While tasks keep finishing and more wait in reserve, let results and acks pile
@@ -508,6 +515,8 @@ class Worker:
                     self.app.coordination.announce(self.hostname, self.info(), ttl)
                 if executor.active:
                     self._check_terminations(executor)
+                    if self.prefetch.adaptive and executor.reserved:
+                        self._give_back_behind_inline(executor)
                 failing = False
             except Exception as exc:
                 if not failing:  # one line per outage, not one per beat
@@ -623,11 +632,45 @@ class Worker:
     def prefetch_window(self) -> tuple[int, int]:
         """``(window, refill_at)``: the most messages held (reserved + running) and the reserve
         size at which to claim more. Sized from the pool, or from the autoscaler's maximum
-        (Celery's prefetch count with autoscale), so tasks wait for the pool to grow into."""
+        (Celery's prefetch count with autoscale), so tasks wait for the pool to grow into;
+        the multiplier is :attr:`prefetch`'s (fixed, or adaptive: :mod:`.prefetch`)."""
         autoscaler = self.autoscaler
         slots = autoscaler.max_concurrency if autoscaler is not None else self.concurrency
-        window = max(1, slots) * self.prefetch_multiplier
+        window = self.prefetch.window(slots)
         return window, max(self.concurrency, window // 2)
+
+    def _give_back_behind_long(self, executor: Executor) -> bool:
+        """Main loop, a pool whose tasks run outside it, every slot busy and messages in
+        reserve: give the reserve back when every running task is long (prefetch rule 2).
+        True when it did (the window is then one per slot)."""
+        active = executor.active
+        if self._shutdown is not None or not active or not executor.reserved:
+            return False
+        youngest_s = max(job.started_s for job in active.values())
+        if not self.prefetch.hold_back(time.monotonic(), youngest_s):
+            return False
+        self._log_given_back(executor.give_back_reserved())
+        return True
+
+    def _give_back_behind_inline(self, executor: Executor) -> None:
+        """Heartbeat thread, while a task runs: the same rule for the solo pool, whose task
+        holds the main thread. The pool keeps that task from ending meanwhile, so the main
+        thread cannot touch the reserve while it is given back."""
+        while_running = getattr(self.pool, "while_running", None)
+        if while_running is None or self._shutdown is not None:
+            return
+
+        def give_back(job: Any) -> None:
+            if executor.reserved and self.prefetch.hold_back(time.monotonic(), job.started_s):
+                self._log_given_back(executor.give_back_reserved())
+
+        while_running(give_back)
+
+    def _log_given_back(self, count: int) -> None:
+        if count:
+            logger.info("worker: gave %d reserved message(s) back to the queue: every pool "
+                        "slot runs a task that started over %.2f s ago", count,
+                        LONG_TASK_S)
 
     def _resize_pool(self, pool: Pool, held: int) -> tuple[int, int]:
         """The main loop's turn at the pool's size: queued remote-control requests, then the

@@ -65,7 +65,7 @@ def test_reserved_lists_tasks_waiting_for_a_slot(ctl: Any, spawn: WorkerFactory,
 
 
 def test_registered_stats_queues_conf_clock_report(ctl: Any, spawn: WorkerFactory) -> None:
-    spawn()
+    spawn(prefetch_multiplier=4)  # a fixed window (the default adapts: test_adaptive_prefetch)
     # (shared tasks other test modules defined join every app of this process: memory://)
     mine = [name for name in ask(ctl, "registered") if name.startswith("ctlproj.")]
     assert mine == ["ctlproj.add", "ctlproj.busy", "ctlproj.sleepy"]

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from celeriac.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celeriac.trace import Outcome
 from celeriac.worker.pools._running import Running, RunningJobs
 from celeriac.worker.pools.base import Job, Pool, run_job
+
+T = TypeVar("T")
 
 
 class _Alarm:
@@ -127,3 +130,13 @@ class SoloPool(Pool):
 
     def running(self) -> list[Job]:
         return self._jobs.jobs()
+
+    def while_running(self, action: Callable[[Job], T]) -> T | None:
+        """``action(job)`` with ``job`` the task running now, called from another thread while
+        that task cannot end: the worker's thread, leaving it, waits in ``end`` for the lock
+        held here. None, without calling ``action``, when no task runs."""
+        with self._jobs.lock:
+            for entry in self._jobs.by_thread.values():
+                if not entry.ended:
+                    return action(entry.job)
+        return None
