@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import amqp, canvas, dashboard, drain, events, postgres, throughput, trees
+from bench import amqp, canvas, dashboard, drain, events, postgres, speed, throughput, trees
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     db.add_argument("--rounds", type=int, default=20, help="runs of each query (median shown)")
     db.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="'' to skip Redis")
     db.add_argument("--memory", action="store_true", help="also time memory://")
+    sp = sub.add_parser("speed", help="issue 15's table: default and tuned workers on Redis, "
+                        "Celery, celeriac and Huey, with round trips and profiles")
+    sp.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    sp.add_argument("--n", type=int, default=20000, help="tasks queued, then drained")
+    sp.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians shown)")
+    sp.add_argument("--rtt-n", type=int, default=2000,
+                    help="delay().get() round trips timed (10 s at most per run)")
+    sp.add_argument("--count-n", type=int, default=2000,
+                    help="tasks drained through the counting proxy (at most --n)")
+    sp.add_argument("--no-profile", action="store_true", help="skip the py-spy profiles")
     args = parser.parse_args(argv)
+    if args.name == "speed":
+        return speed.run(args.redis, args.n, args.rounds, args.rtt_n, args.count_n,
+                         profile=not args.no_profile)
     if args.name == "dashboard":
         return dashboard.run(args.n, args.rounds, args.redis, args.memory)
     if args.name == "trees":

@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def run_driver(
     label: str,
@@ -29,7 +31,8 @@ def run_driver(
         proc = subprocess.run(
             [sys.executable, "driver.py", *args],
             cwd=work,
-            env=dict(os.environ, PYTHONPATH=str(work)),
+            # the repository root too: drivers may import bench's own modules
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(work), str(REPO)])),
             capture_output=True,
             text=True,
             timeout=timeout_s,
@@ -51,6 +54,15 @@ WORKER_COMMANDS = {
 }
 
 
+# ``bulk(n)`` in benchapp.py: n ``add`` tasks sent at once, their results returned.
+BULK = {
+    "celeriac": "def bulk(n):\n    return add.delay_many([(i, i) for i in range(n)])",
+    # Celery has no bulk API: its best is a group sent by one producer
+    "celery": "from celery import group\n\n"
+    "def bulk(n):\n    return group(add.s(i, i) for i in range(n)).apply_async().results",
+}
+
+
 def add_app(system: str, broker: str, backend: str, settings: list[str], extra: str = "") -> str:
     """``benchapp.py`` for ``system`` (``celeriac`` or ``celery``): an app on ``broker`` and
     ``backend``, the ``add`` task, then ``settings`` (Python lines run after the app is made,
@@ -66,8 +78,9 @@ def add_app(system: str, broker: str, backend: str, settings: list[str], extra: 
 
 
 def results_prefix(system: str) -> str:
-    """A Redis key prefix of one run's results (``global_keyprefix``, which celeriac and Celery
-    both honour): runs sharing the result database delete only their own keys, never flush."""
+    """A Redis key prefix of one run (``global_keyprefix``, which celeriac and Celery both
+    honour on broker and results): runs sharing a database delete only their own keys, never
+    flush it."""
     global _runs
     _runs += 1
     return f"bench_{system}_{os.getpid()}_{_runs}:"
@@ -124,6 +137,41 @@ with open(f"/proc/{worker.pid}/status") as fh:
     for line in fh:
         if line.startswith("VmHWM:"):
             out["worker_peak_rss_mb"] = int(line.split()[1]) / 1024
+'''
+
+# Driver lines: a process's children and all its descendants (Linux /proc), its CPU time
+# (user + system, s) and its peak RSS (VmHWM, kB); 0 once the process is gone.
+CHILDREN_LINES = '''
+def children(pid):
+    kids = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                kids += [int(x) for x in fh.read().split()]
+    except OSError:
+        pass
+    return kids
+
+def descendants(pid):
+    return [d for kid in children(pid) for d in (kid, *descendants(kid))]
+
+def cpu_s(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def peak_rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 '''
 
 

@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from bench._driver import (
+    BULK,
     CLEAR_RESULTS_LINES,
     DRAIN_LINES,
     PEAK_RSS_LINES,
@@ -43,13 +44,6 @@ from bench._driver import (
 from bench._rounds import Column, medians, print_table, run_rounds
 
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
-
-BULK = {
-    "celeriac": "def bulk(n):\n    return add.delay_many([(i, i) for i in range(n)])",
-    # Celery has no bulk API: its best is a group sent by one producer
-    "celery": "from celery import group\n\n"
-    "def bulk(n):\n    return group(add.s(i, i) for i in range(n)).apply_async().results",
-}
 
 # Runs in a child process beside benchapp.py; prints one JSON object.
 DRIVER = splice(

@@ -26,8 +26,8 @@ import textwrap
 import time
 from typing import Any
 
+from bench._driver import WORKER_COMMANDS as WORKERS
 from bench._driver import run_driver
-from bench.throughput import WORKERS
 
 APPS = {
     "celeriac": textwrap.dedent(

@@ -9,140 +9,68 @@ celeriac and Celery on the same Redis, the same ``add(x, y)`` task, one worker p
 * drain: worker start to last result stored, with N tasks waiting,
 * round trip ``add.delay(1, 1).get()`` p50/p99 on a warm worker,
 * the worker's peak RSS (VmHWM).
+
+Celery's worker runs as installed (``WORKER_COMMANDS`` in ``bench/_driver.py`` says why). Each
+run keeps its queues and results under a key prefix of its own and deletes only those keys:
+the database is never flushed, so runs sharing it do not wipe each other.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 import time
 from typing import Any
 
-from bench._driver import run_driver
+from bench import _driver, amqp
+from bench._rounds import medians, print_table
 
-APPS = {
-    "celeriac": textwrap.dedent(
-        """
-        from celeriac import Celery
-        app = Celery("benchapp", broker={url!r}, backend={url!r})
-        app.conf.worker_prefetch_multiplier = {prefetch}
-        app.conf.worker_early_ack_batch = {early_ack_batch}
-
-        @app.task
-        def add(x, y):
-            return x + y
-
-        def bulk(n):
-            return add.delay_many([(i, i) for i in range(n)])
-        """
-    ),
-    "celery": textwrap.dedent(
-        """
-        from celery import Celery, group
-        app = Celery("benchapp", broker={url!r}, backend={url!r})
-        app.conf.worker_prefetch_multiplier = {prefetch}
-        app.conf.worker_hijack_root_logger = False
-
-        @app.task
-        def add(x, y):
-            return x + y
-
-        def bulk(n):
-            return group(add.s(i, i) for i in range(n)).apply_async().results
-        """
-    ),
-}
-
-WORKERS = {
-    "celeriac": [
-        sys.executable,
-        "-m",
-        "celeriac",
-        "-A",
-        "benchapp",
-        "worker",
-        "-P",
-        "solo",
-        "-l",
-        "warning",
-    ],
-    "celery": [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "benchapp",
-        "worker",
-        "-P",
-        "solo",
-        "-l",
-        "warning",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ],
-}
-
-DRIVER = textwrap.dedent(
+# Runs in a child process beside benchapp.py; prints one JSON object. Queues and results live
+# under the run's own key prefix; ``clear_results()`` deletes those keys (never FLUSHDB:
+# other runs may share the database).
+DRIVER = _driver.splice(
+    textwrap.dedent(
     """
     import json, os, subprocess, sys, time
     sys.path.insert(0, os.getcwd())
-    import redis
     from benchapp import app, add, bulk
     n, delay_n, rtt_n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    worker_cmd = json.loads(sys.argv[4]); url = sys.argv[5]
-    r = redis.Redis.from_url(url)
+    worker_cmd = json.loads(sys.argv[4]); backend = sys.argv[5]
+    #CLEAR
     out = {}
 
-    r.flushdb()
+    clear_results()
     t = time.perf_counter()
     for i in range(delay_n):
         add.delay(i, i)
     out["delay_per_s"] = delay_n / (time.perf_counter() - t)
 
-    r.flushdb()
+    clear_results()
     t = time.perf_counter()
     results = bulk(n)
     out["bulk_per_s"] = n / (time.perf_counter() - t)
 
-    t = time.perf_counter()
-    worker = subprocess.Popen(worker_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    #START
     try:
-        last = results[-1].get(timeout=1800)
-        out["drain_per_s"] = n / (time.perf_counter() - t)
-        assert last == 2 * (n - 1), last
-        sample = results[:: max(1, n // 500)]
-        out["sampled_success"] = sum(1 for x in sample if x.state == "SUCCESS") / len(sample)
-        add.delay(1, 1).get(timeout=30)  # warm
-        rtts = []
-        for _ in range(rtt_n):
-            t0 = time.perf_counter()
-            add.delay(1, 1).get(timeout=30)
-            rtts.append((time.perf_counter() - t0) * 1000)
-        rtts.sort()
-        out["rtt_p50_ms"] = rtts[len(rtts) // 2]
-        out["rtt_p99_ms"] = rtts[int(len(rtts) * 0.99) - 1]
-        with open(f"/proc/{worker.pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    out["worker_peak_rss_mb"] = int(line.split()[1]) / 1024
+        #DRAIN
+        #RTT
+        #RSS
     finally:
-        worker.terminate()
-        worker.wait(60)
-    r.flushdb()
+        #STOP
+        clear_results()
     print(json.dumps(out))
     """
+    ),
+    CLEAR=_driver.CLEAR_RESULTS_LINES,
+    START=_driver.START_WORKER_LINES,
+    STOP=_driver.STOP_WORKER_LINES,
+    DRAIN=_driver.DRAIN_LINES,
+    RTT=_driver.RTT_LINES,
+    RSS=_driver.PEAK_RSS_LINES,
 )
 
-COLUMNS = [
-    ("delay()/s", "delay_per_s", "{:.0f}", True),
-    ("bulk/s", "bulk_per_s", "{:.0f}", True),
-    ("drain/s", "drain_per_s", "{:.0f}", True),
-    ("rtt p50 ms", "rtt_p50_ms", "{:.2f}", False),
-    ("rtt p99 ms", "rtt_p99_ms", "{:.2f}", False),
-    ("peak RSS MB", "worker_peak_rss_mb", "{:.1f}", False),
-]
+# the RabbitMQ run's columns: delay()/s, bulk/s, drain/s, rtt p50/p99, peak RSS
+COLUMNS = amqp.COLUMNS
 
 
 def _run_one(
@@ -154,14 +82,19 @@ def _run_one(
     prefetch: int,
     early_ack_batch: int = 1,
 ) -> dict[str, Any]:
-    source = APPS[system].format(url=url, prefetch=prefetch, early_ack_batch=early_ack_batch)
-    return run_driver(
-        system,
-        source,
-        DRIVER,
-        [str(n), str(delay_n), str(rtt_n), json.dumps(WORKERS[system]), url],
-        timeout_s=3600,
-    )
+    prefix = _driver.results_prefix(system)
+    settings = [
+        f"app.conf.worker_prefetch_multiplier = {prefetch}",
+        # queues and results under the run's own prefix, deleted after
+        f"app.conf.broker_transport_options = {{'global_keyprefix': {prefix!r}}}",
+        f"app.conf.result_backend_transport_options = {{'global_keyprefix': {prefix!r}}}",
+    ]
+    if system == "celeriac":
+        settings.append(f"app.conf.worker_early_ack_batch = {early_ack_batch}")
+    source = _driver.add_app(system, url, url, settings, _driver.BULK[system])
+    worker = json.dumps(_driver.WORKER_COMMANDS[system])
+    args = [str(n), str(delay_n), str(rtt_n), worker, url]
+    return _driver.run_driver(system, source, DRIVER, args, timeout_s=3600)
 
 
 def run(url: str, n: int, delay_n: int, rtt_n: int, prefetch: int, early_ack_batch: int) -> int:
@@ -173,20 +106,9 @@ def run(url: str, n: int, delay_n: int, rtt_n: int, prefetch: int, early_ack_bat
     for label, system, batch in runs:
         print(f"running {label} ...", flush=True)
         rows[label] = _run_one(system, url, n, delay_n, rtt_n, prefetch, batch)
-    theirs = rows["celery"]
-    width = 22
-    print(f"\n{'':<{width}}" + "".join(f"{title:>13}" for title, *_ in COLUMNS))
-    for label, row in rows.items():
-        cells = "".join(f"{fmt.format(row[key]):>13}" for _, key, fmt, _ in COLUMNS)
-        print(f"{label:<{width}}{cells}")
-    for label, ours in rows.items():
-        if label == "celery":
-            continue
-        ratios = []
-        for _, key, _, higher_better in COLUMNS:
-            a, b = ours[key], theirs[key]
-            ratios.append((a / b) if higher_better else (b / a))
-        print(f"{label + ' vs Celery':<{width}}" + "".join(f"{r:>12.1f}x" for r in ratios))
+    table = medians({label: [row] for label, row in rows.items()}, COLUMNS)
+    print_table(table, COLUMNS, [(label, "celery") for label in rows if label != "celery"],
+                width=30)
     print(
         f"\n(n={n}, delay n={delay_n}, round trips={rtt_n}, prefetch multiplier={prefetch}, "
         f"solo pool, one worker process each, {url}, {time.strftime('%Y-%m-%d')}; "

@@ -26,6 +26,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import redis
+
+from bench._driver import results_prefix
+
 APP = textwrap.dedent(
     """
     from celeriac import Celery, chain
@@ -102,10 +106,27 @@ COLUMNS = [
 
 
 def _run(tree: Path, url: str, n: int, delay_n: int, rtt_n: int) -> dict[str, Any]:
+    """One driver run of ``tree``; on Redis under a key prefix of its own, whose keys are
+    deleted after (the database is shared: never flushed, nothing outside the prefix purged)."""
+    prefix = results_prefix("trees")
+    try:
+        return _run_in(tree, url, n, delay_n, rtt_n, prefix)
+    finally:
+        if url.startswith(("redis://", "rediss://")):
+            client = redis.Redis.from_url(url)
+            keys = list(client.scan_iter(match=prefix + "*", count=1000))
+            for i in range(0, len(keys), 1000):
+                client.delete(*keys[i : i + 1000])
+
+
+def _run_in(tree: Path, url: str, n: int, delay_n: int, rtt_n: int,
+            prefix: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if url == "sqlite":
             url = f"sqlite:///{work / 'bench.db'}"
+        else:
+            url += ("&" if "?" in url else "?") + f"global_keyprefix={prefix}"
         (work / "benchapp.py").write_text(APP.format(url=url))
         (work / "driver.py").write_text(DRIVER)
         proc = subprocess.run(
