@@ -109,11 +109,29 @@ class RedisBackend(ResultBackend):
     ) -> None:
         if not items:
             return
-        keys, args = self.store_results_call(items, expires_s)
-        behind = self._behind
         with self._errors:
-            behind.send([("EVALSHA", behind.script_sha("store_results"), len(keys), *keys,
-                          *args)])
+            self._behind.send(self.store_commands(items, expires_s))
+
+    def store_commands(
+        self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None
+    ) -> list[tuple[Any, ...]]:
+        """The plain commands that store ``items`` as ``store_results.lua`` does (SET each
+        record, SET its side state key when the payload does not tell the state, PUBLISH it
+        when ready), for a write-behind packet: a script call costs Redis several times the
+        SET and PUBLISH it would run. Not atomic per record, which no reader needs: a waiter
+        subscribes before it reads."""
+        px = _expiry_ms(expires_s)
+        ready = states.READY_STATES
+        commands: list[tuple[Any, ...]] = []
+        for task_id, state, payload in items:
+            key = self.key_for(task_id)
+            commands.append(("SET", key, payload, "PX", px) if px else ("SET", key, payload))
+            if not payload.startswith(self._head(state)):
+                side = self._state_key(task_id)
+                commands.append(("SET", side, state, "PX", px) if px else ("SET", side, state))
+            if state in ready:
+                commands.append(("PUBLISH", key, payload))
+        return commands
 
     def store_results_call(
         self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None

@@ -354,20 +354,16 @@ class RedisBroker(Broker):
         """Records and early acks in one write-behind packet (see ``settle_with`` for how the
         backend is recognised): one send, no wait, when results and queues share a database."""
         server = getattr(backend, "redis_server", None)
-        store_call = getattr(backend, "store_results_call", None)
-        if server is None or store_call is None or server != self._conn.server:
+        store_commands = getattr(backend, "store_commands", None)
+        if server is None or store_commands is None or server != self._conn.server:
             return None
-        store_sha = self._acks.script_sha("store_results")
 
         def settle_behind(
             items: Sequence[tuple[str, str, bytes]],
             expires_s: float | None,
             deliveries: Sequence[Delivery],
         ) -> None:
-            commands: list[tuple[Any, ...]] = []
-            if items:
-                keys, args = store_call(items, expires_s)
-                commands.append(("EVALSHA", store_sha, len(keys), *keys, *args))
+            commands: list[tuple[Any, ...]] = store_commands(items, expires_s) if items else []
             if deliveries:
                 commands.append(("EVALSHA", *self._settle_command(deliveries)))
             if commands:
