@@ -161,17 +161,20 @@ def test_incr_expiry_and_persist(make_backend: MakeBackend, raw: redis.Redis, pr
 
 
 # -- waiting ------------------------------------------------------------------------------------
-def test_wait_wakes_on_store_without_polling(make_backend: MakeBackend) -> None:
+def test_wait_wakes_on_store_without_polling(
+    make_backend: MakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celeriac._redis import waiter
+
     reader, writer = make_backend(), make_backend()
-    reads = 0
-    original = reader._record
+    sent: list[tuple[Any, ...]] = []
+    pack = waiter.pack_commands
 
-    def counting(task_id: str) -> tuple[str | None, bytes | None]:
-        nonlocal reads
-        reads += 1
-        return original(task_id)
+    def counting(commands: Any) -> bytes:
+        sent.extend(commands)
+        return pack(commands)
 
-    reader._record = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(waiter, "pack_commands", counting)
     timer = later(0.5, writer.store, "t1", states.SUCCESS, meta("t1"), None)
     try:
         started = time.monotonic()
@@ -180,8 +183,34 @@ def test_wait_wakes_on_store_without_polling(make_backend: MakeBackend) -> None:
     finally:
         timer.join()
     assert 0.45 <= elapsed < 2
-    # One look before subscribing and one after: the rest came by notification.
-    assert reads <= 2
+    # One look, in the same write as the subscription: the rest came by notification.
+    names = [command[0] for command in sent]
+    assert names.count("MGET") == 1
+    assert names.index("SUBSCRIBE") < names.index("MGET")
+
+
+def test_waiters_hand_the_connection_on(make_backend: MakeBackend) -> None:
+    """Whichever waiter reads the connection leaves once its own record came (or its time ran
+    out); the others still get theirs, stored one by one in the reverse order of waiting."""
+    reader, writer = make_backend(), make_backend()
+    task_ids = [f"h{i}" for i in range(6)]
+    results: dict[str, bytes | None] = {}
+
+    def wait(task_id: str, timeout_s: float) -> None:
+        results[task_id] = reader.wait(task_id, timeout_s)
+
+    threads = [threading.Thread(target=wait, args=(t, 10)) for t in task_ids]
+    threads.append(threading.Thread(target=wait, args=("never", 0.2)))
+    for thread in threads:
+        thread.start()
+        time.sleep(0.02)
+    time.sleep(0.3)  # the "never" waiter, which may be the reader, has left
+    for task_id in reversed(task_ids):
+        writer.store(task_id, states.SUCCESS, meta(task_id), 60)
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join(15)
+    assert results == {**{t: meta(t) for t in task_ids}, "never": None}
 
 
 def test_wait_times_out_with_none(make_backend: MakeBackend) -> None:
