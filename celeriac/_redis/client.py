@@ -347,6 +347,15 @@ class WriteBehind:
             except OSError:
                 self._resend()
 
+    def read_ready(self) -> None:
+        """Read the replies that have arrived, waiting for none (errors are handled as in
+        :meth:`flush`)."""
+        if not self._unread:
+            return
+        with self._lock:
+            if self._unread and self._pid == PROCESS.pid:
+                self._collect(block=False)
+
     def flush(self) -> None:
         """Wait for every reply outstanding."""
         if not self._unread:

@@ -223,7 +223,9 @@ class RedisBroker(Broker):
         count = min(max_messages, MAX_BATCH)
         deadline = time.monotonic() + max(timeout_s, 0.0)
         with self._errors:
-            self._acks.flush()
+            # Replies to acks already in are read, none waited for: a claim needs no ack
+            # confirmed (its own messages cannot come back before their lease lapses).
+            self._acks.read_ready()
             while True:
                 deliveries, next_eta = self._claim(plan, count)
                 if deliveries:
