@@ -57,10 +57,13 @@ TASKS = textwrap.dedent(
     """
 )
 
+# A fixed window (Celery's 4): the adaptive default would give the reserved task back to the
+# queue while the first one runs (docs/worker.md, Prefetch), and these tests need it held.
 WORKER = (
     "import sys; sys.path.insert(0, {root!r}); import reclaimy; "
     "from celeriac.worker import Worker; "
-    "sys.exit(Worker(reclaimy.app, pool='solo', hostname={name!r}).start())"
+    "sys.exit(Worker(reclaimy.app, pool='solo', hostname={name!r}, "
+    "prefetch_multiplier=4).start())"
 )
 
 
