@@ -39,6 +39,10 @@ FUNCTION_IMPORTS_ALLOWED: Mapping[tuple[str, str], str] = {
     # command that needs them.
     ("celeriac.cli.demo", "celeriac.beat"): "loaded only by `celeriac demo --beat`",
     ("celeriac.cli.demo", "celeriac.cli.demo_app"): "defines tasks on import: only for the demo",
+    ("celeriac.cli.demo", "celeriac.cli.demo_dashboard"):
+        "loads urllib, http and ssl (~6.5 MB of RSS in every worker): only for its demo step",
+    ("celeriac.cli.demo", "celeriac.cli.demo_django"):
+        "loads urllib, http and ssl (~6.5 MB of RSS in every worker): only for its demo step",
     # The web stack (dashboard extra) loads only for `celeriac dashboard`, and
     # celeriac.dashboard.history/.collector import without it.
     ("celeriac.cli.dashboard", "celeriac.dashboard.app"): "Starlette: only for the command",

@@ -90,3 +90,15 @@ def test_forbidden_check_detects_a_loaded_module(tmp_path: Path) -> None:
     # The same check, with a forbidden module imported on purpose, must report it.
     result = _run(tmp_path, "import kombu.utils.json\n" + SCRIPT)
     assert "kombu" in result["loaded"]
+
+
+def test_the_cli_loads_no_web_client_stack(tmp_path: Path) -> None:
+    """The worker command line (``celeriac.cli.main``) does not load urllib's HTTP client,
+    which brings ssl, http and email (~6.5 MB of RSS in every worker on a broker that needs
+    none of them); only the demo's dashboard and Django steps do, when they run."""
+    script = (
+        "import json, sys\nimport celeriac.cli.main\n"
+        "print(json.dumps({'loaded': sorted(m for m in ('urllib.request', 'http.client', 'ssl')"
+        " if m in sys.modules), 'tasks': []}))\n"
+    )
+    assert _run(tmp_path, script)["loaded"] == []

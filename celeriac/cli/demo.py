@@ -28,12 +28,11 @@ import click
 
 import celeriac
 from celeriac import states
-from celeriac.cli import demo_django
 from celeriac.cli.context import EX_FAILURE, CLIContext, global_options, pass_cli
-from celeriac.cli.demo_dashboard import DashboardStep
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
+    from celeriac.cli.demo_dashboard import DashboardStep
     from celeriac.result import AsyncResult
 
 __all__ = ["STEPS", "DemoRun", "DemoStep", "demo"]
@@ -190,6 +189,11 @@ def _wait_quietly(result: AsyncResult) -> str:
 
 
 def step_dashboard(run: DemoRun) -> bool:
+    # The dashboard and Django steps load their modules only when they run: those pull in
+    # urllib, http and ssl (~6.5 MB of RSS), which every worker would otherwise carry, since
+    # the CLI imports this command.
+    from celeriac.cli.demo_dashboard import DashboardStep
+
     if not DashboardStep.available():
         run.say("    skipped: needs the dashboard extra (pip install 'celeriac[dashboard]')")
         return True
@@ -200,6 +204,8 @@ def step_dashboard(run: DemoRun) -> bool:
 
 
 def step_django(run: DemoRun) -> bool:
+    from celeriac.cli import demo_django  # loaded when the step runs (see step_dashboard)
+
     if demo_django.find_project() is None:
         run.say("    skipped: needs Django (pip install 'celeriac[django]') and the source tree's "
                 "examples/django_demo")
