@@ -246,6 +246,11 @@ class Executor:
         started = 0
         pool = self.pool
         reserved = self.reserved
+        taken_back = pool.take_back()
+        if taken_back:  # not begun: reserved again, ahead of the rest (acked ones stay acked)
+            for job in taken_back:
+                self.active.pop(job.id, None)
+            reserved.extendleft(reversed(taken_back))
         before_process = self.middleware.before_process
         # Rate limits cost this one check when no task has one.
         gate = self.rate_limits if self.rate_limits.active and not self.stopping else None
@@ -272,6 +277,7 @@ class Executor:
                     if pool.runs_inline and self.early_ack_batch > 1 and gate is None:
                         self._ack_ahead(job)
                     else:
+                        job.acked = True  # should the pool give it back unstarted
                         self._to_ack.append(job.delivery)
                     # The task runs inside apply(), so settle now (results of the jobs
                     # before it go in the same flush).
@@ -286,15 +292,28 @@ class Executor:
                 self.flush()
             elif flush_first:
                 self.flush_before_inline()
-            for job in batch:
+            if len(batch) == 1 or pool.runs_inline:
+                for job in batch:
+                    self._apply(job)
+            else:
                 try:
-                    pool.apply(job)
-                except Exception as exc:  # a pool must not raise; if it does, the job fails
-                    logger.exception("worker: pool could not run %s[%s]", job.task_name,
-                                     job.request["id"])
-                    self.complete([(job, self._lost(job, exc))])
+                    pool.apply_many(batch)  # a batch per child process: one write each
+                except Exception:  # a pool must not raise; if it does, jobs it lost fail
+                    logger.exception("worker: pool could not run a batch of %d", len(batch))
+                    taken = {job.id for job in pool.running()}
+                    for job in batch:
+                        if job.id not in taken:
+                            self.complete([(job, self._lost(job, RuntimeError("pool failed")))])
             started += len(batch)
         return started
+
+    def _apply(self, job: Job) -> None:
+        try:
+            self.pool.apply(job)
+        except Exception as exc:  # a pool must not raise; if it does, the job fails
+            logger.exception("worker: pool could not run %s[%s]", job.task_name,
+                             job.request["id"])
+            self.complete([(job, self._lost(job, exc))])
 
     def _lost(self, job: Job, exc: BaseException) -> Outcome:
         """A FAILURE outcome for ``job`` whose run ended outside the tracer."""

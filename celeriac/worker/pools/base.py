@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +159,12 @@ class Pool(abc.ABC):
     def apply(self, job: Job) -> None:
         """Start ``job`` now; only called while :meth:`free_slots` is positive."""
 
+    def apply_many(self, jobs: Sequence[Job]) -> None:
+        """Start ``jobs``, in order (never more than :meth:`free_slots` allowed). A pool that
+        hands work over in batches (prefork: one pipe write per child) overrides this."""
+        for job in jobs:
+            self.apply(job)
+
     @abc.abstractmethod
     def poll(self, timeout_s: float) -> list[tuple[Job, Outcome]]:
         """Finished jobs, waiting up to ``timeout_s`` for the first one."""
@@ -180,6 +186,12 @@ class Pool(abc.ABC):
         with ``TaskRevokedError('terminated')``, comes later from :meth:`poll` like any other,
         unless the job finished first (then its own outcome stands). Never raises.
         """
+
+    def take_back(self) -> list[Job]:
+        """Jobs applied here that the pool gives back without having begun them (prefork: jobs
+        queued in a child behind a task that turned out long); the executor reserves them
+        again. Main loop only. None by default."""
+        return []
 
     def maintain(self) -> None:
         """Housekeeping the worker's main loop calls while it resizes or autoscales the pool,

@@ -1,8 +1,11 @@
 """The prefork pool: ``limit`` forked child processes, each running one job at a time.
 
-Each child reads pickled ``Job.wire()`` tuples from its own pipe and writes back
-``(job_id, outcome)``; an empty message tells it to exit. The parent waits on every pipe at
-once. Time limits: the soft limit is a SIGALRM inside the child that raises
+Each child has a short queue of jobs (see "Batches" below): the parent writes pickled
+``Job.wire()`` tuples to its pipe, several in one write, and the child writes back one
+``(job_id, outcome, over_kib)`` frame after each job, before it begins the next (so the
+parent always knows which job a dead child had started); a stop frame tells it to exit once
+the jobs before it are done. The parent waits on every pipe at once and takes every outcome
+that has arrived in one read. Time limits: the soft limit is a SIGALRM inside the child that raises
 SoftTimeLimitExceeded in the task; the hard limit is enforced by the parent, which kills the
 child and reports TimeLimitExceeded. A child that dies mid-job is reported as
 WorkerLostError. A child that died, was killed or retired (``max_tasks_per_child``, or
@@ -17,62 +20,83 @@ a running task is never stopped by a shrink.
 A child outlives anything its task does: every job ends in an outcome sent to the parent
 (one that cannot be pickled is replaced by a FAILURE/EncodeError one).
 
+Batches: how many jobs a child may hold (its depth) follows how long tasks take: enough for
+about :data:`_QUEUED_WORK_S` of work, at most :data:`_MAX_DEPTH`, and 1 (one job at a time,
+nothing waiting in a child) until the first outcomes say tasks are short, and again as soon as
+they are not. Each child writes the id of the job it begins into memory shared with the
+parent: when a child dies, the job it had begun is reported (WorkerLostError, or REVOKED when
+it was being terminated) and those it had not begun go to another child. A job bigger than
+:data:`_BUSY_SEND_MAX_BYTES` only goes to an idle child, so a parent writing a job and a child
+writing an outcome never wait on each other.
+
 Terminate (``revoke(terminate=True)``): the parent sends the signal to the child running the
 job and, when that child dies of it while still on that job, reports the job REVOKED
 (``TaskRevokedError('terminated')``) and replaces the child. Children ignore SIGINT, SIGTERM
 and SIGQUIT sent by anyone else (a Ctrl-C on the terminal, a service manager signalling the
 whole group: the parent coordinates shutdown), except when the parent asked for that job to
 be terminated: the parent writes the job id in memory shared with that child before
-signalling it.
+signalling it. A job terminated while it waits in a child's queue is marked there the same
+way: the child ends it REVOKED when it comes to it, without running it (and the parent
+signals the child once that job is at the head of its queue, in case it had begun it).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import mmap
 import multiprocessing
 import os
 import pickle
-import random
-import resource
 import signal
-import struct
-import sys
 import time
+from collections import deque
+from collections.abc import Sequence
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
-from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from multiprocessing.synchronize import Lock
+from typing import TYPE_CHECKING, Any
 
-from celeriac import signals
-from celeriac.exceptions import (
-    EncodeError,
-    SoftTimeLimitExceeded,
-    Terminated,
-    TimeLimitExceeded,
-    WorkerLostError,
-)
+from celeriac.exceptions import Terminated, TimeLimitExceeded, WorkerLostError
 from celeriac.trace import Outcome, failure_outcome
-from celeriac.worker.pools.base import Job, Pool, run_job
+from celeriac.worker.pools._frames import STOP, FrameReader, frame, write_all
+from celeriac.worker.pools._prefork_child import (
+    JOB_ID,
+    KILL_OFFSET,
+    PROTOCOL,
+    SHARED,
+    WITHDRAWN_OFFSET,
+    begun_job,
+    child_main,
+    resident_kib,
+)
+from celeriac.worker.pools._prefork_child import dumps_outcome as _dumps_outcome
+from celeriac.worker.pools.base import Job, Pool
 
 if TYPE_CHECKING:
     from celeriac.app.base import Celery
 
 logger = logging.getLogger("celeriac.worker")
 
-__all__ = ["PreforkPool", "describe_status", "failure_outcome"]
+__all__ = ["PreforkPool", "_dumps_outcome", "describe_status", "failure_outcome", "resident_kib"]
 
-_PROTOCOL = 5
 #: how long a child whose pipe closed may take to become reapable before it is killed
 _EXIT_GRACE_S = 1.0
 #: how long a shrink waits for the idle children it stopped to exit (the rest are reaped later)
 _REAP_PATIENCE_S = 0.5
-#: the signals a child ignores unless its parent asked for its job to be terminated
-_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGQUIT")
-#: layout of the memory a child shares with its parent: the id of the job to terminate
-_KILL_JOB = struct.Struct("q")
-_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
+#: how much work (by the tasks' average run time) a child may hold: enough to keep it busy
+#: while the parent is away claiming or storing, little enough that a crash costs little
+_QUEUED_WORK_S = 0.002
+#: the most jobs a child may hold (its depth)
+_MAX_DEPTH = 32
+#: weight of the newest run time in the moving average that sets the depth
+_RUNTIME_WEIGHT = 0.05
+#: a job waiting behind one that has run this long is taken back (see _take_back_behind_long)
+_TAKE_BACK_AFTER_S = 0.05
+#: how long the parent waits for a child's lock to take jobs back
+_TAKE_BACK_LOCK_S = 0.05
+#: a job's frame bigger than this goes only to an idle child (one blocked reading its pipe):
+#: kept well under a pipe's buffer, so a write to a busy child never blocks
+_BUSY_SEND_MAX_BYTES = 32 * 1024
 
 
 def describe_status(status: int | None) -> str:
@@ -89,153 +113,42 @@ def describe_status(status: int | None) -> str:
     return f"exitcode {os.waitstatus_to_exitcode(status)}"
 
 
-# -- the child side ------------------------------------------------------------------------------
-class _ChildState:
-    """What the child's signal handlers need: the job it runs and the soft limit's state."""
-
-    def __init__(self, kill_job: mmap.mmap) -> None:
-        self.kill_job = kill_job
-        #: the id of the job running now (0: idle)
-        self.job_id = 0
-        #: the soft limit raises only while this is set (a late alarm is ignored)
-        self.soft_armed = False
-        self.timer_set = False
-
-    def on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        if self.soft_armed:
-            self.soft_armed = False
-            raise SoftTimeLimitExceeded()
-
-    def on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Only the parent's terminate for the job running now kills: die of the signal itself,
-        # so the parent reads the same status as from any other kill.
-        if self.job_id and _KILL_JOB.unpack_from(self.kill_job)[0] == self.job_id:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-
-    def begin(self, job_id: int, soft_s: float | None) -> None:
-        self.job_id = job_id
-        if soft_s:
-            self.soft_armed = self.timer_set = True
-            signal.setitimer(signal.ITIMER_REAL, soft_s)
-
-    def end(self) -> None:
-        """Idempotent: after it, no alarm or stop signal acts on the job that ran."""
-        self.soft_armed = False
-        self.job_id = 0
-        if self.timer_set:
-            self.timer_set = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def resident_kib() -> int:
-    """This process's resident memory now, in KiB (Linux: /proc; elsewhere the peak, from
-    getrusage, which only grows)."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_KIB
-    except (OSError, IndexError, ValueError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak // 1024 if sys.platform == "darwin" else peak
-
-
-def _child_main(
-    app: Celery, conn: Connection, kill_job: mmap.mmap, index: int, max_tasks: int | None,
-    max_memory_kib: int | None = None,
-) -> NoReturn:
-    exitcode = 0
-    try:
-        state = _ChildState(kill_job)
-        for signame in _STOP_SIGNALS:
-            if hasattr(signal, signame):
-                signal.signal(getattr(signal, signame), state.on_stop_signal)
-        signal.signal(signal.SIGALRM, state.on_alarm)
-        random.seed()
-        # Log records take processName from multiprocessing: without this every child's
-        # lines read "MainProcess" (Celery names them ForkPoolWorker-N too).
-        multiprocessing.current_process().name = f"ForkPoolWorker-{index}"
-        try:
-            from setproctitle import setproctitle
-
-            setproctitle(f"celeriac: ForkPoolWorker-{index}")
-        except ImportError:
-            pass
-        signals.worker_process_init.send(sender=None)
-        _serve(app, conn, state, max_tasks, max_memory_kib)
-    except BaseException:
-        exitcode = 1
-        logger.exception("ForkPoolWorker-%d crashed", index)
-    finally:
-        try:
-            signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=exitcode)
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(exitcode)
-
-
-def _serve(app: Celery, conn: Connection, state: _ChildState, max_tasks: int | None,
-           max_memory_kib: int | None = None) -> None:
-    """Run jobs until told to stop. After each job the child sends ``(job_id, outcome,
-    rss_kib)``: ``rss_kib`` is its resident memory when that is over ``max_memory_kib`` (it
-    exits right after; the parent replaces it), else 0."""
-    recv, send, loads = conn.recv_bytes, conn.send_bytes, pickle.loads
-    served = 0
-    while True:
-        try:
-            data = recv()
-        except EOFError:  # the parent is gone
-            return
-        if not data:
-            return
-        job_id, task_name, request, args, kwargs, _, soft_s = loads(data)
-        started = time.perf_counter()
-        try:
-            outcome = run_job(app, task_name, request, args, kwargs,
-                              begin=functools.partial(state.begin, job_id, soft_s),
-                              end=state.end)
-        except BaseException as exc:  # missed every net: run_job passes only ColdShutdown
-            state.end()
-            outcome = failure_outcome(app, task_name, request, exc,
-                                      time.perf_counter() - started)
-        rss_kib = resident_kib() if max_memory_kib else 0
-        over_kib = rss_kib if max_memory_kib and rss_kib > max_memory_kib else 0
-        try:
-            send(_dumps_outcome(app, task_name, request, job_id, outcome, over_kib))
-        except OSError:  # the parent is gone
-            return
-        served += 1
-        if over_kib or (max_tasks and served >= max_tasks):
-            return
-
-
-def _dumps_outcome(
-    app: Celery, task_name: str, request: dict[str, Any], job_id: int, outcome: Outcome,
-    over_kib: int = 0,
-) -> bytes:
-    try:
-        return pickle.dumps((job_id, outcome.portable(), over_kib), _PROTOCOL)
-    except Exception as exc:  # e.g. a str subclass in the summary that cannot be pickled
-        error = EncodeError(f"Cannot send the outcome to the worker: {type(exc).__name__}")
-        failed = failure_outcome(app, task_name, request, error, outcome.runtime_s)
-        return pickle.dumps((job_id, failed.portable(), over_kib), _PROTOCOL)
-
-
 # -- the parent side -----------------------------------------------------------------------------
 class _Child:
-    __slots__ = ("conn", "index", "job", "kill_job", "pid", "retiring", "served", "terminating")
+    __slots__ = ("conn", "fd", "frames", "head_since_s", "index", "inflight_bytes", "jobs", "lock",
+                 "pid", "reader", "retiring", "sent", "served", "shared", "terminating")
 
-    def __init__(self, index: int, pid: int, conn: Connection, kill_job: mmap.mmap) -> None:
+    def __init__(self, index: int, pid: int, conn: Connection, shared: mmap.mmap,
+                 lock: Lock) -> None:
         self.index = index
+        #: held by the child while it decides to begin a job, by the parent taking jobs back
+        self.lock = lock
+        #: when the first of :attr:`jobs` became the first (monotonic seconds)
+        self.head_since_s = 0.0
         self.pid = pid
         self.conn = conn
-        self.kill_job = kill_job
-        self.job: Job | None = None
+        self.fd = conn.fileno()
+        self.reader = FrameReader(self.fd)
+        self.shared = shared
+        #: jobs sent and not finished, in the order the child runs them: the first one is
+        #: running (or about to), the others wait in the child's queue
+        self.jobs: deque[Job] = deque()
+        #: the frames written and not all run yet: (id of the last job in it, its size)
+        self.frames: deque[tuple[int, int]] = deque()
+        #: their total size: at most what the child has not read yet
+        self.inflight_bytes = 0
+        #: jobs sent (max_tasks_per_child counts them: never send more than it will serve)
+        self.sent = 0
         self.served = 0
-        #: the signal terminate() sent for the current job, if any
+        #: the signal terminate() sent for the job at the head of :attr:`jobs`, if any
         self.terminating: int | None = None
-        #: a shrink asked for this busy child to stop once its job ends
+        #: a shrink asked for this busy child to stop once its jobs end
         self.retiring = False
+
+    @property
+    def job(self) -> Job | None:
+        """The job running now (or about to begin)."""
+        return self.jobs[0] if self.jobs else None
 
 
 class PreforkPool(Pool):
@@ -247,14 +160,25 @@ class PreforkPool(Pool):
         super().__init__(app, limit, **kwargs)
         self._by_conn: dict[Connection, _Child] = {}
         self._conns: list[Connection] = []
-        self._idle: list[_Child] = []
+        #: jobs accepted and not sent to a child yet (or given back by a child that died
+        #: before it began them), with their frames
+        self._backlog: deque[Job] = deque()
         self._deadlines: dict[_Child, float] = {}
         #: outcomes produced outside poll() (cold stop, unsendable jobs), handed out by poll()
         self._pending: list[tuple[Job, Outcome]] = []
         #: pids of children that exit by themselves and are not reaped yet
         self._retired: list[int] = []
+        #: jobs terminate() asked to stop while they waited in a child's queue: signal
+        self._terminate_queued: dict[int, int] = {}
         self._spawned = 0
         self._stopping = False
+        #: jobs taken back from children that had not begun them, for the executor
+        self._taken_back: list[Job] = []
+        #: how long a job runs before the jobs waiting behind it are taken back
+        self.take_back_after_s = _TAKE_BACK_AFTER_S
+        #: how many jobs a child may hold; follows the tasks' run time (see the module doc)
+        self.depth = 1
+        self._runtime_s = _QUEUED_WORK_S  # moving average of the tasks' run time
 
     # -- children ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -282,18 +206,19 @@ class PreforkPool(Pool):
 
     def shrink(self, n: int) -> int:
         """Remove ``n`` children (never below 1): idle ones stop now, then busy ones are marked
-        to stop after their job (see :meth:`_read`)."""
+        to stop after their jobs (see :meth:`_after_outcomes`); they get no new ones."""
         retire = max(0, min(n, self.limit - 1))
         if not retire or self._stopping:
             return self.limit
         self.limit -= retire
         stopped = False
-        while retire and self._idle:
-            self._retire(self._idle.pop())
-            retire -= 1
-            stopped = True
+        for child in list(self._by_conn.values()):
+            if retire and not child.jobs:
+                self._retire(child)
+                retire -= 1
+                stopped = True
         for child in self._by_conn.values():
-            if retire and child.job is not None and not child.retiring:
+            if retire and child.jobs and not child.retiring:
                 child.retiring = True
                 retire -= 1
         if stopped:  # they exit at once; reap them now, as the worker may be idle for long
@@ -313,7 +238,8 @@ class PreforkPool(Pool):
 
     def _spawn(self) -> None:
         parent_end, child_end = Pipe()
-        kill_job = mmap.mmap(-1, _KILL_JOB.size)  # anonymous and shared with the child
+        shared = mmap.mmap(-1, SHARED.size)  # anonymous and shared with the child
+        lock = multiprocessing.Lock()
         self._spawned += 1
         index = self._spawned
         pid = os.fork()
@@ -323,24 +249,21 @@ class PreforkPool(Pool):
                 # Siblings' pipes must close here too, or their death would never read as EOF.
                 for conn in self._conns:
                     conn.close()
-                _child_main(self.app, child_end, kill_job, index, self.max_tasks_per_child,
-                            self.max_memory_per_child)
+                child_main(self.app, child_end.fileno(), shared, lock, index,
+                           self.max_tasks_per_child, self.max_memory_per_child)
             finally:
                 os._exit(1)
         child_end.close()
-        child = _Child(index, pid, parent_end, kill_job)
+        child = _Child(index, pid, parent_end, shared, lock)
         self._by_conn[parent_end] = child
         self._conns.append(parent_end)
-        self._idle.append(child)
 
     def _forget(self, child: _Child) -> None:
         self._by_conn.pop(child.conn, None)
         self._conns = list(self._by_conn)
         self._deadlines.pop(child, None)
-        if child in self._idle:
-            self._idle.remove(child)
         child.conn.close()
-        child.kill_job.close()
+        child.shared.close()
 
     def _wait_exit(self, pid: int, kill_after_s: float = _EXIT_GRACE_S) -> int | None:
         deadline = time.monotonic() + kill_after_s
@@ -389,70 +312,197 @@ class PreforkPool(Pool):
 
     # -- jobs -------------------------------------------------------------------------------------
     def apply(self, job: Job) -> None:
-        try:
-            data = pickle.dumps(job.wire(), _PROTOCOL)
-        except Exception as exc:
-            self._pending.append(
-                (job, failure_outcome(self.app, job.task_name, job.request, exc, 0.0))
-            )
-            return
-        for _ in range(self.limit + 2):
-            if not self._idle:  # every idle child died while we tried to send
-                self._spawn_missing()
-            child = self._idle.pop()
-            child.job = job
-            if job.time_limit_s:
-                self._deadlines[child] = time.monotonic() + job.time_limit_s
-            try:
-                child.conn.send_bytes(data)
+        self.apply_many([job])
+
+    def apply_many(self, jobs: Sequence[Job]) -> None:
+        """Queue ``jobs`` and send them to children: one frame and one write per child."""
+        self._backlog.extend(jobs)
+        self._send_backlog()
+
+    def _room(self, child: _Child) -> int:
+        """How many more jobs ``child`` may be sent now."""
+        if child.retiring:
+            return 0
+        room = self.depth - len(child.jobs)
+        if self.max_tasks_per_child:
+            room = min(room, self.max_tasks_per_child - child.sent)
+        return room
+
+    def _send_backlog(self) -> None:
+        """Hand the backlog out, in order, to the children with room, the least busy first
+        (an idle child gets work before a busy one queues more)."""
+        backlog = self._backlog
+        for _ in range(self.limit + 2):  # a child that dies meanwhile gives its jobs back
+            if not backlog:
                 return
-            except OSError:  # the child died while idle: the job never started, so retry it
-                child.job = None
-                self._lost(child, [])
-        lost = WorkerLostError(f"Worker exited prematurely: no child accepted Job: {job.id}.")
-        self._pending.append((job, self._lost_outcome(job, lost)))
+            if not self._by_conn:
+                self._spawn_missing()
+            room = {child: self._room(child) for child in self._by_conn.values()}
+            load = {child: len(child.jobs) for child in room}
+            plan: dict[_Child, list[Job]] = {}
+            while backlog:
+                open_ = [child for child, n in room.items() if n > 0]
+                if not open_:
+                    break
+                child = min(open_, key=load.__getitem__)
+                plan.setdefault(child, []).append(backlog.popleft())
+                room[child] -= 1
+                load[child] += 1
+            lost: list[_Child] = []
+            returned: list[Job] = []
+            for child, jobs in plan.items():
+                data = self._frame(jobs)
+                if not data:
+                    continue
+                if child.jobs and child.inflight_bytes + len(data) > _BUSY_SEND_MAX_BYTES:
+                    returned.extend(jobs)  # too big for a busy child: wait for an idle one
+                    continue
+                try:
+                    write_all(child.fd, data)
+                except OSError:  # it died: what it had not begun goes back to the backlog
+                    lost.append(child)
+                    returned.extend(jobs)
+                    continue
+                child.frames.append((jobs[-1].id, len(data)))
+                child.inflight_bytes += len(data)
+                for job in jobs:
+                    self._queue_on(child, job)
+            backlog.extendleft(reversed(returned))
+            if not lost:
+                return
+            for child in lost:
+                self._lost(child, self._pending)
+        while backlog:
+            job = backlog.popleft()
+            lost_exc = WorkerLostError(
+                f"Worker exited prematurely: no child accepted Job: {job.id}.")
+            self._pending.append((job, self._lost_outcome(job, lost_exc)))
+
+    def _frame(self, jobs: list[Job]) -> bytes:
+        """One frame carrying ``jobs`` (a pickled list of their wire tuples: the request's keys
+        are pickled once). A job that cannot be pickled gets its FAILURE outcome here and is
+        left out of ``jobs``."""
+        try:
+            return frame(pickle.dumps([job.wire() for job in jobs], PROTOCOL))
+        except Exception:
+            pass
+        kept: list[Job] = []
+        for job in jobs:
+            try:
+                pickle.dumps(job.wire(), PROTOCOL)
+            except Exception as exc:
+                self._pending.append(
+                    (job, failure_outcome(self.app, job.task_name, job.request, exc, 0.0)))
+            else:
+                kept.append(job)
+        jobs[:] = kept
+        return frame(pickle.dumps([job.wire() for job in kept], PROTOCOL)) if kept else b""
+
+    def _queue_on(self, child: _Child, job: Job) -> None:
+        child.jobs.append(job)
+        child.sent += 1
+        if len(child.jobs) == 1:
+            self._at_head(child)
+
+    def _at_head(self, child: _Child) -> None:
+        """The first job of ``child`` is running now (or about to): arm its hard time limit,
+        and stop it if it was terminated while it waited."""
+        job = child.jobs[0]
+        child.terminating = None
+        child.head_since_s = time.monotonic()
+        if job.time_limit_s:
+            self._deadlines[child] = time.monotonic() + job.time_limit_s
+        else:
+            self._deadlines.pop(child, None)
+        signum = self._terminate_queued.pop(job.id, None)
+        if signum is not None:
+            self._signal(child, job.id, signum)
+
+    def _signal(self, child: _Child, job_id: int, signum: int) -> None:
+        child.terminating = signum
+        JOB_ID.pack_into(child.shared, KILL_OFFSET, job_id)
+        try:
+            os.kill(child.pid, signum)
+        except ProcessLookupError:  # already gone: its EOF reports the job
+            pass
 
     def _failed(self, job: Job, exc: BaseException, *, store: bool = True) -> Outcome:
         runtime_s = time.monotonic() - job.started_s if job.started_s else 0.0
         return failure_outcome(self.app, job.task_name, job.request, exc, runtime_s, store=store)
 
     def _read(self, child: _Child, done: list[tuple[Job, Outcome]]) -> None:
+        """Take every outcome ``child`` has written so far."""
         try:
-            data = child.conn.recv_bytes()
-        except (EOFError, OSError):
+            frames = child.reader.read()
+        except OSError:
+            frames = None
+        if frames is None:
             self._lost(child, done)
             return
-        job_id, outcome, over_kib = pickle.loads(data)
-        job, child.job, child.terminating = child.job, None, None
-        self._deadlines.pop(child, None)
-        if job is not None and job.id == job_id:
+        over_kib = 0
+        for data in frames:
+            job_id, outcome, over_kib = pickle.loads(data)
+            if not child.jobs or child.jobs[0].id != job_id:
+                logger.error("ForkPoolWorker-%d sent an outcome for unknown job %r",
+                             child.index, job_id)
+                continue
+            job = child.jobs.popleft()
+            if child.frames and child.frames[0][0] == job_id:  # that frame is all run
+                child.inflight_bytes -= child.frames.popleft()[1]
+            self._terminate_queued.pop(job_id, None)
             done.append((job, outcome))
-        else:
-            logger.error("ForkPoolWorker-%d sent an outcome for unknown job %r",
-                         child.index, job_id)
-        child.served += 1
+            child.served += 1
+            self._runtime_s += (outcome.runtime_s - self._runtime_s) * _RUNTIME_WEIGHT
+            if child.jobs:
+                self._at_head(child)
+            else:
+                self._idle_again(child)
+        self.depth = max(1, min(_MAX_DEPTH, int(_QUEUED_WORK_S / max(self._runtime_s, 1e-7))))
+        self._after_outcomes(child, over_kib)
+
+    def _after_outcomes(self, child: _Child, over_kib: int) -> None:
         if over_kib:
             logger.warning("ForkPoolWorker-%d pid:%d is over the memory limit (%d KiB > %d KiB) "
                            "after its task: replacing it", child.index, child.pid, over_kib,
                            self.max_memory_per_child or 0)
         if over_kib or (self.max_tasks_per_child and child.served >= self.max_tasks_per_child):
-            # It exits by itself after this outcome; reaped later, replaced now (unless a
-            # shrink wanted it gone).
+            # It exits by itself after this outcome (the jobs it did not begin go to another
+            # child); reaped later, replaced now (unless a shrink wanted it gone).
+            self._give_back(child)
             self._forget(child)
             self._retired.append(child.pid)
             self._spawn_missing()
+        elif child.jobs:
+            return
         elif self._stopping:
             self._send_stop(child)
         elif child.retiring:
             self._retire(child)
-        else:
-            self._idle.append(child)
+
+    def _give_back(self, child: _Child, skip: int = 0) -> None:
+        """Put the jobs of ``child`` after the first ``skip`` back at the head of the
+        backlog, in order: it never began them (one terminated meanwhile ends REVOKED here)."""
+        jobs = list(child.jobs)[skip:]
+        child.jobs.clear()
+        child.frames.clear()
+        child.inflight_bytes = 0
+        kept: list[Job] = []
+        for job in jobs:
+            if self._terminate_queued.pop(job.id, None) is not None:
+                self._pending.append((job, self._failed(job, Terminated("terminated"))))
+            else:
+                kept.append(job)
+        self._backlog.extendleft(reversed(kept))
 
     def _lost(self, child: _Child, done: list[tuple[Job, Outcome]]) -> None:
-        """The child's pipe closed: reap it, report its job, replace it."""
+        """The child's pipe closed: reap it, report the job it had begun, give the others back,
+        replace it."""
+        begun = begun_job(child.shared)
         self._forget(child)
         reason = describe_status(self._wait_exit(child.pid))
         job = child.job
+        if job is not None and job.id != begun:
+            job = None  # it died before it began its first job: nothing was interrupted
         if job is not None and child.terminating is not None:
             logger.info("Terminated %s[%s] (ForkPoolWorker-%d pid:%d exited with '%s')",
                         job.task_name, job.request.get("id"), child.index, child.pid, reason)
@@ -463,6 +513,7 @@ class PreforkPool(Pool):
         if job is not None and child.terminating is None:
             exc = WorkerLostError(f"Worker exited prematurely: {reason} Job: {job.id}.")
             done.append((job, self._lost_outcome(job, exc)))
+        self._give_back(child, skip=1 if job is not None else 0)
         self._spawn_missing()
 
     def _lost_outcome(self, job: Job, exc: WorkerLostError) -> Outcome:
@@ -477,7 +528,8 @@ class PreforkPool(Pool):
                 continue
             if child.conn.poll():  # it finished (or died) just in time
                 self._read(child, done)
-                continue
+                if child.job is not job:
+                    continue
             self._kill(child.pid)
             self._forget(child)
             self._wait_exit(child.pid)
@@ -485,6 +537,7 @@ class PreforkPool(Pool):
             logger.error("Hard time limit (%ss) exceeded for %s[%s]",
                          limit, job.task_name, job.request["id"])
             done.append((job, self._failed(job, TimeLimitExceeded(f"TimeLimitExceeded({limit},)"))))
+            self._give_back(child, skip=1)
             self._spawn_missing()
 
     def poll(self, timeout_s: float) -> list[tuple[Job, Outcome]]:
@@ -507,15 +560,69 @@ class PreforkPool(Pool):
             time.sleep(timeout_s)
         if self._deadlines:
             self._enforce_deadlines(done)
+        self._take_back_behind_long(done)
         if self._retired:
             self._reap_retired()
+        if self._backlog:  # given back by a child that died or retired, or waiting for room
+            self._send_backlog()
+        if self._pending and done is not self._pending:
+            done.extend(self._pending)
+            self._pending = []
+
+    def _take_back_behind_long(self, done: list[tuple[Job, Outcome]]) -> None:
+        """Take back the jobs waiting behind one that has run for :attr:`take_back_after_s`
+        (far longer than the tasks that let them queue): they go back to the executor's
+        reserve, to run on a free child or another worker, and the depth drops to 1."""
+        now = time.monotonic()
+        for child in list(self._by_conn.values()):
+            if len(child.jobs) < 2 or now - child.head_since_s < self.take_back_after_s:
+                continue
+            self._runtime_s = max(self._runtime_s, now - child.head_since_s)
+            self.depth = 1
+            if self._stopping or not child.lock.acquire(timeout=_TAKE_BACK_LOCK_S):
+                continue  # a child stuck holding it: keep its jobs (its death returns them)
+            try:
+                begun = begun_job(child.shared)
+                JOB_ID.pack_into(child.shared, WITHDRAWN_OFFSET, child.sent)
+            finally:
+                child.lock.release()
+            ids = [job.id for job in child.jobs]
+            # It skips every job it had not begun; the one it began (and any before it, whose
+            # outcomes are in the pipe) stay.
+            keep = ids.index(begun) + 1 if begun in ids else 0
+            taken = list(child.jobs)[keep:]
+            for _ in taken:
+                child.jobs.pop()
+            for job in taken:
+                if self._terminate_queued.pop(job.id, None) is not None:
+                    done.append((job, self._failed(job, Terminated("terminated"))))
+                else:
+                    self._taken_back.append(job)
+            if not child.jobs:
+                self._idle_again(child)
+
+    def _idle_again(self, child: _Child) -> None:
+        """``child`` holds no job: nothing it will run is in flight."""
+        child.terminating = None
+        child.frames.clear()
+        child.inflight_bytes = 0
+        self._deadlines.pop(child, None)
+
+    def take_back(self) -> list[Job]:
+        """Jobs taken back from children before they began them (see
+        :meth:`_take_back_behind_long`); they are no longer this pool's."""
+        taken, self._taken_back = self._taken_back, []
+        return taken
 
     # -- shutdown ---------------------------------------------------------------------------------
     def _send_stop(self, child: _Child) -> None:
         try:
-            child.conn.send_bytes(b"")
+            write_all(child.fd, STOP)
         except OSError:  # already gone: its EOF is handled like any other
             pass
+
+    def _busy(self) -> bool:
+        return bool(self._backlog) or any(child.jobs for child in self._by_conn.values())
 
     def stop(self, wait: bool) -> None:
         self._stopping = True
@@ -525,16 +632,19 @@ class PreforkPool(Pool):
             for child in list(self._by_conn.values()):
                 self._forget(child)
                 reason = describe_status(self._wait_exit(child.pid))
-                job = child.job
-                if job is not None:
+                for job in child.jobs:
                     lost = WorkerLostError(f"Worker exited prematurely: {reason} Job: {job.id}.")
                     self._pending.append((job, self._lost_outcome(job, lost)))
+            for job in self._backlog:
+                lost = WorkerLostError(f"Worker exited prematurely: cold stop Job: {job.id}.")
+                self._pending.append((job, self._lost_outcome(job, lost)))
+            self._backlog.clear()
             self._reap_retired(block=True)
             return
-        idle, self._idle = self._idle, []
-        for child in idle:
-            self._send_stop(child)
-        while any(child.job is not None for child in self._by_conn.values()):
+        for child in list(self._by_conn.values()):
+            if not child.jobs:
+                self._send_stop(child)
+        while self._busy():
             self._collect(0.5, self._pending)
         for child in list(self._by_conn.values()):
             self._forget(child)
@@ -543,31 +653,40 @@ class PreforkPool(Pool):
 
     # -- terminate --------------------------------------------------------------------------------
     def terminate(self, job_id: int, signum: int) -> bool:
-        """Send ``signum`` to the child running ``job_id``. If the child dies of it while still
-        on that job, the job's outcome is REVOKED and the child is replaced; if the job
+        """Stop ``job_id``. Running: send ``signum`` to its child; if the child dies of it while
+        still on that job, the job's outcome is REVOKED and the child is replaced; if the job
         finishes first, its own outcome stands. A signal a child survives (one its task
-        handles) leaves the job running. Returns False when no child runs ``job_id``."""
+        handles) leaves the job running. Waiting in a child's queue: marked so the child ends
+        it REVOKED without running it, and signalled should it be running by the time it
+        reaches the head. Returns False when no child holds ``job_id`` or it is already being
+        terminated."""
         for child in self._by_conn.values():
-            job = child.job
-            if job is None or job.id != job_id:
-                continue
-            if child.terminating is not None:
-                return False
-            child.terminating = signum
-            _KILL_JOB.pack_into(child.kill_job, 0, job_id)
-            try:
-                os.kill(child.pid, signum)
-            except ProcessLookupError:  # already gone: its EOF reports the job
-                pass
-            return True
+            for position, job in enumerate(child.jobs):
+                if job.id != job_id:
+                    continue
+                if position == 0:
+                    if child.terminating is not None:
+                        return False
+                    self._signal(child, job_id, signum)
+                    return True
+                if job_id in self._terminate_queued:
+                    return False
+                self._terminate_queued[job_id] = signum
+                if child.terminating is None:  # the slot is free: the child checks it at begin
+                    JOB_ID.pack_into(child.shared, KILL_OFFSET, job_id)
+                return True
         return False
 
     # -- introspection ----------------------------------------------------------------------------
     def free_slots(self) -> int:
-        return 0 if self._stopping else len(self._idle)
+        if self._stopping:
+            return 0
+        room = sum(max(0, self._room(child)) for child in self._by_conn.values())
+        return max(0, room - len(self._backlog))
 
     def running(self) -> list[Job]:
-        return [child.job for child in self._by_conn.values() if child.job is not None]
+        jobs = [job for child in list(self._by_conn.values()) for job in list(child.jobs)]
+        return jobs + list(self._backlog)
 
     def info(self) -> dict[str, Any]:
         """Safe from another thread (the heartbeat): reads a copy of the children."""
