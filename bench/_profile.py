@@ -7,8 +7,11 @@ or native code, not waiting on a socket. Rules of the reduction:
 
 * self time = samples whose innermost frame is the function, over all samples of the run;
 * a function is its name and file (line numbers dropped), so one function's lines add up;
+  the import system's own frames (``<frozen importlib...>``: finding, reading, unmarshalling
+  and executing extension modules) add up as one line, the start-up cost of importing;
 * samples of the process py-spy started are tagged ``parent``, of any process it forked
-  ``child``: a prefork worker shows where each side spends its time.
+  ``child`` (py-spy writes a child's stack under its chain of processes, the sampled one
+  last): a prefork worker shows where each side spends its time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import re
 import shutil
 from pathlib import Path
 
+IMPORTING = "importing modules (importlib's own frames)"
 _PROCESS = re.compile(r'^process (\d+):')
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::\d+)?\)$")
 
@@ -53,14 +57,18 @@ def top_self(raw: str, parent_pid: int, limit: int = 10) -> list[tuple[float, st
             continue
         frames = stack.split(";")
         role = ""
-        match = _PROCESS.match(frames[0])
-        if match:
+        # with --subprocesses a stack starts with the chain of processes down to the one
+        # sampled: "process <parent>:...;process <child>:...;frames"
+        while frames and (match := _PROCESS.match(frames[0])):
             role = "parent " if int(match.group(1)) == parent_pid else "child "
             frames = frames[1:]
         if not frames:
             continue
         frame = _FRAME.match(frames[-1])
-        name = f"{frame['func']} ({_short(frame['file'])})" if frame else frames[-1]
+        if frame and frame["file"].startswith("<frozen importlib"):
+            name = IMPORTING
+        else:
+            name = f"{frame['func']} ({_short(frame['file'])})" if frame else frames[-1]
         counts[role + name] += int(count_text)
         total += int(count_text)
     return [(100.0 * c / total, name) for name, c in counts.most_common(limit)] if total else []

@@ -19,8 +19,8 @@ Then, once per row, two more drains that are not timed:
   time (``bench/_profile.py``) are printed under the table. Skipped, with a note, without py-spy.
 
 Celery runs as installed (gossip, mingle, heartbeat on: ``bench/_driver.py`` says why). Each
-run keeps every key under a prefix of its own (celeriac and Celery ``global_keyprefix`` on
-broker and results, Huey a name of its own) and deletes only those keys after.
+run has a queue of its own and keeps its results under a prefix of its own (Huey: a name of
+its own) and deletes only those keys after (``RUN_KEYS`` below).
 """
 
 from __future__ import annotations
@@ -82,6 +82,14 @@ COLUMNS = [Column(*spec) for spec in (
     ("peak RSS MB", "worker_peak_rss_mb", "{:.1f}", False),
 )]
 
+# RUN_KEYS: how runs sharing the database stay apart. A run's queue is named after it and its
+# results live under its own prefix; cleanup() deletes the keys holding either name (the
+# queue, kombu's binding of it, celeriac's queue streams, the results) and nothing else. A
+# broker-side ``global_keyprefix`` would also do, but costs Celery's worker 5-10% CPU per task
+# here (kombu rewrites every command's keys), and the rows compare libraries as installed.
+# The broker's shared bookkeeping keys (kombu's unacked index, pidbox bindings, celeriac's
+# revoked set) are left alone: other runs may be using them.
+#
 # ``benchapp.py`` per system: the app on Redis (the worker gets the proxy's port through
 # BENCH_PORT), ``add``, and the four functions the driver calls.
 APPS = {
@@ -93,7 +101,9 @@ APPS = {
         PREFIX, HOST, DB = {prefix!r}, {host!r}, {db!r}
         URL = f"redis://{{HOST}}:{{os.environ.get('BENCH_PORT', {port!r})}}/{{DB}}"
         app = Celery("benchapp", broker=URL, backend=URL)
-        app.conf.broker_transport_options = {{"global_keyprefix": PREFIX}}
+        # the run's own queue, and its results under its own prefix (see RUN_KEYS)
+        QUEUE = PREFIX.rstrip(":") + "q"
+        app.conf.task_default_queue = QUEUE
         app.conf.result_backend_transport_options = {{"global_keyprefix": PREFIX}}
         {extra}
 
@@ -112,7 +122,9 @@ APPS = {
 
         def cleanup():
             client = redis.Redis(HOST, {port!r}, DB)
-            keys = list(client.scan_iter(match=PREFIX + "*", count=1000))
+            keys = {{k for pattern in (PREFIX + "*", "*" + QUEUE + "*")
+                    for k in client.scan_iter(match=pattern, count=1000)}}
+            keys = list(keys)
             for i in range(0, len(keys), 1000):
                 client.delete(*keys[i : i + 1000])
         """
@@ -197,7 +209,9 @@ DRIVER = splice(
         t = time.perf_counter()
         started = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env=env)
         try:
-            last = benchapp.wait(results[-1], 1800)
+            # a worker that cannot drain (crash-looping children, say) fails the run instead
+            # of holding the benchmark: even Celery's slowest row drains 100 tasks/s here
+            last = benchapp.wait(results[-1], 120 + n / 20)
             out["drain_per_s"] = n / (time.perf_counter() - t)
             assert last == 2 * (n - 1), last
             worker = children(started.pid)[0] if mode == "profile" else started.pid
@@ -221,13 +235,19 @@ DRIVER = splice(
                 family = [worker, *descendants(worker)]
                 out["worker_peak_rss_mb"] = sum(peak_rss_kb(pid) for pid in family) / 1024
         finally:
+            worker = started.pid
+            if mode == "profile":
+                worker = (children(started.pid) or [started.pid])[0]
             if started.poll() is None:
-                pid = children(started.pid)[0] if mode == "profile" else started.pid
-                os.kill(pid, stop_signal)
+                os.kill(worker, stop_signal)
             try:
                 started.wait(60)
             except subprocess.TimeoutExpired:
-                started.kill()
+                for pid in (*descendants(worker), worker, started.pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
                 started.wait()
             err.seek(0)
             sys.stderr.write(err.read()[-3000:])
