@@ -465,9 +465,7 @@ def test_solo_alarm_after_the_job_ended_is_ignored(tmp_path: Path, apps: list[Ce
 def test_prefork_outcome_that_cannot_be_pickled_is_sent_as_a_failure(
     tmp_path: Path, apps: list[Celery]
 ) -> None:
-    import pickle
-
-    from celeriac.worker.pools.prefork import _dumps_outcome
+    from celeriac.worker.pools.prefork import _dumps_outcome, _loads_outcome
 
     app = _make("solo", tmp_path, apps)  # only its settings are used
 
@@ -475,7 +473,7 @@ def test_prefork_outcome_that_cannot_be_pickled_is_sent_as_a_failure(
         pass
 
     outcome = Outcome("SUCCESS", None, LocalText("summary"), 0.1, b"{}")
-    job_id, sent, _ = pickle.loads(_dumps_outcome(app, "t.task", {"id": "tid"}, 7, outcome))
+    job_id, sent, _ = _loads_outcome(_dumps_outcome(app, "t.task", {"id": "tid"}, 7, outcome))
     assert job_id == 7
     assert (sent.state, sent.exc_type) == ("FAILURE", "EncodeError")
     assert app.decode_result(sent.payload)["status"] == "FAILURE"

@@ -67,9 +67,11 @@ from celeriac.worker.pools._prefork_child import (
     WITHDRAWN_OFFSET,
     begun_job,
     child_main,
+    loads_outcome,
     resident_kib,
 )
 from celeriac.worker.pools._prefork_child import dumps_outcome as _dumps_outcome
+from celeriac.worker.pools._prefork_child import loads_outcome as _loads_outcome
 from celeriac.worker.pools.base import Job, Pool
 
 if TYPE_CHECKING:
@@ -77,7 +79,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("celeriac.worker")
 
-__all__ = ["PreforkPool", "_dumps_outcome", "describe_status", "failure_outcome", "resident_kib"]
+__all__ = ["PreforkPool", "_dumps_outcome", "_loads_outcome", "describe_status", "failure_outcome",
+           "resident_kib"]
 
 #: how long a child whose pipe closed may take to become reapable before it is killed
 _EXIT_GRACE_S = 1.0
@@ -441,7 +444,7 @@ class PreforkPool(Pool):
             return
         over_kib = 0
         for data in frames:
-            job_id, outcome, over_kib = pickle.loads(data)
+            job_id, outcome, over_kib = loads_outcome(data)
             if not child.jobs or child.jobs[0].id != job_id:
                 logger.error("ForkPoolWorker-%d sent an outcome for unknown job %r",
                              child.index, job_id)
