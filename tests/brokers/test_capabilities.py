@@ -6,6 +6,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from celeriac.brokers import Broker, Capabilities
 from celeriac.brokers.sqlite import SQLiteBroker
 from celeriac.message import Envelope
@@ -82,3 +84,22 @@ def test_sqlite_file_from_before_ready_at_gains_the_column(tmp_path: Path) -> No
         assert sorted(d.task_id for d in taken) == ["new", "old"]
     finally:
         broker.close()
+
+
+def test_stored_publish(broker: Broker, make_envelope: EnvelopeFactory) -> None:
+    """A broker declaring ``stored_publish`` stores stored parts as the very message they
+    encode; one that does not refuses ``publish_stored``."""
+    from celeriac._utils.stored import envelope_parts
+
+    sent = make_envelope("stored-1", priority=3)
+    entries = [envelope_parts(sent)]
+    if not broker.capabilities.stored_publish:
+        with pytest.raises(NotImplementedError):
+            broker.publish_stored("q", 3, ["stored-1"], entries)
+        return
+    broker.publish_stored("q", 3, ["stored-1"], entries)
+    (delivery,) = broker.consume(["q"], 10, 5.0)
+    got = delivery.envelope
+    assert (got.task_id, got.body, dict(got.headers), dict(got.properties)) == (
+        "stored-1", sent.body, dict(sent.headers), dict(sent.properties))
+    assert got.priority == 3
