@@ -150,12 +150,20 @@ def _a_holds_a_long_task_with_shorts_behind(proj: Any, tmp_path: Path, window: i
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pool", ["solo", "threads", "prefork"])
+@pytest.mark.parametrize("pool", ["solo", "solo-early-ack-batch", "threads", "prefork"])
 def test_shorts_behind_a_long_task_run_on_the_idle_worker_before_it_ends(
     proj: Any, tmp_path: Path, pool: str
 ) -> None:
+    module = "adaptproj"
+    if pool == "solo-early-ack-batch":
+        # Up to 7 of the shorts are acked ahead with the long task: given back, they are
+        # published again (an acked message is gone from the broker).
+        (tmp_path / "adapteab.py").write_text(
+            "import adaptproj\nadaptproj.app.conf.worker_early_ack_batch = 8\n"
+            "from adaptproj import app\n")
+        module, pool = "adapteab", "solo"
     options: dict[str, Any] = {"pool": pool, "concurrency": 1}
-    with WorkerProcess(tmp_path, "adaptproj", hostname=A, queues=["warm"], **options) as a:
+    with WorkerProcess(tmp_path, module, hostname=A, queues=["warm"], **options) as a:
         a.ready()
         long, shorts = _a_holds_a_long_task_with_shorts_behind(proj, tmp_path, 64)
         # A claimed them all at once...
