@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     db.add_argument("--memory", action="store_true", help="also time memory://")
     sp = sub.add_parser("speed", help="issue 15's table: default and tuned workers on Redis, "
                         "Celery, celeriac and Huey, with round trips and profiles")
-    sp.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    # not DB 15: other bench commands still FLUSHDB it, which empties a run's queue mid-drain
+    sp.add_argument("--redis", default="redis://127.0.0.1:6379/7")
     sp.add_argument("--n", type=int, default=20000, help="tasks queued, then drained")
     sp.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians shown)")
     sp.add_argument("--rtt-n", type=int, default=2000,
