@@ -234,6 +234,19 @@ def test_stop_settles_every_job_of_every_batch(
         assert sorted(_runs(tmp_path / "runs.log")) == ["a", "b", "c"]
 
 
+def test_a_warm_stop_runs_the_jobs_a_dying_child_had_not_begun(
+    tmp_path: Path, apps: list[Celery]
+) -> None:
+    with _setup(tmp_path, apps, depth=4) as (_, pool, jobs):
+        pool.apply_many(jobs)
+        _wait_for(tmp_path / "began-a")
+        os.kill(pool.info()["processes"][0], signal.SIGKILL)
+        pool.stop(wait=True)
+        outcomes = _collect(pool, 3)
+    assert [outcomes[i].state for i in (1, 2, 3)] == ["FAILURE", "SUCCESS", "SUCCESS"]
+    assert sorted(_runs(tmp_path / "runs.log")) == ["a", "b", "c"]
+
+
 def test_a_worker_whose_child_dies_mid_stream_settles_every_task_once(
     tmp_path: Path, apps: list[Celery]
 ) -> None:

@@ -339,7 +339,10 @@ class PreforkPool(Pool):
             if not backlog:
                 return
             if not self._by_conn:
-                self._spawn_missing()
+                if self._stopping:  # a warm stop: the jobs it was given must run (acked)
+                    self._spawn()
+                else:
+                    self._spawn_missing()
             room = {child: self._room(child) for child in self._by_conn.values()}
             load = {child: len(child.jobs) for child in room}
             plan: dict[_Child, list[Job]] = {}
@@ -477,7 +480,7 @@ class PreforkPool(Pool):
             self._spawn_missing()
         elif child.jobs:
             return
-        elif self._stopping:
+        elif self._stopping and not self._backlog:  # else it takes some of those first
             self._send_stop(child)
         elif child.retiring:
             self._retire(child)
@@ -619,6 +622,7 @@ class PreforkPool(Pool):
 
     # -- shutdown ---------------------------------------------------------------------------------
     def _send_stop(self, child: _Child) -> None:
+        child.retiring = True  # it takes no more jobs
         try:
             write_all(child.fd, STOP)
         except OSError:  # already gone: its EOF is handled like any other
@@ -644,9 +648,10 @@ class PreforkPool(Pool):
             self._backlog.clear()
             self._reap_retired(block=True)
             return
-        for child in list(self._by_conn.values()):
-            if not child.jobs:
-                self._send_stop(child)
+        if not self._backlog:
+            for child in list(self._by_conn.values()):
+                if not child.jobs:
+                    self._send_stop(child)
         while self._busy():
             self._collect(0.5, self._pending)
         for child in list(self._by_conn.values()):
