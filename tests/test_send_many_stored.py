@@ -137,3 +137,28 @@ def test_publish_hooks_see_every_bulk_message(stored_app: Celery) -> None:
     worker = Worker(stored_app, burst=True, pool="solo", install_signal_handlers=False)
     worker.start()
     assert [r.get(timeout=5) for r in results[:3]] == [0, 2, 4]
+
+
+def test_a_failed_bulk_send_leaves_the_connection_in_step(stored_app: Celery) -> None:
+    """Batches written before a call that cannot be encoded stay stored, and the next publish
+    on the same connection gets its own reply (the unread replies are read first)."""
+    from celeriac.exceptions import EncodeError
+
+    @stored_app.task(name="bulk.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    shared: dict[str, Any] = {}
+    calls: list[tuple[str, Any, Any, Any]] = [
+        ("bulk.add", (i, i), None, shared) for i in range(2500)
+    ]
+    calls.append(("bulk.add", (object(), 1), None, shared))
+    with pytest.raises(EncodeError):
+        stored_app.send_many(calls)
+    after = add.delay(5, 5)
+    deliveries = _drain(stored_app, "celery")
+    ids = [d.task_id for d in deliveries]
+    # the first call (the template, sent as an envelope), two whole batches of 1,000 of
+    # the calls after it, then the delay(); the last 499 calls were never sent
+    assert len(ids) == 1 + 2 * 1000 + 1
+    assert ids[-1] == after.id

@@ -376,7 +376,7 @@ class _Outgoing:
     (never both: adding one kind publishes the other first, to keep call order)."""
 
     __slots__ = ("app", "broker", "chunk_size", "envelopes", "lean", "results", "stored",
-                 "stored_ids", "stored_of")
+                 "stored_ids", "stored_of", "unconfirmed")
 
     def __init__(self, app: Celery, chunk_size: int) -> None:
         self.app, self.broker, self.chunk_size = app, app.broker, chunk_size
@@ -389,6 +389,8 @@ class _Outgoing:
         self.stored: list[StoredParts] = []
         self.stored_ids: list[str] = []
         self.stored_of: _Template | None = None
+        #: stored parts were sent without waiting: flush() confirms them
+        self.unconfirmed = False
 
     def add(self, queue: str, envelope: Envelope) -> None:
         if self.stored:
@@ -411,11 +413,19 @@ class _Outgoing:
             self._flush_stored()
 
     def flush(self) -> None:
+        """Publish what is left; return once the broker has every message."""
         if self.stored:
             self._flush_stored()
         if self.envelopes:
             _publish_batch(self.app, self.broker, self.envelopes)
             self.envelopes = []
+        if self.unconfirmed:
+            broker = self.broker
+            try:
+                broker.confirm_published()
+            except BrokerConnectionError as exc:
+                publish_again(self.app, exc, broker.confirm_published)
+            self.unconfirmed = False
 
     def _flush_stored(self) -> None:
         template = self.stored_of
@@ -424,8 +434,12 @@ class _Outgoing:
         ids, entries = self.stored_ids, self.stored
         self.stored_ids, self.stored = [], []
         broker = self.broker
+        # Not waited for: the broker stores this batch while the next is encoded; flush()
+        # confirms them all. A retry after a broken connection waits, and may store a batch
+        # twice (at least once, as every publish retry), never lose it.
+        self.unconfirmed = True
         try:
-            broker.publish_stored(queue, priority, ids, entries)
+            broker.publish_stored(queue, priority, ids, entries, wait=False)
         except BrokerConnectionError as exc:
             publish_again(self.app, exc,
                           lambda: broker.publish_stored(queue, priority, ids, entries))

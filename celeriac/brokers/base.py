@@ -226,14 +226,23 @@ class Broker(abc.ABC):
             self.publish(queue, envelope)
 
     def publish_stored(
-        self, queue: str, priority: int, task_ids: Sequence[str], entries: Sequence[StoredParts]
+        self, queue: str, priority: int, task_ids: Sequence[str], entries: Sequence[StoredParts],
+        *, wait: bool = True,
     ) -> None:
         """Store messages already encoded as the parts a store keeps (headers JSON, properties
         JSON, body, content type, content encoding: ``protocol.StoredTemplate``), each due now,
         all with ``priority``; ``task_ids[i]`` is the id inside ``entries[i]``. Bulk sends use it
-        to skip a headers dict per message. Only brokers declaring
+        to skip a headers dict per message. With ``wait=False`` it may return before the broker
+        has them (so the caller encodes its next batch meanwhile): :meth:`confirm_published`
+        then returns once the broker has every one. Only brokers declaring
         :attr:`Capabilities.stored_publish` implement it."""
         raise NotImplementedError(f"{type(self).__name__} does not support publish_stored")
+
+    def confirm_published(self) -> None:
+        """Return once every message this thread sent with ``publish_stored(wait=False)`` is
+        stored; raises as a publish would. Brokers that always store before returning have
+        nothing to do."""
+        return None
 
     def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
         """Publish ``envelope`` unless ``key`` was already used within ``ttl_s`` seconds, as

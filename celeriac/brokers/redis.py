@@ -191,14 +191,23 @@ class RedisBroker(Broker):
                 self._direct.call_many(commands[start : start + _PUBLISH_CHUNK])
 
     def publish_stored(
-        self, queue: str, priority: int, task_ids: Sequence[str], entries: Sequence[StoredParts]
+        self, queue: str, priority: int, task_ids: Sequence[str], entries: Sequence[StoredParts],
+        *, wait: bool = True,
     ) -> None:
         stream = self._stream_for(queue, priority)
         commands = [("XADD", stream, "*", "h", h, "p", p, "b", b, "t", t, "e", e)
                     for h, p, b, t, e in entries]
         with self._errors:
+            # Written now; the replies are read when the next batch is written (Redis stores
+            # this one meanwhile) or on confirm.
             for start in range(0, len(commands), _PUBLISH_CHUNK):
-                self._direct.call_many(commands[start : start + _PUBLISH_CHUNK])
+                self._direct.send(commands[start : start + _PUBLISH_CHUNK])
+            if wait:
+                self._direct.confirm()
+
+    def confirm_published(self) -> None:
+        with self._errors:
+            self._direct.confirm()
 
     def publish_once(self, queue: str, envelope: Envelope, key: str, ttl_s: float) -> bool:
         command = self._command(queue, envelope, time.time())

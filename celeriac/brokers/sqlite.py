@@ -204,8 +204,10 @@ class SQLiteBroker(Broker):
         self._insert(rows)
 
     def publish_stored(
-        self, queue: str, priority: int, task_ids: Sequence[str], entries: Sequence[StoredParts]
+        self, queue: str, priority: int, task_ids: Sequence[str], entries: Sequence[StoredParts],
+        *, wait: bool = True,
     ) -> None:
+        # Committed before returning whatever ``wait`` says: nothing is left to confirm.
         now = time.time()
         self._insert([(queue, priority, None, now, task_id, *parts)
                       for task_id, parts in zip(task_ids, entries, strict=True)])
