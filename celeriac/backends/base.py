@@ -50,6 +50,11 @@ class ResultBackend(abc.ABC):
         backend without a cheaper way stores and waits, which is what this default does."""
         self.store_many(items, expires_s)
 
+    def confirm_behind(self) -> None:
+        """Wait until every record sent by :meth:`store_many_behind` has been applied
+        (nothing to wait for in this default, which stores and waits)."""
+        return None
+
     @abc.abstractmethod
     def get(self, task_id: str) -> bytes | None:
         """The stored record, or None (unknown, forgotten or expired)."""

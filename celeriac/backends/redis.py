@@ -110,6 +110,10 @@ class RedisBackend(ResultBackend):
         with self._errors:
             self._behind.send(self.store_commands(items, expires_s))
 
+    def confirm_behind(self) -> None:
+        with self._errors:
+            self._behind.flush()
+
     def store_commands(
         self, items: Sequence[tuple[str, str, bytes]], expires_s: float | None
     ) -> list[tuple[Any, ...]]:

@@ -303,6 +303,11 @@ class Broker(abc.ABC):
         worker uses it before a solo pool's next task starts. None when the broker cannot."""
         return None
 
+    def confirm_behind(self) -> None:
+        """Wait until everything sent write-behind (acks, ``settle_behind_with``) has been
+        applied by the server; a no-op for a broker that sends nothing that way."""
+        return None
+
     # -- broadcast -----------------------------------------------------------------------------
     def broadcast(self, channel: str, payload: bytes) -> None:
         """Deliver ``payload`` to every current subscriber of ``channel`` (fire and forget: a

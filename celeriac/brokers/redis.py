@@ -383,6 +383,10 @@ class RedisBroker(Broker):
 
         return settle_behind
 
+    def confirm_behind(self) -> None:
+        with self._errors:
+            self._acks.flush()
+
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return

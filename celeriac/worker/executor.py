@@ -70,6 +70,8 @@ class Executor:
         # ... and, before a solo pool's next task, send both without waiting for the reply.
         self._settle_behind = (
             self.broker.settle_behind_with(self.backend) if self.backend else None)
+        #: records or acks went write-behind since the last confirmation
+        self._behind_sent = False
         #: rpc:// only: tells the backend where each task's records go (its ``reply_to``)
         self._note_reply_to = (
             self.backend.note_reply_to
@@ -451,8 +453,14 @@ class Executor:
 
     def flush(self) -> None:
         """Store pending results, then settle pending messages (in that order). Whatever a
-        failing call did not take stays pending for the next flush (after a reconnect)."""
+        failing call did not take stays pending for the next flush (after a reconnect).
+
+        Results of finished tasks with only early acks to go with them (no acks_late
+        message, no STARTED record) are sent write-behind when the broker or backend can
+        (nothing waits on their confirmation: an early-acked message is not coming back);
+        an acks_late message is settled with its result and waited for, as before."""
         self._pending_since = time.monotonic()
+        waited_for = self._late_pending or self._start_pending
         self._late_pending = False
         self._start_pending = False
         after_settle = self.middleware.after_settle
@@ -460,6 +468,8 @@ class Executor:
             stored, acked = len(self._to_store), len(self._to_ack)
         if self._to_publish or self._chord_parts:
             self._perform_effects()
+        if not waited_for and (self._to_store or self._to_ack) and self._can_send_behind():
+            self._send_behind()
         if self._settle is not None and (self._to_store or self._to_ack):
             self._settle(self._to_store, self.result_expires_s, self._to_ack)
             self._to_store, self._to_ack = [], []
@@ -493,14 +503,24 @@ class Executor:
                 or self._to_reject or self.middleware.after_settle):
             self.flush()
             return
-        items, acks = self._to_store, self._to_ack
-        if not items and not acks:
+        if not self._to_store and not self._to_ack:
             return
-        if self._settle_behind is None and self._settle is not None:
+        if not self._can_send_behind():
             self.flush()  # one transaction (SQLite, PostgreSQL) is the cheapest way out
             return
-        self._to_store, self._to_ack = [], []
         self._pending_since = time.monotonic()
+        self._send_behind()
+
+    def _can_send_behind(self) -> bool:
+        """Whether pending records and early acks can go write-behind: a broker that settles
+        both in one write-behind packet, or no shared transaction to lose."""
+        return self._settle_behind is not None or self._settle is None
+
+    def _send_behind(self) -> None:
+        """Send the pending records and (early) acks without waiting for replies."""
+        items, acks = self._to_store, self._to_ack
+        self._to_store, self._to_ack = [], []
+        self._behind_sent = True
         try:
             if self._settle_behind is not None:
                 self._settle_behind(items, self.result_expires_s, acks)
@@ -515,10 +535,22 @@ class Executor:
             self._to_store[:0], self._to_ack[:0] = items, acks
             raise
 
+    def confirm_behind(self) -> None:
+        """Wait until what went write-behind since the last call has been applied (before
+        a continuation may read it, and at shutdown)."""
+        if self._behind_sent:
+            self.broker.confirm_behind()
+            if self.backend is not None:
+                self.backend.confirm_behind()
+            self._behind_sent = False
+
     def _perform_effects(self) -> None:
         """Store what is queued (the results continuations follow), count chord members
-        (each counted once: a part leaves the queue before it is counted), publish."""
+        (each counted once: a part leaves the queue before it is counted), publish. Records
+        sent write-behind earlier are confirmed first: a chord body or the next link may read
+        any result stored before it."""
         backend = self.backend
+        self.confirm_behind()
         if self._to_store:
             assert backend is not None
             backend.store_many(self._to_store, self.result_expires_s)

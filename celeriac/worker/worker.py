@@ -475,6 +475,7 @@ class Worker:
                 pool.stop(wait=True)
                 executor.complete(pool.poll(0.0))
             executor.flush()
+            executor.confirm_behind()
         except Exception as exc:  # shutdown must finish even if the broker is gone
             logger.error("worker: could not settle messages at shutdown: %s", exc)
         finally:
