@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.redis.proxy import Proxy
 from tests.redis.support import (
@@ -169,3 +170,12 @@ def durable_redis(tmp_path: Path) -> Iterator[RedisServer]:
 def socket_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     # A short directory: Unix socket paths are limited to about 100 bytes.
     yield from _server(tmp_path_factory.mktemp("rs"), unix=True)
+
+
+@pytest.fixture
+def raw(backend_url: str) -> Iterator[redis.Redis]:
+    """A plain client on the results database (a module may override it, e.g. on the
+    broker's)."""
+    client = redis.Redis.from_url(backend_url.partition("?")[0])
+    yield client
+    client.close()

@@ -39,13 +39,6 @@ def make_backend(backend_url: str) -> Iterator[MakeBackend]:
         backend.close()
 
 
-@pytest.fixture
-def raw(backend_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(backend_url.partition("?")[0])
-    yield client
-    client.close()
-
-
 def meta(task_id: str, state: str = states.SUCCESS, result: Any = 4) -> bytes:
     """A Celery JSON record; the same bytes for the same arguments."""
     record = build_meta(task_id, state, result)

@@ -24,13 +24,6 @@ def backend(backend_url: str) -> Iterator[RedisBackend]:
     made.close()
 
 
-@pytest.fixture
-def raw(backend_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(backend_url.partition("?")[0])
-    yield client
-    client.close()
-
-
 def _until(predicate: Callable[[], object], timeout_s: float = 5.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
