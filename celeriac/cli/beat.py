@@ -15,8 +15,9 @@ from celeriac.cli.options import (
     executable_option,
     not_applicable,
 )
+from celeriac.cli.pidfile import hold_pidfile
 from celeriac.cli.privileges import drop_privileges, owner_options
-from celeriac.cli.worker import LogLevel, pidfile_lock
+from celeriac.cli.worker import LogLevel
 from celeriac.exceptions import ImproperlyConfigured, TransportError
 from celeriac.utils.log import setup_logging
 
@@ -93,7 +94,7 @@ def beat(
         conf.beat_schedule_filename = schedule_filename
     if scheduler:
         conf.beat_scheduler = scheduler
-    with pidfile_lock(pidfile):
+    with hold_pidfile(pidfile):
         try:
             service.prepare_app(app)
             runner = service.Service(app, max_interval=max_interval)

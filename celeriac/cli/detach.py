@@ -14,7 +14,6 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -24,38 +23,15 @@ from collections.abc import Sequence
 import click
 
 from celeriac.cli.context import APP_ENVVARS, CLIContext
+from celeriac.cli.pidfile import read_pid
 
-__all__ = ["detach", "read_pid", "reruns_app", "spawn_detached", "wait_for_pidfile"]
+__all__ = ["detach", "reruns_app", "spawn_detached", "wait_for_pidfile"]
 
 #: how long a launcher waits for the pid file, in seconds
 START_TIMEOUT_S = 60.0
 POLL_S = 0.1
 #: where the celeriac group keeps its command line (celeriac.cli.main)
 ARGV_KEY = "celeriac.argv"
-
-
-def read_pid(path: str) -> int | None:
-    """The live process a pid file names, else None (a stale file is removed)."""
-    try:
-        with open(path, encoding="ascii") as handle:
-            pid = int(handle.read().strip() or 0)
-    except (OSError, ValueError):
-        return None
-    if pid > 0 and alive(pid):
-        return pid
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-    return None
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def spawn_detached(argv: Sequence[str], logfile: str) -> subprocess.Popen[bytes]:

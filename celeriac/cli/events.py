@@ -16,8 +16,9 @@ from celeriac.cli.context import CLIContext, global_options, pass_cli
 from celeriac.cli.detach import detach as run_detached
 from celeriac.cli.detach import reruns_app
 from celeriac.cli.options import executable_note, executable_option, not_applicable
+from celeriac.cli.pidfile import hold_pidfile
 from celeriac.cli.privileges import drop_privileges, owner_options
-from celeriac.cli.worker import LogLevel, pidfile_lock
+from celeriac.cli.worker import LogLevel
 
 __all__ = ["EventDumper", "events"]
 
@@ -137,7 +138,7 @@ def events(
                        fatal=True)
     executable_note("events", executable)
     drop_privileges(uid, gid, umask)
-    with pidfile_lock(pidfile):
+    with hold_pidfile(pidfile):
         _dump(cli)
 
 

@@ -33,7 +33,7 @@ import click
 
 import celeriac
 from celeriac.cli.context import get_cli
-from celeriac.cli.detach import alive, read_pid, spawn_detached, wait_for_pidfile
+from celeriac.cli.detach import spawn_detached, wait_for_pidfile
 from celeriac.cli.multi_nodes import (
     MultiArgs,
     Node,
@@ -41,6 +41,7 @@ from celeriac.cli.multi_nodes import (
     expand_path,
     parse_multi_args,
 )
+from celeriac.cli.pidfile import alive, read_pid
 
 __all__ = ["multi"]
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -22,8 +20,8 @@ from celeriac.cli.context import (
     global_options,
     pass_cli,
 )
-from celeriac.cli.detach import alive, reruns_app
 from celeriac.cli.detach import detach as run_detached
+from celeriac.cli.detach import reruns_app
 from celeriac.cli.mistakes import Mistake, require_tasks, warn_foreign_tasks
 from celeriac.cli.options import (
     SectionedCommand,
@@ -31,6 +29,7 @@ from celeriac.cli.options import (
     executable_option,
     not_applicable,
 )
+from celeriac.cli.pidfile import hold_pidfile
 from celeriac.cli.privileges import drop_privileges, owner_options
 from celeriac.exceptions import ImproperlyConfigured
 from celeriac.utils.log import level_number, redirected_stdouts, setup_logging
@@ -102,29 +101,6 @@ def choose_pool(cli: CLIContext, requested: str | None, configured: str | None) 
         f"the {name!r} pool is not available (known pools: {', '.join(sorted(POOLS))})",
         param_hint="'-P' / '--pool'",
     )
-
-
-@contextlib.contextmanager
-def pidfile_lock(path: str | None) -> Iterator[None]:
-    """Write our pid to ``path`` for the worker's lifetime; refuse if a live process owns it."""
-    if not path:
-        yield
-        return
-    path = os.path.abspath(path)
-    try:
-        with open(path, encoding="ascii") as handle:
-            other = int(handle.read().strip() or 0)
-    except (OSError, ValueError):
-        other = 0
-    if other and other != os.getpid() and alive(other):
-        raise click.ClickException(f"pidfile {path} is held by running process {other}")
-    with open(path, "w", encoding="ascii") as handle:
-        handle.write(f"{os.getpid()}\n")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
 
 
 #: ``celeriac worker --help`` sections, as ``celery worker --help`` has them
@@ -274,7 +250,7 @@ def worker(
         conf.beat_scheduler = scheduler
     pool_name = choose_pool(cli, pool, conf.worker_pool)
     code = EX_FAILURE
-    with pidfile_lock(pidfile):
+    with hold_pidfile(pidfile):
         try:
             instance = Worker(
                 app,
