@@ -229,3 +229,26 @@ def test_uid_drops_privileges() -> None:
     assert (uid, euid, gid) == (str(nobody.pw_uid), str(nobody.pw_uid), str(nobody.pw_gid))
     assert mask == "27" and back == "stuck"
     assert "0," not in groups and "[0]" not in groups
+
+
+def test_workdir_loads_the_app_and_makes_its_files_there(tmp_path: Path) -> None:
+    # Started elsewhere: -A resolves and the app's relative sqlite:/// file lands in --workdir,
+    # before the command (Celery 5) and after it (Celery 4).
+    project = tmp_path / "project"
+    project.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    name = make_project(project)
+    for args in (["--workdir", str(project), "-A", name, "call", f"{name}.add", "-a", "[1, 2]"],
+                 ["call", "--workdir", "project", "-A", name, f"{name}.add", "-a", "[3, 4]"]):
+        done = run_cli(args, elsewhere if args[0] == "--workdir" else tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert list(elsewhere.iterdir()) == [] and not (tmp_path / f"{name}.db").exists()
+    size = run_cli(["--workdir", str(project), "-A", name, "amqp", "queue.declare", "celery"],
+                   elsewhere)
+    assert size.stdout.strip() == "ok. queue:celery messages:2", size.stdout + size.stderr
+    missing = run_cli(["--workdir", str(tmp_path / "nowhere"), "-A", name, "report"], elsewhere)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1] == (
+        f"Error: Invalid value for '--workdir': [Errno 2] No such file or directory: "
+        f"'{tmp_path / 'nowhere'}'")
