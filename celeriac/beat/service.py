@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from types import FrameType
@@ -87,6 +88,9 @@ class Service:
         self.clock = clock
         self.stop_event = threading.Event()
         self.scheduler: Scheduler | None = None
+        #: monotonic time of the loop's last pass (None before it starts): beat's remote
+        #: control stops answering ping when it is too old (celeriac/cli/beat_control.py)
+        self.last_tick_s: float | None = None
 
     def get_scheduler(self) -> Scheduler:
         if self.scheduler is None:
@@ -106,6 +110,7 @@ class Service:
         logger.info("beat: Starting... (%d entries, state in %s)",
                     len(scheduler.entries), scheduler.info)
         backoff_s = 0.0
+        self.last_tick_s = time.monotonic()
         try:
             while not stop.is_set():
                 try:
@@ -117,6 +122,7 @@ class Service:
                     backoff_s = min(max(backoff_s * 2, 1.0), MAX_BACKOFF_S)
                     logger.error("beat: broker error: %s; retrying in %.0fs", exc, backoff_s)
                     wait_s = backoff_s
+                self.last_tick_s = time.monotonic()
                 stop.wait(max(wait_s, MIN_SLEEP_S))
         finally:
             scheduler.close()

@@ -6,6 +6,7 @@ import click
 
 from celeriac.beat import service
 from celeriac.cli.banner import describe_url
+from celeriac.cli.beat_control import BeatControl, beat_nodename, max_tick_age_s
 from celeriac.cli.context import CLIContext, global_options, pass_cli
 from celeriac.cli.detach import detach as run_detached
 from celeriac.cli.detach import reruns_app
@@ -13,7 +14,6 @@ from celeriac.cli.options import (
     SectionedCommand,
     executable_note,
     executable_option,
-    not_applicable,
 )
 from celeriac.cli.pidfile import hold_pidfile
 from celeriac.cli.privileges import drop_privileges, owner_options
@@ -43,9 +43,10 @@ BEAT_SECTIONS = {
 @click.option("--max-interval", type=float,
               help="Longest sleep between schedule checks, in seconds (default 300).")
 @click.option("--enable-remote-control/--no-enable-remote-control", "remote_control",
-              default=None, help="Not supported: beat answers no remote control; "
-              "health-check it by its --pidfile.")
-@click.option("-n", "--hostname", help="Node name for remote control (beat has none).")
+              default=None, help="Answer `celeriac inspect ping`, so that beat can be "
+              "health-checked (overrides beat_enable_remote_control).")
+@click.option("-n", "--hostname", help="Node name to answer remote control on "
+              "(default celerybeat@%h).")
 @click.option("-l", "--loglevel", type=LogLevel(), default="WARNING", show_default=True,
               help="Logging level.")
 @click.option("-f", "--logfile", help="Log to this file instead of stderr.")
@@ -73,13 +74,6 @@ def beat(
     executable: str | None,
 ) -> None:
     """Start the beat scheduler: send periodic tasks when they are due."""
-    if remote_control:
-        not_applicable("--enable-remote-control", "celeriac beat answers no remote control "
-                       "commands", "health-check beat by its process (--pidfile) or by the "
-                       "tasks it sends", fatal=True)
-    if hostname:
-        not_applicable(f"-n {hostname}", "the node name only names beat for remote control, "
-                       "which celeriac beat does not answer", "leave it out")
     if detach:
         run_detached(ctx, "beat", pidfile=pidfile or "celerybeat.pid",
                      logfile=logfile or "celerybeat.log", given_pidfile=bool(pidfile),
@@ -105,6 +99,13 @@ def beat(
                       datefmt=conf.worker_log_datefmt,
                       colorize=False if cli.no_color else conf.worker_log_color,
                       hijack_root=bool(conf.worker_hijack_root_logger))
+        if remote_control is None:
+            remote_control = bool(conf.beat_enable_remote_control)
+        control = BeatControl(
+            app.broker, beat_nodename(hostname),
+            max_tick_age_s=max_tick_age_s(conf.beat_remote_control_max_tick_age,
+                                          sched.max_interval_s),
+            last_tick=lambda: runner.last_tick_s) if remote_control else None
         if not cli.quiet:
             cli.echo(f"celeriac beat is starting.\n"
                      f"  broker     -> {describe_url(app.broker_url)}\n"
@@ -112,6 +113,13 @@ def beat(
                      f"  state      -> {sched.info}\n"
                      f"  timezone   -> {app.timezone}\n"
                      f"  entries    -> {len(sched.entries)}\n"
-                     f"  maxinterval-> {sched.max_interval_s:g}s", err=True)
-        code = service.run(app, service=runner)
+                     f"  maxinterval-> {sched.max_interval_s:g}s"
+                     + (f"\n  remote ctl -> {control.hostname}" if control else ""), err=True)
+        if control is not None:
+            control.start()
+        try:
+            code = service.run(app, service=runner)
+        finally:
+            if control is not None:
+                control.stop()
     ctx.exit(code)

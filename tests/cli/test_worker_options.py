@@ -100,22 +100,6 @@ def test_executable_and_statedb_say_one_line_and_go_on(tmp_path: Path) -> None:
     assert not (tmp_path / "worker.state").exists()
 
 
-def test_beat_remote_control_options(tmp_path: Path) -> None:
-    name = make_project(tmp_path)
-    done = run_cli(["-A", name, "beat", "--enable-remote-control"], tmp_path)
-    assert done.returncode == 2
-    assert done.stderr.startswith("celeriac: --enable-remote-control: celeriac beat answers "
-                                  "no remote control commands;")
-    assert len(done.stderr.strip().splitlines()) == 1
-    with WorkerProcess(tmp_path, ["-A", name, "beat", "-n", "beat1@%h",
-                                  "--no-enable-remote-control", "-s",
-                                  str(tmp_path / "sched")]) as beat:
-        beat.wait_for("celeriac beat is starting.")
-        assert "celeriac: -n beat1@%h: the node name only names beat for remote control" \
-            in beat.output()
-        assert beat.stop() == 0, beat.output()
-
-
 def test_events_daemon_options(tmp_path: Path) -> None:
     name = make_project(tmp_path)
     done = run_cli(["-A", name, "events", "--dump", "--logfile", "ev.log"], tmp_path)
