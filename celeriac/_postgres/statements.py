@@ -56,10 +56,11 @@ WITH due AS (
 ) SELECT 1
 """
 # ``= ANY(ARRAY(...))``: the picked ids are looked up by primary key, never by a join that
-# could scan the table.
+# could scan the table. The delivery count stops at the column's limit: a row written by hand
+# at 2^31 - 1 would otherwise overflow and fail every claim of its queue, good rows included.
 CLAIM = f"""
 UPDATE {TABLE} AS m SET lease_until = {NOW} + %(lease_s)s, owner = %(owner)s,
-    delivery_count = m.delivery_count + 1
+    delivery_count = least(m.delivery_count, 2147483646) + 1
 WHERE m.id = ANY(ARRAY(
     SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name) CROSS JOIN LATERAL (
         SELECT id, priority FROM {TABLE}

@@ -73,6 +73,31 @@ def test_rows_scheduled_by_hand_with_odd_times(pg_url: str, broker: PostgresBrok
     assert broker.consume(["q"], 10, 0.2) == []
 
 
+def test_a_row_at_the_delivery_count_limit_never_blocks_a_claim(
+    pg_url: str, broker: PostgresBroker
+) -> None:
+    # A claim adds one to delivery_count: from the column's limit that overflowed and failed
+    # the whole claim, every time, so no worker took anything from the queue any more.
+    broker.publish("q", envelope("before"))
+    with connect(pg_url) as db:
+        db.execute(
+            "INSERT INTO celeriac_messages (queue, delivery_count, headers, properties, body,"
+            " content_type, content_encoding) VALUES ('q', 2147483647, %s, '{}', %s,"
+            " 'application/json', 'utf-8')",
+            (b'{"id": "at-limit", "task": "t"}', b"[[], {}, {}]"),
+        )
+    broker.publish("q", envelope("after"))
+    got = broker.consume(["q"], 10, 5.0)
+    assert [d.task_id for d in got] == ["before", "at-limit", "after"]
+    limit = next(d for d in got if d.task_id == "at-limit")
+    assert limit.redelivered and limit.delivery_count == 2147483647
+    broker.requeue(got)
+    again = broker.consume(["q"], 10, 5.0)  # claimed again at the limit: still one claim
+    assert len(again) == 3
+    broker.ack(again)
+    assert broker.queue_size("q") == 0
+
+
 def test_a_connection_killed_mid_claim_loses_nothing(pg_url: str) -> None:
     # application_name marks this test's connections, so only they are ever killed
     broker = PostgresBroker(f"{pg_url}&application_name={schema_of(pg_url)}")
