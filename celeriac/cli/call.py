@@ -10,7 +10,7 @@ import click
 
 from celeriac import states
 from celeriac.cli.context import EX_FAILURE, CLIContext, global_options, pass_cli, to_json
-from celeriac.cli.options import not_applicable
+from celeriac.cli.options import SectionedCommand, not_applicable
 from celeriac.exceptions import TimeoutError
 
 __all__ = ["call", "parse_json_option", "parse_when"]
@@ -44,7 +44,10 @@ def parse_when(text: str | None, hint: str, *, seconds_ok: bool) -> datetime | f
         raise click.BadParameter(f"{text!r} is not {what}", param_hint=hint) from None
 
 
-@click.command()
+@click.command(cls=SectionedCommand, sections={
+    "Calling Options": ("args_text", "kwargs_text", "eta", "countdown", "expires", "serializer"),
+    "Routing Options": ("queue", "exchange", "routing_key"),
+})
 @click.argument("name")
 @click.option("-a", "--args", "args_text", default="[]", help="Positional arguments, a JSON list.")
 @click.option("-k", "--kwargs", "kwargs_text", default="{}",

@@ -15,7 +15,12 @@ import click
 from celeriac.cli.context import CLIContext, global_options, pass_cli
 from celeriac.cli.detach import detach as run_detached
 from celeriac.cli.detach import reruns_app
-from celeriac.cli.options import executable_note, executable_option, not_applicable
+from celeriac.cli.options import (
+    SectionedCommand,
+    executable_note,
+    executable_option,
+    not_applicable,
+)
 from celeriac.cli.pidfile import hold_pidfile
 from celeriac.cli.privileges import drop_privileges, owner_options
 from celeriac.cli.worker import LogLevel
@@ -81,7 +86,11 @@ def _write_line(line: str) -> None:
     sys.stdout.flush()
 
 
-@click.command()
+@click.command(cls=SectionedCommand, sections={
+    "Dumper": ("dump",),
+    "Snapshot": ("camera", "detach", "frequency", "maxrate", "loglevel"),
+    "Daemonization Options": ("logfile", "pidfile", "uid", "gid", "umask", "executable"),
+})
 @click.option("-d", "--dump", is_flag=True, help="Print each event as it arrives.")
 @click.option("-c", "--camera", help="Not supported (Celery's snapshot camera).")
 @click.option("-F", "--frequency", "--freq", "frequency", type=float,

@@ -23,6 +23,7 @@ from celeriac.cli.context import (
     pass_cli,
     to_json,
 )
+from celeriac.cli.options import SectionedCommand
 from celeriac.control import signal_name
 
 __all__ = ["control", "inspect", "status"]
@@ -160,6 +161,12 @@ def _actions_help(table: dict[str, tuple[str, Any]]) -> str:
     return "\n".join(f"  {name.ljust(width)}  {text}" for name, (text, _) in table.items())
 
 
+#: the options of _common, listed under Celery's "Remote Control Options" in --help
+_REMOTE = ("timeout", "destination", "as_json")
+#: inspect and control --help: Celery lists --list (and here the action's own options) first
+_SECTIONS = {"Options": ("list_actions",), "Remote Control Options": _REMOTE}
+
+
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("-t", "--timeout", type=float, default=1.0, show_default=True,
@@ -195,7 +202,8 @@ def _parse(table: dict[str, tuple[str, Callable[[list[str]], dict[str, Any]]]], 
         raise click.UsageError(f"{kind} {action}: {exc.message}") from None
 
 
-@click.command(short_help="Ask running workers: ping, active, stats, registered...",
+@click.command(cls=SectionedCommand, sections=_SECTIONS,
+               short_help="Ask running workers: ping, active, stats, registered...",
                epilog="\b\nActions:\n" + _actions_help(INSPECT))
 @click.argument("action", required=False)
 @click.argument("args", nargs=-1)
@@ -216,7 +224,8 @@ def inspect(cli: CLIContext, action: str | None, args: tuple[str, ...], list_act
     show(cli, _ask(cli, action, arguments, timeout, destination), as_json)
 
 
-@click.command(short_help="Change running workers: rate_limit, revoke, pool_grow, shutdown...",
+@click.command(cls=SectionedCommand, sections=_SECTIONS,
+               short_help="Change running workers: rate_limit, revoke, pool_grow, shutdown...",
                epilog="\b\nActions:\n" + _actions_help(CONTROL))
 @click.argument("action", required=False)
 @click.argument("args", nargs=-1)
@@ -254,7 +263,7 @@ def control(cli: CLIContext, action: str | None, args: tuple[str, ...], list_act
     show(cli, _ask(cli, action, arguments, timeout, destination), as_json)
 
 
-@click.command()
+@click.command(cls=SectionedCommand, sections={"Remote Control Options": _REMOTE})
 @_common
 @global_options(hidden=True)
 @pass_cli

@@ -26,6 +26,7 @@ from celeriac.cli.context import (
     global_options,
     pass_cli,
 )
+from celeriac.cli.options import SectionedCommand
 from celeriac.message import Delivery
 
 __all__ = ["migrate"]
@@ -65,7 +66,8 @@ def _run(cli: CLIContext, source: Broker, dest: Broker, queues: list[str], limit
     return moved
 
 
-@click.command()
+@click.command(cls=SectionedCommand, sections={"Migration Options": (
+    "limit", "timeout_s", "ack_messages", "tasks", "queues", "forever")})
 @click.argument("source")
 @click.argument("destination")
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="Migrate at most this many.")

@@ -3,8 +3,10 @@
 Rules:
 
 * A :class:`SectionedCommand` prints its options under titled sections (``Worker Options``,
-  ``Pool Options``, ``Daemonization Options``...), as ``celery <command> --help`` does; a
-  parameter not named in :attr:`SectionedCommand.sections` goes under ``Options``.
+  ``Pool Options``, ``Daemonization Options``...), as ``celery <command> --help`` does, in
+  the order given; a parameter not named in :attr:`SectionedCommand.sections` goes under
+  ``Options``, last unless ``Options`` is one of the sections given (``inspect`` lists it
+  first, as Celery does).
 * An option of Celery's that cannot apply here is still accepted. :func:`not_applicable`
   prints one line on stderr: the option, why it cannot apply, what to do instead. Where going
   on would do something else than the user asked, the command stops with exit
@@ -51,6 +53,9 @@ class SectionedCommand(click.Command):
                 continue
             title = owner.get(param.name or "")
             (grouped[title] if title else rest).append(record)
+        if "Options" in grouped:
+            grouped["Options"].extend(rest)
+            rest = []
         for title, records in [*grouped.items(), ("Options", rest)]:
             if records:
                 with formatter.section(title):

@@ -11,6 +11,7 @@ from celeriac.cli.context import (
     global_options,
     pass_cli,
 )
+from celeriac.cli.options import SectionedCommand
 
 __all__ = ["purge"]
 
@@ -19,7 +20,8 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-@click.command()
+@click.command(cls=SectionedCommand,
+               sections={"Purging Options": ("force", "queues", "exclude_queues")})
 @click.option("-f", "--force", is_flag=True, help="Don't ask for confirmation.")
 @click.option("-Q", "--queues", type=COMMA_SEPARATED_LIST, multiple=True,
               help="Queues to purge, comma separated (default: every known queue).")

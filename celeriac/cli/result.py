@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from celeriac.cli.context import CLIContext, global_options, pass_cli, to_json
+from celeriac.cli.options import SectionedCommand
 
 __all__ = ["format_value", "result"]
 
@@ -18,7 +19,8 @@ def format_value(value: Any) -> str:
     return to_json(value)
 
 
-@click.command()
+@click.command(cls=SectionedCommand,
+               sections={"Result Options": ("task_name", "show_traceback")})
 @click.argument("task_id")
 @click.option("-t", "--task", "task_name", help="Name of the task (accepted; not needed).")
 @click.option("--traceback", "show_traceback", is_flag=True,

@@ -19,7 +19,7 @@ import click
 import celeriac
 from celeriac.app.base import Celery
 from celeriac.cli.context import CLIContext, global_options, pass_cli
-from celeriac.cli.options import not_applicable
+from celeriac.cli.options import SectionedCommand, not_applicable
 from celeriac.result import AsyncResult
 
 __all__ = ["namespace", "shell"]
@@ -71,7 +71,8 @@ def _run_python(names: dict[str, Any]) -> None:
     code.interact(banner="", local=names, exitmsg="")
 
 
-@click.command()
+@click.command(cls=SectionedCommand, sections={"Shell Options": (
+    "ipython", "bpython", "python", "without_tasks", "eventlet", "gevent")})
 @click.option("-I", "--ipython", is_flag=True, help="Use IPython.")
 @click.option("-B", "--bpython", is_flag=True, help="Use bpython.")
 @click.option("--python", is_flag=True, help="Use the standard Python shell.")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from celeriac.cli.options import SectionedCommand
 from celeriac.cli.rewrite import Edit, apply_edits, read_source, tokens, write_source
 from celeriac.config import OLD_TO_NEW
 
@@ -69,7 +70,8 @@ def upgrade() -> None:
     """Upgrade a project from older Celery versions (upgrade settings FILE)."""
 
 
-@upgrade.command(name="settings")
+@upgrade.command(name="settings", cls=SectionedCommand,
+                 sections={"Upgrading Options": ("django", "compat", "no_backup")})
 @click.argument("filename", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--django", is_flag=True,
               help="Django project: write CELERY_-prefixed uppercase names.")

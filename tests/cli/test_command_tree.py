@@ -101,6 +101,51 @@ def test_top_level_help_is_grouped_as_celerys() -> None:
         assert re.search(rf"\n  {re.escape(name)} ", outcome.output), name
 
 
+def _our_section_titles(path: tuple[str, ...]) -> list[str]:
+    output = CliRunner().invoke(main, [*path, "--help"]).output
+    return re.findall(r"^([A-Z][\w ]*):$", output, re.M)
+
+
+def _celerys_section(param: click.Parameter) -> str:
+    return getattr(param, "help_group", None) or "Options"
+
+
+def _celerys_section_titles(command: click.Command) -> list[str]:
+    # Celery's help lists a section where its first option is (its --help goes in "Options"),
+    # read from its command objects: rendering Celery's help runs its group callbacks (amqp
+    # connects to a broker).
+    # (command.params without the --help option: get_params warns about Celery's events,
+    # whose -d is both --dump and --detach)
+    titles: list[str] = []
+    for param in command.params:
+        if isinstance(param, click.Option) and _celerys_section(param) not in titles:
+            titles.append(_celerys_section(param))
+    return titles if "Options" in titles else [*titles, "Options"]
+
+
+def _our_section(command: click.Command, param: click.Parameter) -> str:
+    sections: dict[str, tuple[str, ...]] = getattr(command, "sections", {})
+    return next((title for title, names in sections.items() if param.name in names),
+                "Options")
+
+
+@pytest.mark.parametrize("path", [p for p, c in CELERY_COMMANDS
+                                  if p and not isinstance(c, click.Group)], ids=_label)
+def test_every_command_help_has_celerys_sections(path: tuple[str, ...]) -> None:
+    # Celery files some options under titles (`celery call --help`: Calling Options, Routing
+    # Options): the same titles, in the same order, with each of Celery's options under the
+    # same one.
+    celery_command = dict(CELERY_COMMANDS)[path]
+    assert _our_section_titles(path) == _celerys_section_titles(celery_command)
+    ours = _ours(path)
+    mine = {name: param for param in ours.params if isinstance(param, click.Option)
+            for name in param.opts}
+    for param in celery_command.params:
+        if isinstance(param, click.Option) and param.opts[-1] in mine:
+            assert _our_section(ours, mine[param.opts[-1]]) == _celerys_section(param), \
+                param.opts
+
+
 def test_worker_help_is_in_celerys_sections() -> None:
     outcome = CliRunner().invoke(main, ["worker", "--help"])
     for title in ("Worker Options", "Pool Options", "Queue Options", "Features",
