@@ -918,8 +918,7 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "dict",
                 "SSL options of the Redis backend connection (same keys as `broker_use_ssl`).",
                 "CELERY_REDIS_BACKEND_USE_SSL",
-                status="unsupported",
-                note=_backend_option("redis_backend_use_ssl"),
+                status="implemented",
             ),
             _s(
                 "redis_db",
@@ -1579,10 +1578,10 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "broker_use_ssl",
                 False,
                 "any",
-                "Use SSL for broker connections: True or a dict of SSL options.",
+                "Use TLS for broker connections: True, or a dict of SSL options (AMQP: "
+                "`ca_certs`, `certfile`, `keyfile`, `cert_reqs`; Redis: the `ssl_*` keys).",
                 "BROKER_USE_SSL",
-                status="unsupported",
-                note="Not read yet: use `rediss://`, or this key in `broker_transport_options`.",
+                status="implemented",
             ),
             _s(
                 "broker_host",

@@ -21,9 +21,16 @@ API (kept stable; the RPC result backend builds on it):
 * ``CLIENT_ERRORS``: the exception types ``translate`` understands (catch these, then
   translate, at each module boundary).
 
-TLS: ``amqps://``, or ``ssl`` / ``broker_use_ssl`` in the options: ``True`` for the system's
-defaults, or a dict of :class:`ssl.SSLContext` settings as py-amqp takes them (``ca_certs``,
-``certfile``, ``keyfile``, ``cert_reqs``, ``server_hostname``) or an ``SSLContext`` itself.
+TLS: ``amqps://``, or ``ssl`` / ``broker_use_ssl`` in the options (Celery's setting reaches
+them): ``True`` for the system's CAs, or a dict as Celery users write it and py-amqp takes it
+(``ca_certs``, ``certfile``, ``keyfile``, ``cert_reqs``, ``server_hostname``, ``ciphers``).
+Rules:
+
+* The server's certificate and its host name are checked unless ``cert_reqs`` is
+  ``ssl.CERT_NONE``; the name checked is the URL's host unless ``server_hostname`` says
+  another.
+* ``cert_reqs`` may be the ``ssl`` constant or its name (``"required"``, ``"CERT_NONE"``...).
+* An :class:`ssl.SSLContext` is refused in one line: py-amqp would ignore it silently.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ class AmqpParams:
     userid: str
     password: str
     virtual_host: str
-    ssl: bool | dict[str, Any] | ssl_module.SSLContext
+    ssl: bool | dict[str, Any]
     display: str
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -86,11 +93,16 @@ def parse_url(url: str, options: Mapping[str, Any] | None = None) -> AmqpParams:
                 raise ImproperlyConfigured(
                     f"AMQP option {key}={merged[key]!r} in {display} is not a number"
                 ) from None
-    tls: bool | dict[str, Any] | ssl_module.SSLContext = scheme == "amqps"
+    tls: bool | dict[str, Any] = scheme == "amqps"
     for key in ("ssl", "broker_use_ssl"):
         value = merged.get(key)
-        if isinstance(value, (dict, ssl_module.SSLContext)):
-            tls = value
+        if isinstance(value, ssl_module.SSLContext):
+            raise ImproperlyConfigured(
+                f"{key} for {display} is an ssl.SSLContext, which py-amqp ignores: give a dict "
+                "instead (ca_certs, certfile, keyfile, cert_reqs)"
+            )
+        if isinstance(value, Mapping):
+            tls = _tls_options(value, display)
         elif isinstance(value, str):
             tls = tls or value.lower() in {"1", "true", "yes", "on"}
         elif value:
@@ -109,12 +121,46 @@ def parse_url(url: str, options: Mapping[str, Any] | None = None) -> AmqpParams:
     )
 
 
+_CERT_REQS = {
+    "none": ssl_module.CERT_NONE, "optional": ssl_module.CERT_OPTIONAL,
+    "required": ssl_module.CERT_REQUIRED,
+}
+
+
+def _tls_options(given: Mapping[str, Any], display: str) -> dict[str, Any]:
+    """``broker_use_ssl``'s dict as py-amqp takes it (``cert_reqs`` by name made a constant)."""
+    options = dict(given)
+    reqs = options.get("cert_reqs")
+    if isinstance(reqs, str):
+        name = reqs.strip().lower().removeprefix("cert_")
+        if name not in _CERT_REQS:
+            raise ImproperlyConfigured(
+                f"cert_reqs={reqs!r} for {display}: use ssl.CERT_REQUIRED, ssl.CERT_OPTIONAL "
+                "or ssl.CERT_NONE (or 'required', 'optional', 'none')"
+            )
+        options["cert_reqs"] = _CERT_REQS[name]
+    return options
+
+
+def _with_host_check(tls: bool | dict[str, Any], host: str) -> bool | dict[str, Any]:
+    """py-amqp checks the host name exactly when ``server_hostname`` is given: give the URL's
+    host unless certificates are not checked at all (then a name check cannot be asked)."""
+    if tls is False:
+        return False
+    options = {} if tls is True else dict(tls)
+    if options.get("cert_reqs") == ssl_module.CERT_NONE:
+        options.pop("server_hostname", None)
+    else:
+        options.setdefault("server_hostname", host)
+    return options
+
+
 def open_connection(
     params: AmqpParams,
     *,
     connect_timeout_s: float | None = None,
     heartbeat_s: float | None = None,
-    ssl: bool | dict[str, Any] | ssl_module.SSLContext | None = None,
+    ssl: bool | dict[str, Any] | None = None,
 ) -> amqp.Connection:
     """A connected py-amqp connection (see the module docstring); errors are translated."""
     import amqp
@@ -124,9 +170,7 @@ def open_connection(
         options.get("connect_timeout") or DEFAULT_CONNECT_TIMEOUT_S
     )
     beat_s = heartbeat_s if heartbeat_s is not None else options.get("heartbeat")
-    tls = params.ssl if ssl is None else ssl
-    if isinstance(tls, dict) and "server_hostname" not in tls:
-        tls = {**tls, "server_hostname": params.host}
+    tls = _with_host_check(params.ssl if ssl is None else ssl, params.host)
     conn = amqp.Connection(
         host=f"{params.host}:{params.port}",
         userid=params.userid,

@@ -553,6 +553,8 @@ class Celery:
             # Results go back over the broker's connection to the caller (rpc://).
             settings = self.trace_settings()
             options.setdefault("broker_url", self.broker_url)
+            if self.conf.is_set("broker_use_ssl"):
+                options.setdefault("broker_use_ssl", self.conf.broker_use_ssl)
             options.setdefault("result_serializer", settings.result_serializer)
             options.setdefault("result_accept", sorted(settings.result_accept))
             options.setdefault("result_persistent", bool(self.conf.result_persistent))

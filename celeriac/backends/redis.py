@@ -57,6 +57,8 @@ def _expiry_ms(expires_s: float | None) -> int:
 
 class RedisBackend(ResultBackend):
     schemes = SCHEMES
+    #: Celery's setting this backend reads (TLS options, as ``rediss://`` takes them)
+    app_settings: tuple[str, ...] = ("redis_backend_use_ssl",)
 
     def __init__(self, url: str, *, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options=options)

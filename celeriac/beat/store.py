@@ -197,7 +197,10 @@ def store_for(app: Any, schedule_filename: str | None = None) -> ScheduleStore:
     """Redis when the broker (else the result backend) is Redis, else the SQLite file."""
     filename = schedule_filename or app.conf.beat_schedule_filename or "celerybeat-schedule"
     conf = app.conf
-    for url, options in ((app.broker_url, conf.broker_transport_options),
+    on_broker = dict(conf.broker_transport_options or {})
+    if conf.get("broker_use_ssl"):
+        on_broker.setdefault("broker_use_ssl", conf["broker_use_ssl"])
+    for url, options in ((app.broker_url, on_broker),
                          (app.result_backend_url, conf.result_backend_transport_options)):
         if _scheme(url) in REDIS_SCHEMES:
             key = f"celeriac:beat:{app.main or 'default'}:{os.path.basename(filename)}"

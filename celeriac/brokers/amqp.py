@@ -81,7 +81,7 @@ class AMQPBroker(Broker):
     #: own names (as backends' ``app_settings``), or through :meth:`use_settings`
     app_settings: tuple[str, ...] = (
         "task_queues", "task_queue_max_priority", "task_create_missing_queue_type",
-        "task_default_delivery_mode",
+        "task_default_delivery_mode", "broker_use_ssl",
     )
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:

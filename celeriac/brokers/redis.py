@@ -95,6 +95,8 @@ class RedisBroker(Broker):
         native_delays=True, leases=True, priorities=True, broadcast=True, atomic_publish_once=True,
         stored_publish=True,
     )
+    #: Celery's setting this broker reads (TLS options, as ``rediss://`` takes them)
+    app_settings: tuple[str, ...] = ("broker_use_ssl",)
 
     def __init__(self, url: str, *, transport_options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, transport_options=transport_options)

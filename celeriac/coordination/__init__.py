@@ -112,6 +112,8 @@ def open_store(
     options: dict[str, Any] = {}
     if url == broker_url:
         options.update(conf.get("broker_transport_options") or {})
+        if conf.get("broker_use_ssl"):
+            options.setdefault("broker_use_ssl", conf["broker_use_ssl"])
     elif url == backend_url:
         options.update(conf.get("result_backend_transport_options") or {})
     options.update(conf.get("coordination_transport_options") or {})

@@ -86,7 +86,8 @@ def cleanup(broker: Any) -> None:
     names = sorted(getattr(broker, "declared_queues", ()))
     if not names:
         return
-    conn = open_connection(parse_url(broker.url))
+    params = getattr(broker, "params", None) or parse_url(broker.url)
+    conn = open_connection(params)  # the broker's own TLS options included
     try:
         for name in names:
             channel = conn.channel()

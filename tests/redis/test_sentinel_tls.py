@@ -33,6 +33,7 @@ from celeriac.result_meta import build_meta, encode_meta
 from tests.brokers.conftest import envelope
 from tests.redis.conftest import FAST_FAIL, _free_port
 from tests.redis.support import _unavailable
+from tests.support.tls import make_certs
 
 MASTER_NAME = "mymaster"
 # What a redis-server built without TLS says when asked for a TLS port (Redis < 7.2: the
@@ -312,38 +313,6 @@ def test_sentinel_failover_is_followed(sentinels: SentinelSetup) -> None:
 
 
 # -- TLS ----------------------------------------------------------------------------------------
-def _openssl(workdir: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=workdir, check=True, capture_output=True, timeout=30)
-
-
-def _make_certs(workdir: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 signed by it (EC keys: cheap to make)."""
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl(
-        workdir, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-        "-subj", "/CN=celeriac test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-    )  # fmt: skip
-    _openssl(
-        workdir, "req", *ec, "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=127.0.0.1",
-    )  # fmt: skip
-    (workdir / "server.ext").write_text(
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\n"
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-        "authorityKeyIdentifier=keyid\n"
-        "subjectKeyIdentifier=hash\n"
-    )
-    _openssl(
-        workdir, "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "server.ext",
-    )  # fmt: skip
-    return workdir / "ca.crt", workdir / "server.crt", workdir / "server.key"
-
-
 class TlsServer:
     def __init__(self, port: int, ca: Path) -> None:
         self.port = port
@@ -353,9 +322,7 @@ class TlsServer:
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[TlsServer]:
     _require_redis_server()
-    if shutil.which("openssl") is None:
-        _unavailable("openssl is not installed")
-    ca, cert, key = _make_certs(tmp_path)
+    ca, cert, key = make_certs(tmp_path)
     port = _free_port()
     args = ["--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"]
     args += ["--tls-cert-file", str(cert), "--tls-key-file", str(key)]
