@@ -75,9 +75,11 @@ def require_tasks(cli: CLIContext) -> None:
 def warn_foreign_tasks() -> None:
     """One warning line per module whose tasks use Celery's decorators, not celeriac's."""
     for filename, names in foreign_task_modules():
+        several = ", " in names
         logger.warning(
-            "%s: %s use Celery's decorators (from celery import ...), so they are registered "
-            "with Celery's app, not this one; import them from celeriac "
+            "%s: %s %s Celery's decorators (from celery import ...), so %s registered "
+            "with Celery's app, not this one; import %s from celeriac "
             "(celeriac migrate-imports %s shows how)",
-            filename, names, os.path.dirname(filename) or ".",
+            filename, names, "use" if several else "uses", "they are" if several else "it is",
+            "them" if several else "it", os.path.dirname(filename) or ".",
         )

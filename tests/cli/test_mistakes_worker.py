@@ -117,6 +117,25 @@ def test_task_module_left_on_celerys_decorators_gets_one_warning(tmp_path: Path)
     assert "from celery import" in warnings[0] and "celeriac" in warnings[0]
 
 
+def test_one_leftover_task_is_named_in_the_singular(tmp_path: Path) -> None:
+    name = f"mkw_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(f"""
+        from celery import shared_task
+        from celeriac import Celery
+        app = Celery({name!r}, broker="memory://leftover1")
+
+        @shared_task
+        def add(x, y):
+            return x + y
+    """))
+    with WorkerProcess(tmp_path, ["-A", name, "worker", "-P", "solo", "-l", "info"]) as proc:
+        proc.wait_for("ready.")
+        assert proc.stop() == 0
+    assert (f"] {name}.py: add uses Celery's decorators (from celery import ...), so it is "
+            "registered with Celery's app, not this one; import it from celeriac "
+            f"(celeriac migrate-imports . shows how)") in proc.output(), proc.output()
+
+
 def test_no_warning_for_celeriac_tasks(tmp_path: Path) -> None:
     name = f"mkw_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(f"""
