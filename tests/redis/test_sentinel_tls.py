@@ -386,3 +386,35 @@ def test_rediss_without_the_ca_is_refused(tls_redis: TlsServer) -> None:
     finally:
         broker.close()
         backend.close()
+
+
+def test_the_app_settings_reach_broker_backend_and_stores(tls_redis: TlsServer) -> None:
+    """Celery's ``broker_use_ssl`` and ``redis_backend_use_ssl``, set on the app, reach the
+    broker, the result backend, the coordination store and beat's schedule store."""
+    from celeriac import Celery
+    from celeriac.beat.store import store_for
+
+    ca = str(tls_redis.ca)
+    plain = f"rediss://127.0.0.1:{tls_redis.port}/0"
+    app = Celery("tlsapp", broker=plain, backend=plain)
+    app.conf.broker_use_ssl = {"ssl_cert_reqs": "required", "ssl_ca_certs": ca}
+    app.conf.redis_backend_use_ssl = {"ssl_cert_reqs": "required", "ssl_ca_certs": ca}
+    app.conf.broker_transport_options = dict(FAST_FAIL)
+    app.conf.result_backend_transport_options = dict(FAST_FAIL)
+    try:
+        app.broker.publish("q-app", envelope("app1"))
+        assert [d.task_id for d in app.broker.consume(["q-app"], 10, 2)] == ["app1"]
+        app.backend.store("app1", states.SUCCESS, _meta("app1"), 60)
+        assert app.backend.get("app1") == _meta("app1")
+        assert app.coordination.revoked(["app1"]) == set()
+        store_for(app).load()
+    finally:
+        app.close()
+    # the same app without the settings is refused: the settings are what made it work
+    bare = Celery("tlsbare", broker=plain, backend=plain)
+    bare.conf.broker_transport_options = dict(FAST_FAIL)
+    try:
+        with pytest.raises(TransportError, match="certificate verify failed"):
+            bare.broker.publish("q-app", envelope("bare"))
+    finally:
+        bare.close()
