@@ -18,7 +18,6 @@ from celeriac.cli.options import (
 from celeriac.cli.pidfile import hold_pidfile
 from celeriac.cli.privileges import drop_privileges, owner_options
 from celeriac.cli.worker import LogLevel
-from celeriac.exceptions import ImproperlyConfigured, TransportError
 from celeriac.utils.log import setup_logging
 
 __all__ = ["beat"]
@@ -89,12 +88,11 @@ def beat(
     if scheduler:
         conf.beat_scheduler = scheduler
     with hold_pidfile(pidfile):
-        try:
-            service.prepare_app(app)
-            runner = service.Service(app, max_interval=max_interval)
-            sched = runner.get_scheduler()
-        except (ImproperlyConfigured, TransportError) as exc:
-            raise click.ClickException(str(exc)) from None
+        # ImproperlyConfigured (a scheduler that does not load) goes up to the group as a
+        # mistake (one line, exit 2), TransportError as an unreachable service (exit 69).
+        service.prepare_app(app)
+        runner = service.Service(app, max_interval=max_interval)
+        sched = runner.get_scheduler()
         setup_logging(loglevel, logfile, fmt=conf.worker_log_format,
                       datefmt=conf.worker_log_datefmt,
                       colorize=False if cli.no_color else conf.worker_log_color,

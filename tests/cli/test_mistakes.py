@@ -265,3 +265,22 @@ def test_misspelt_celery_keyword_in_the_app_module_is_one_line(tmp_path: Path) -
         "argument 'borker'; did you mean 'broker'?"
     )
     assert list(tmp_path.glob("*.db")) == []  # it never fell back to the SQLite default
+
+
+def test_beat_with_a_scheduler_that_does_not_load_is_a_usage_error(tmp_path: Path) -> None:
+    name = f"mk_{uuid.uuid4().hex[:8]}"
+    write(tmp_path, f"{name}.py",
+          'from celeriac import Celery\napp = Celery("s", broker="memory://s")\n')
+    done = run_cli(["-A", name, "beat", "-S", "nosuch_mod_zz.Scheduler"], tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert one_error_line(done.stderr) == (
+        "Error: Cannot load the beat scheduler 'nosuch_mod_zz.Scheduler': "
+        "No module named 'nosuch_mod_zz'")
+
+
+def test_beat_that_cannot_reach_its_broker_exits_69(tmp_path: Path) -> None:
+    name = f"mk_{uuid.uuid4().hex[:8]}"
+    write(tmp_path, f"{name}.py", 'from celeriac import Celery\napp = Celery("s")\n')
+    done = run_cli(["-A", name, "-b", "redis://127.0.0.1:1/0", "beat"], tmp_path)
+    assert done.returncode == 69, done.stderr
+    assert "redis://127.0.0.1:1/0" in one_error_line(done.stderr)
