@@ -96,6 +96,9 @@ def call(
         options["serializer"] = serializer
     if priority is not None:
         options["priority"] = priority
+    if wait:
+        # A result backend URL that names nothing fails here, before the task is sent.
+        cli.app.backend  # noqa: B018
     result = cli.app.send_task(
         name,
         args=args,

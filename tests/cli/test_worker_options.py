@@ -236,3 +236,15 @@ def test_workdir_loads_the_app_and_makes_its_files_there(tmp_path: Path) -> None
     assert missing.stderr.strip().splitlines()[-1] == (
         f"Error: Invalid value for '--workdir': [Errno 2] No such file or directory: "
         f"'{tmp_path / 'nowhere'}'")
+
+
+def test_call_wait_with_a_misspelt_backend_sends_nothing(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    done = run_cli(["-A", name, "--result-backend", "reddis://localhost", "call",
+                    f"{name}.add", "-a", "[1, 2]", "--wait"], tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith("Error: No result backend for URL scheme 'reddis' (did you "
+                                  "mean 'redis'?)")
+    size = run_cli(["-A", name, "amqp", "queue.declare", "celery"], tmp_path)
+    assert size.stdout.strip() == "ok. queue:celery messages:0", size.stdout + size.stderr
