@@ -21,6 +21,7 @@ from celeriac.canvas import (
     xmap,
     xstarmap,
 )
+from celeriac.queues import Exchange, Queue
 from celeriac.signals import Signal
 from celeriac.task import Task
 
@@ -52,6 +53,8 @@ current_task = _CurrentTask()
 __all__ = [
     "VERSION",
     "Celery",
+    "Exchange",
+    "Queue",
     "Signal",
     "Signature",
     "Task",

@@ -4,13 +4,14 @@ queues behind countdown/eta, dead-letter queues and broadcast exchanges.
 Rules:
 
 * A task queue is durable. Queues named in ``task_queues`` are declared as written there
-  (exchange, exchange type, routing key, ``queue_arguments``, ``max_priority``); Celery's
-  ``kombu.Queue``/``kombu.Exchange`` objects are read by their attributes, and dicts with the
-  same keys work too. Any other queue is declared on first use, bound to the default exchange
-  under its own name, with ``x-max-priority`` when ``max_priority`` is set
-  (``task_queue_max_priority``) and ``x-queue-type`` from ``queue_type``
-  (``task_create_missing_queue_type``). As in Celery, no priority unless asked: a queue
-  RabbitMQ already holds can only be declared again with the same arguments.
+  (exchange, exchange type, routing key, ``queue_arguments``, ``max_priority``, kombu's
+  ``message_ttl``/``expires``/``max_length``/``max_length_bytes``); Celery's
+  ``kombu.Queue``/``kombu.Exchange`` objects and :mod:`celeriac.queues`' are read by their
+  attributes, and dicts with the same keys work too. Any other queue is declared on first
+  use, bound to the default exchange under its own name, with ``x-max-priority`` when
+  ``max_priority`` is set (``task_queue_max_priority``) and ``x-queue-type`` from
+  ``queue_type`` (``task_create_missing_queue_type``). As in Celery, no priority unless
+  asked: a queue RabbitMQ already holds can only be declared again with the same arguments.
 * Delays (docs/decisions/0020): one shared headers exchange ``celeriac.delay`` and at most
   :data:`MAX_DELAY_EXPONENT` + 1 durable queues ``celeriac.delay.<ms>`` whose ``x-message-ttl``
   is a power of two of milliseconds. A delayed message is published to the exchange with the
@@ -27,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from celeriac.queues import rabbitmq_arguments
 
 DELAY_EXCHANGE = "celeriac.delay"
 DELAY_PREFIX = "celeriac.delay."
@@ -87,7 +90,7 @@ def spec_of(declared: Any, max_priority: int | None = None) -> QueueSpec:
     if exchange is not None and not isinstance(exchange, str):
         exchange_type = getattr(exchange, "type", None) or exchange_type
         exchange = getattr(exchange, "name", "")
-    arguments = dict(get("queue_arguments") or {})
+    arguments = rabbitmq_arguments(declared)
     priority = get("max_priority") or max_priority
     if priority and arguments.get("x-queue-type", "classic") == "classic":
         arguments.setdefault("x-max-priority", int(priority))

@@ -1,14 +1,16 @@
 """Celery's queue settings reach the RabbitMQ broker through the app (``Celery(...,
 task_queues=..., task_queue_max_priority=...)``), as Celery users declare them: kombu's own
-``Queue``/``Exchange`` objects and the dict form."""
+``Queue``/``Exchange`` objects, celeriac's own (``celeriac.Queue``) and the dict form."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import kombu
 import pytest
-from kombu import Exchange, Queue
 
+import celeriac
 from celeriac import Celery
 from celeriac.brokers.amqp import AMQPBroker
 from tests.amqp import support
@@ -34,12 +36,14 @@ def _app(apps: list[Celery], **settings: object) -> Celery:
     return app
 
 
+@pytest.mark.parametrize("entities", [kombu, celeriac], ids=["kombu", "celeriac"])
 def test_task_queues_with_kombu_objects_route_through_their_exchange(
-    apps: list[Celery],
+    apps: list[Celery], entities: Any
 ) -> None:
-    media = Exchange(support.unique("media"), type="topic")
-    video = Queue(support.unique("video"), media, routing_key="media.video")
-    everything = Queue(support.unique("all-media"), media, routing_key="media.#")
+    media = entities.Exchange(support.unique("media"), type="topic")
+    video = entities.Queue(support.unique("video"), media, routing_key="media.video",
+                           message_ttl=600, max_length=1000)
+    everything = entities.Queue(support.unique("all-media"), media, routing_key="media.#")
     app = _app(apps, task_queues=[video, everything])
     broker = app.broker
     broker.consume([everything.name], 1, 0)  # declared and bound before the send
@@ -48,6 +52,8 @@ def test_task_queues_with_kombu_objects_route_through_their_exchange(
     [copy] = broker.consume([everything.name], 10, EVENTUALLY_S)
     assert got.envelope.task_name == copy.envelope.task_name == "clips.encode"
     broker.ack([got, copy])
+    arguments = support.queue_info(support.run_vhost(), video.name)["arguments"]
+    assert '{"x-message-ttl",600000}' in arguments and '{"x-max-length",1000}' in arguments
     delete_exchange(broker.url, media.name)
 
 
