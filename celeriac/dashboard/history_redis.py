@@ -30,17 +30,9 @@ from typing import Any
 import redis
 
 from celeriac._redis.client import RedisConnection
-from celeriac.dashboard.history import (
-    HistoryStore,
-    Query,
-    TaskDict,
-    dumps,
-    empty_series,
-    event_task_ids,
-    fill_series,
-    loads,
-    merge_events,
-)
+from celeriac.dashboard.history import HistoryStore
+from celeriac.dashboard.task_query import Query, empty_series, fill_series
+from celeriac.dashboard.task_rows import TaskDict, dumps, event_task_ids, loads, merge_events
 from celeriac.exceptions import TransportError
 
 __all__ = ["NUMERIC_INDEXES", "RedisHistory"]

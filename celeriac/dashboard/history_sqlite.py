@@ -21,16 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from celeriac._utils.sqlite import Connections, parse_url, placeholders
-from celeriac.dashboard.history import (
-    HistoryStore,
-    Query,
-    TaskDict,
-    dumps,
-    empty_series,
-    event_task_ids,
-    loads,
-    merge_events,
-)
+from celeriac.dashboard.history import HistoryStore
+from celeriac.dashboard.task_query import Query, empty_series
+from celeriac.dashboard.task_rows import TaskDict, dumps, event_task_ids, loads, merge_events
 from celeriac.exceptions import TransportError
 
 __all__ = ["SCHEMA", "SQLiteHistory"]

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 import celeriac
 from celeriac.control import TERMINATE_SIGNALS
 from celeriac.dashboard.api import JSON
-from celeriac.dashboard.history import SORT_FIELDS
+from celeriac.dashboard.task_query import SORT_FIELDS
 
 if TYPE_CHECKING:
     from celeriac.dashboard.app import Dashboard

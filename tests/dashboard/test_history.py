@@ -14,13 +14,8 @@ from typing import Any
 import pytest
 
 from celeriac import Celery
-from celeriac.dashboard.history import (
-    DEFAULT_URL,
-    MAX_TEXT_CHARS,
-    HistoryStore,
-    default_history_url,
-    open_history,
-)
+from celeriac.dashboard.history import DEFAULT_URL, HistoryStore, default_history_url, open_history
+from celeriac.dashboard.task_rows import MAX_TEXT_CHARS
 from tests.redis.support import BACKEND_DB, drop_keys, redis_url
 
 #: an hour ago (within the default age bound)

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from celeriac.dashboard.history import Query, open_history
+from celeriac.dashboard.history import open_history
 from celeriac.dashboard.history_sqlite import TABLE, SQLiteHistory
+from celeriac.dashboard.task_query import Query
 from tests.worker.support import REPO_ROOT
 
 NOW = time.time()
