@@ -92,6 +92,14 @@ class CLIContext:
         django_fixup.install(app)
         return app
 
+    def listed_modules(self) -> list[str]:
+        """The modules the loaded app is told to import (``include``, ``imports``, ``-I``);
+        none when no app was loaded."""
+        if self._app is None:
+            return []
+        conf = self._app.conf
+        return [*(conf.include or ()), *(conf.imports or ())]
+
     def set_workdir(self, path: str) -> None:
         try:
             os.chdir(path)

@@ -101,7 +101,7 @@ class Group(click.Group):
             ctx.exit(EX_UNAVAILABLE)
         except Exception as exc:
             # The user's mistakes end in one line, exit 2 (cli/mistakes.py); bugs keep tracebacks.
-            mistake = explain(exc)
+            mistake = explain(exc, get_cli(ctx).listed_modules())
             if mistake is None or _debug_wanted(argv):
                 raise
             raise mistake from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 
 import click
 
@@ -42,8 +43,9 @@ class Mistake(click.ClickException):
         super().__init__(" ".join(message.split()))
 
 
-def explain(exc: BaseException) -> Mistake | None:
-    """The one-line :class:`Mistake` for ``exc`` when it is the user's mistake, else None."""
+def explain(exc: BaseException, listed: Collection[str] = ()) -> Mistake | None:
+    """The one-line :class:`Mistake` for ``exc`` when it is the user's mistake, else None.
+    ``listed``: the modules the app was told to import (``include``, ``imports``, ``-I``)."""
     if isinstance(exc, click.ClickException | click.exceptions.Exit | click.Abort):
         return None
     if isinstance(exc, AppNotFound):
@@ -53,6 +55,19 @@ def explain(exc: BaseException) -> Mistake | None:
     line = import_error_line(exc)
     if line is not None:
         return Mistake(line)
+    return _missing_listed_module(exc, listed)
+
+
+def _missing_listed_module(exc: BaseException, listed: Collection[str]) -> Mistake | None:
+    """A module named in ``include``/``imports`` that Python cannot find (the name itself, or
+    its package, is missing; a missing import inside it is :func:`import_error_line`'s)."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    for module in listed:
+        if module == exc.name or module.startswith(f"{exc.name}."):
+            return Mistake(f"include names the module {module!r}, which cannot be imported "
+                           f"(ModuleNotFoundError: {exc}): correct the name, or run from the "
+                           "directory that holds it (--workdir)")
     return None
 
 

@@ -284,3 +284,31 @@ def test_beat_that_cannot_reach_its_broker_exits_69(tmp_path: Path) -> None:
     done = run_cli(["-A", name, "-b", "redis://127.0.0.1:1/0", "beat"], tmp_path)
     assert done.returncode == 69, done.stderr
     assert "redis://127.0.0.1:1/0" in one_error_line(done.stderr)
+
+
+@pytest.mark.parametrize("listed", ["tasks_nowhere_zz", "{name}.nowhere"])
+def test_include_naming_a_missing_module_is_one_line(tmp_path: Path, listed: str) -> None:
+    name = f"mk_{uuid.uuid4().hex[:8]}"
+    module = listed.format(name=name)
+    write(tmp_path, f"{name}/__init__.py", "")
+    write(tmp_path, f"{name}/celery.py", f"""
+        from celeriac import Celery
+        app = Celery({name!r}, broker="memory://inc", include=[{module!r}])
+    """)
+    done = run_cli(["-A", name, "worker", "-P", "solo"], tmp_path)
+    assert done.returncode == 2
+    assert one_error_line(done.stderr) == (
+        f"Error: include names the module {module!r}, which cannot be imported "
+        f"(ModuleNotFoundError: No module named {module!r}): correct the name, or run from "
+        "the directory that holds it (--workdir)")
+
+
+def test_a_missing_import_inside_an_included_module_names_that_module(
+        project: tuple[Path, str]) -> None:
+    # not the include's fault: the line is the included module's own import
+    root, name = project
+    write(root, f"{name}/tasks.py", "import requests_nowhere_zz\n")
+    done = run_cli(["-A", name, "worker", "-P", "solo"], root)
+    assert done.returncode == 2
+    assert one_error_line(done.stderr) == (
+        f"Error: {name}/tasks.py:1: ModuleNotFoundError: No module named 'requests_nowhere_zz'")
