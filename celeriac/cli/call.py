@@ -10,8 +10,9 @@ import click
 
 from celeriac import states
 from celeriac.cli.context import EX_FAILURE, CLIContext, global_options, pass_cli, to_json
+from celeriac.cli.mistakes import Mistake
 from celeriac.cli.options import SectionedCommand, not_applicable
-from celeriac.exceptions import TimeoutError
+from celeriac.exceptions import EncodeError, TimeoutError
 
 __all__ = ["call", "parse_json_option", "parse_when"]
 
@@ -99,16 +100,21 @@ def call(
     if wait:
         # A result backend URL that names nothing fails here, before the task is sent.
         cli.app.backend  # noqa: B018
-    result = cli.app.send_task(
-        name,
-        args=args,
-        kwargs=kwargs,
-        countdown=countdown,
-        eta=eta_at if isinstance(eta_at, datetime) else None,
-        expires=expires_at,
-        queue=queue or routing_key,
-        **options,
-    )
+    try:
+        result = cli.app.send_task(
+            name,
+            args=args,
+            kwargs=kwargs,
+            countdown=countdown,
+            eta=eta_at if isinstance(eta_at, datetime) else None,
+            expires=expires_at,
+            queue=queue or routing_key,
+            **options,
+        )
+    except EncodeError as exc:
+        # JSON from the command line always encodes: the serializer's name is what is wrong
+        raise Mistake(f"cannot send {name}: {exc} (set by --serializer or task_serializer; "
+                      "json, msgpack, yaml and pickle are known)") from None
     cli.echo(result.id)
     if not wait:
         return

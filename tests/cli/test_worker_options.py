@@ -248,3 +248,13 @@ def test_call_wait_with_a_misspelt_backend_sends_nothing(tmp_path: Path) -> None
                                   "mean 'redis'?)")
     size = run_cli(["-A", name, "amqp", "queue.declare", "celery"], tmp_path)
     assert size.stdout.strip() == "ok. queue:celery messages:0", size.stdout + size.stderr
+
+
+def test_call_with_a_serializer_nobody_registered_is_one_line(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    done = run_cli(["-A", name, "call", f"{name}.add", "-a", "[1, 2]", "--serializer", "jsno"],
+                   tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        f"Error: cannot send {name}.add: No serializer registered for 'jsno' (set by "
+        "--serializer or task_serializer; json, msgpack, yaml and pickle are known)")
