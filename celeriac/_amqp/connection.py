@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from celeriac._amqp import frames
 from celeriac._utils.redis_wire import redact
 from celeriac.exceptions import BrokerConnectionError, ImproperlyConfigured, TransportError
 
@@ -188,6 +189,7 @@ def open_connection(
     except CLIENT_ERRORS as exc:
         _close_quietly(conn)
         raise translate(exc, params) from exc
+    frames.install(conn)  # whole frames per recv: docs in celeriac/_amqp/frames.py
     return conn
 
 
