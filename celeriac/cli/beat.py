@@ -15,6 +15,7 @@ from celeriac.cli.options import (
     executable_note,
     executable_option,
 )
+from celeriac.cli.paths import make_parent_dir
 from celeriac.cli.pidfile import hold_pidfile
 from celeriac.cli.privileges import drop_privileges, owner_options
 from celeriac.cli.worker import LogLevel
@@ -87,6 +88,8 @@ def beat(
         conf.beat_schedule_filename = schedule_filename
     if scheduler:
         conf.beat_scheduler = scheduler
+    make_parent_dir("--pidfile", pidfile)
+    make_parent_dir("--logfile", logfile)
     with hold_pidfile(pidfile):
         # ImproperlyConfigured (a scheduler that does not load) goes up to the group as a
         # mistake (one line, exit 2), TransportError as an unreachable service (exit 69).

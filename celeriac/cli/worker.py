@@ -29,6 +29,7 @@ from celeriac.cli.options import (
     executable_option,
     not_applicable,
 )
+from celeriac.cli.paths import make_parent_dir, node_format
 from celeriac.cli.pidfile import hold_pidfile
 from celeriac.cli.privileges import drop_privileges, owner_options
 from celeriac.exceptions import ImproperlyConfigured
@@ -228,8 +229,10 @@ def worker(
     if statedb:
         not_applicable(f"--statedb {statedb}", "revoked task ids are kept in the broker's "
                        "coordination store and survive restarts", "no state file is needed")
+    nodename = default_hostname(hostname)
+    pidfile, logfile = node_format(pidfile, nodename), node_format(logfile, nodename)
     if detach:
-        short = default_hostname(hostname).partition("@")[0]
+        short = nodename.partition("@")[0]
         run_detached(ctx, "worker", pidfile=pidfile or f"{short}.pid",
                      logfile=logfile or f"{short}.log", given_pidfile=bool(pidfile),
                      given_logfile=bool(logfile), executable=executable,
@@ -249,6 +252,8 @@ def worker(
     if scheduler:
         conf.beat_scheduler = scheduler
     pool_name = choose_pool(cli, pool, conf.worker_pool)
+    make_parent_dir("--pidfile", pidfile)
+    make_parent_dir("--logfile", logfile)
     code = EX_FAILURE
     with hold_pidfile(pidfile):
         try:

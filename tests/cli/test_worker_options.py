@@ -258,3 +258,50 @@ def test_call_with_a_serializer_nobody_registered_is_one_line(tmp_path: Path) ->
     assert done.stderr.strip() == (
         f"Error: cannot send {name}.add: No serializer registered for 'jsno' (set by "
         "--serializer or task_serializer; json, msgpack, yaml and pickle are known)")
+
+
+def test_pidfile_and_logfile_expand_the_node_name(tmp_path: Path) -> None:
+    # Celery's worker expands %n (name), %h (host), %i (process index: 0) and %I (nothing in
+    # the main process) in --pidfile and --logfile
+    name = make_project(tmp_path)
+    with WorkerProcess(tmp_path, ["-A", name, "worker", "-P", "solo", "-l", "info",
+                                  "-n", "fx@box.example", "--pidfile", "run/%n-%h.pid",
+                                  "-f", "%n%I-%i.log"]) as worker:
+        deadline = time.monotonic() + 30
+        log = tmp_path / "fx-0.log"
+        while "ready." not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline and worker.process.poll() is None, \
+                worker.output() + str(sorted(p.name for p in tmp_path.iterdir()))
+            time.sleep(0.05)
+        pidfile = tmp_path / "run" / "fx-box.example.pid"
+        assert int(pidfile.read_text()) == worker.process.pid
+        assert worker.stop() == 0
+    assert not pidfile.exists()
+    assert not [p for p in tmp_path.rglob("*%*")]
+
+
+def test_detached_worker_expands_its_pidfile(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    done = run_cli(["-A", name, "worker", "-D", "-P", "solo", "-n", "dx@%h", "--pidfile",
+                    "%n.pid", "--logfile", "%n%I.log"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    pid = int((tmp_path / "dx.pid").read_text())
+    try:
+        assert "pid file dx.pid, log dx.log" in done.stderr
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while (tmp_path / "dx.pid").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not [p for p in tmp_path.rglob("*%*")]
+
+
+def test_a_pidfile_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    (tmp_path / "afile").write_text("")
+    for command in ("worker", "beat"):
+        done = run_cli(["-A", name, command, "--pidfile", "afile/x.pid"], tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == (f"Error: --pidfile afile/x.pid: cannot create the "
+                                       f"directory {tmp_path / 'afile'}: File exists")
