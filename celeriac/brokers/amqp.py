@@ -220,6 +220,12 @@ class AMQPBroker(Broker):
         if deliveries:
             self._consumer.keep_alive()
 
+    def holds(self, delivery: Delivery) -> bool:
+        # A delivery of a lost channel (dropped, or replaced since) is back in its queue:
+        # RabbitMQ delivers it again.
+        consumer = self._consumer
+        return consumer._channel is not None and bool(delivery.tag[0] == consumer.generation)
+
     def reject(self, deliveries: Sequence[Delivery], reason: str) -> None:
         if not deliveries:
             return

@@ -288,6 +288,14 @@ class Broker(abc.ABC):
     def renew(self, deliveries: Sequence[Delivery]) -> None:  # noqa: B027 - optional hook
         """Extend the lease of messages this consumer still holds (called periodically)."""
 
+    def holds(self, delivery: Delivery) -> bool:
+        """Whether this consumer still holds ``delivery``'s claim. True unless the claim was
+        lost for good and the message given to the next claim already: a broker without
+        leases (RabbitMQ) gives a lost connection's unacked messages back at once. The worker
+        asks before it starts a reserved job and drops one no longer held, so the message
+        runs once, from its redelivery."""
+        return True
+
     def settle_with(self, backend: object) -> Settler | None:
         """A function that stores results in ``backend`` and acks deliveries in ONE round trip
         (one transaction or pipeline) when both live on the same server; None otherwise. The

@@ -268,6 +268,10 @@ class Executor:
             now, wall_now = time.monotonic(), time.time()
             while reserved and free > 0:
                 job = reserved.popleft()
+                if job.delivery is not None and not job.acked \
+                        and not self.broker.holds(job.delivery):
+                    self._given_back(job)
+                    continue
                 if gate is not None and not gate.admit(job):
                     continue  # over its rate limit: held, its message not acked
                 free -= 1
@@ -308,6 +312,12 @@ class Executor:
                             self.complete([(job, self._lost(job, RuntimeError("pool failed")))])
             started += len(batch)
         return started
+
+    def _given_back(self, job: Job) -> None:
+        """Drop ``job`` unstarted: its claim went with a lost connection and the broker gives
+        the message to the next claim (``Broker.holds``), where it runs once."""
+        logger.info("Task %s[%s] not started: its message went back with a lost connection",
+                    job.task_name, job.request["id"])
 
     def _apply(self, job: Job) -> None:
         try:
