@@ -21,6 +21,7 @@ from celeriac.cli.options import (
     executable_option,
     not_applicable,
 )
+from celeriac.cli.paths import make_parent_dir
 from celeriac.cli.pidfile import hold_pidfile
 from celeriac.cli.privileges import drop_privileges, owner_options
 from celeriac.cli.worker import LogLevel
@@ -147,6 +148,7 @@ def events(
                        fatal=True)
     executable_note("events", executable)
     drop_privileges(uid, gid, umask)
+    make_parent_dir("--pidfile", pidfile)
     with hold_pidfile(pidfile):
         _dump(cli)
 

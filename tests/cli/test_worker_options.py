@@ -300,8 +300,8 @@ def test_detached_worker_expands_its_pidfile(tmp_path: Path) -> None:
 def test_a_pidfile_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     name = make_project(tmp_path)
     (tmp_path / "afile").write_text("")
-    for command in ("worker", "beat"):
-        done = run_cli(["-A", name, command, "--pidfile", "afile/x.pid"], tmp_path)
+    for command in (["worker"], ["beat"], ["events", "--dump"]):
+        done = run_cli(["-A", name, *command, "--pidfile", "afile/x.pid"], tmp_path)
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip() == (f"Error: --pidfile afile/x.pid: cannot create the "
                                        f"directory {tmp_path / 'afile'}: File exists")
