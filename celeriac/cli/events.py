@@ -6,8 +6,11 @@ and ``--camera`` (Celery's snapshots) print one line saying so and exit with sta
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any
 
 import click
@@ -153,9 +156,16 @@ def events(
         _dump(cli)
 
 
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM (kill, multi, systemd) ends the dump as Ctrl-C does: its pid file is removed
+    raise KeyboardInterrupt
+
+
 def _dump(cli: CLIContext) -> None:
     app = cli.app
     dumper = EventDumper()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     _write_line("-> evdump: starting capture...")
     try:
         with app.connection() as conn:

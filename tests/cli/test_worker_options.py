@@ -305,3 +305,13 @@ def test_a_pidfile_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> 
         assert done.returncode == 2, done.stderr
         assert done.stderr.strip() == (f"Error: --pidfile afile/x.pid: cannot create the "
                                        f"directory {tmp_path / 'afile'}: File exists")
+
+
+def test_events_dump_stopped_by_sigterm_removes_its_pidfile(tmp_path: Path) -> None:
+    name = make_project(tmp_path)
+    with WorkerProcess(tmp_path, ["-A", name, "events", "--dump", "--pidfile",
+                                  "ev.pid"]) as dump:
+        dump.wait_for("-> evdump: starting capture...")
+        assert int((tmp_path / "ev.pid").read_text()) == dump.process.pid
+        assert dump.stop() == 0, dump.output()
+    assert not (tmp_path / "ev.pid").exists()
