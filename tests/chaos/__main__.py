@@ -1,25 +1,33 @@
-"""``python -m tests.chaos [--tasks 5000] [--attacks 5]``: every chaos scenario on SQLite and
-Redis at full size, printed as the table in docs/reliability.md. Needs the test Redis server
-(tests/redis/support.py: 127.0.0.1:6379, database 14 unless CELERIAC_TEST_REDIS_* say) and
-``redis-server`` on PATH for the restart scenario."""
+"""``python -m tests.chaos [--tasks 5000] [--attacks 5] [--brokers sqlite,redis,amqp,postgresql]``:
+every chaos scenario at full size, printed as the table in docs/reliability.md. Needs the test
+services of tests/support/services.py (Redis, RabbitMQ, PostgreSQL on loopback), ``redis-server``
+on PATH for the Redis restart, PostgreSQL's server binaries (``pg_ctl``) for the PostgreSQL
+restart (each on a private server of its own), and ``rabbitmqctl`` for RabbitMQ's connection
+cuts (the shared server is never restarted)."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.chaos import harness, inject
+from tests.chaos import harness
+from tests.chaos.targets import KINDS, AmqpConnectionCut, target
+from tests.chaos.test_chaos import AMQP_CUT_PREFETCH
+from tests.postgres.test_restart import PrivatePostgres
 from tests.redis.conftest import RedisServer
-from tests.redis.support import SPARE_DB, drop_keys, redis_url
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos")
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--attacks", type=int, default=5)
+    parser.add_argument("--brokers", default=",".join(KINDS))
     args = parser.parse_args()
     tasks, attacks = args.tasks, args.attacks
+    kinds = [k for k in args.brokers.split(",") if k]
     reports: list[harness.Report] = []
     print(harness.HEADER, flush=True)
 
@@ -29,36 +37,54 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for label in ("sqlite", "redis"):
+        for kind in kinds:
             for name in ("sigkill", "sigterm", "poison"):
-                workdir = root / f"{label}-{name}"
+                workdir = root / f"{kind}-{name}"
                 workdir.mkdir()
-                if label == "sqlite":
-                    url, injector = f"sqlite:///{workdir / 'broker.db'}", inject.into_sqlite
-                else:
-                    url, injector = redis_url(SPARE_DB), inject.into_redis
-                try:
+                with target(kind, workdir) as where:
                     if name == "sigkill":
-                        record(harness.sigkill(workdir, url, label, tasks=tasks, kills=attacks))
+                        record(harness.sigkill(workdir, where, tasks=tasks, kills=attacks))
                     elif name == "sigterm":
-                        record(harness.sigterm(workdir, url, label, tasks=tasks, stops=attacks))
+                        record(harness.sigterm(workdir, where, tasks=tasks, stops=attacks))
                     else:
-                        record(harness.poison(workdir, url, label, tasks=tasks // 2,
-                                              inject=injector))
-                finally:
-                    if label == "redis":
-                        drop_keys(url)
-        server_dir = root / "redis-server"
-        server_dir.mkdir()
-        server = RedisServer(server_dir, unix=False, durable=True)
-        server.start()
-        try:
-            workdir = root / "restart"
+                        record(harness.poison(workdir, where, tasks=tasks // 2))
+        restarts = max(1, attacks // 2)
+        if "redis" in kinds:
+            server_dir = root / "redis-server"
+            server_dir.mkdir()
+            server = RedisServer(server_dir, unix=False, durable=True)
+            server.start()
+            try:
+                workdir = root / "redis-restart"
+                workdir.mkdir()
+                record(harness.broker_restart(workdir, server, "redis", tasks=tasks,
+                                              restarts=restarts))
+            finally:
+                server.stop()
+        if "amqp" in kinds:
+            workdir = root / "amqp-cut"
             workdir.mkdir()
-            record(harness.broker_restart(workdir, server, "redis", tasks=tasks,
-                                          restarts=max(1, attacks // 2)))
-        finally:
-            server.stop()
+            with target("amqp", workdir) as where:
+                record(harness.broker_restart(workdir, AmqpConnectionCut(where.broker_url), "amqp",
+                                              tasks=tasks, restarts=restarts,
+                                              backend_url=where.backend_url,
+                                              scenario="connections cut",
+                                              prefetch_multiplier=AMQP_CUT_PREFETCH))
+        if "postgresql" in kinds:
+            # Not under the temporary directory: its 0700 parent would keep the postgres user out.
+            cluster = Path(tempfile.mkdtemp(prefix="celeriac-pg-"))
+            pg = PrivatePostgres(cluster)
+            try:
+                workdir = root / "postgresql-restart"
+                workdir.mkdir()
+                record(harness.broker_restart(workdir, pg, "postgresql", tasks=tasks,
+                                              restarts=restarts, backend_url="db+" + pg.url))
+            finally:
+                try:
+                    pg.stop()
+                except subprocess.CalledProcessError:
+                    pass  # already stopped
+                shutil.rmtree(cluster, ignore_errors=True)
     return 0 if all(r.passed for r in reports) else 1
 
 

@@ -17,4 +17,5 @@ def size() -> dict[str, int]:
     return {"tasks": 600, "attacks": 2}
 
 
+from tests.postgres.test_restart import private_postgres  # noqa: E402, F401 - a private cluster
 from tests.redis.conftest import durable_redis  # noqa: E402, F401 - the private server fixture

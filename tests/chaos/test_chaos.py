@@ -4,27 +4,24 @@ were running at the attacks). See tests/chaos/harness.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chaos import harness, inject
-from tests.redis.support import SPARE_DB, drop_keys, redis_url
-
-CHAOS_REDIS_DB = SPARE_DB
+from tests.chaos import harness
+from tests.chaos.targets import KINDS, AmqpConnectionCut, Target, target
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def target(request: pytest.FixtureRequest, tmp_path: Path
-           ) -> Iterator[tuple[str, str, Callable[[Any], int]]]:
-    if request.param == "sqlite":
-        yield "sqlite", f"sqlite:///{tmp_path / 'broker.db'}", inject.into_sqlite
-        return
-    url = redis_url(CHAOS_REDIS_DB)
-    yield "redis", url, inject.into_redis
-    drop_keys(url)
+@pytest.fixture(params=KINDS)
+def chaos_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    with target(request.param, tmp_path) as found:
+        yield found
+
+
+#: the worker's fixed prefetch multiplier in RabbitMQ's connection cuts (Celery's default)
+AMQP_CUT_PREFETCH = 4
 
 
 def _check(report: harness.Report) -> None:
@@ -33,31 +30,51 @@ def _check(report: harness.Report) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_under_load(target: tuple[str, str, Any], tmp_path: Path,
+def test_sigkill_under_load(chaos_target: Target, tmp_path: Path,
                             size: dict[str, int]) -> None:
-    label, url, _ = target
-    _check(harness.sigkill(tmp_path, url, label, tasks=size["tasks"], kills=size["attacks"]))
+    _check(harness.sigkill(tmp_path, chaos_target, tasks=size["tasks"], kills=size["attacks"]))
 
 
 @pytest.mark.slow
-def test_sigterm_under_load(target: tuple[str, str, Any], tmp_path: Path,
+def test_sigterm_under_load(chaos_target: Target, tmp_path: Path,
                             size: dict[str, int]) -> None:
-    label, url, _ = target
-    _check(harness.sigterm(tmp_path, url, label, tasks=size["tasks"], stops=size["attacks"]))
+    _check(harness.sigterm(tmp_path, chaos_target, tasks=size["tasks"], stops=size["attacks"]))
 
 
 @pytest.mark.slow
-def test_poison_input(target: tuple[str, str, Any], tmp_path: Path,
-                      size: dict[str, int]) -> None:
-    label, url, injector = target
-    _check(harness.poison(tmp_path, url, label, tasks=size["tasks"] // 2, inject=injector))
+def test_poison_input(chaos_target: Target, tmp_path: Path, size: dict[str, int]) -> None:
+    _check(harness.poison(tmp_path, chaos_target, tasks=size["tasks"] // 2))
+
+
+def _restart(tmp_path: Path, server: Any, label: str, size: dict[str, int],
+             **options: Any) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    _check(harness.broker_restart(workdir, server, label, tasks=size["tasks"],
+                                  restarts=max(1, size["attacks"] // 2), **options))
 
 
 @pytest.mark.slow
 @pytest.mark.redis
 def test_redis_restart_under_load(durable_redis: Any, tmp_path: Path,
                                   size: dict[str, int]) -> None:
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    _check(harness.broker_restart(workdir, durable_redis, "redis", tasks=size["tasks"],
-                                  restarts=max(1, size["attacks"] // 2)))
+    _restart(tmp_path, durable_redis, "redis", size)
+
+
+@pytest.mark.slow
+def test_postgres_restart_under_load(private_postgres: Any, tmp_path: Path,
+                                     size: dict[str, int]) -> None:
+    # The private cluster of tests/postgres/test_restart.py (never the shared server); results
+    # in Celery's tables on the same database, so they restart with the messages.
+    _restart(tmp_path, private_postgres, "postgresql", size,
+             backend_url="db+" + private_postgres.url)
+
+
+@pytest.mark.slow
+def test_amqp_connections_cut_under_load(tmp_path: Path, size: dict[str, int]) -> None:
+    # RabbitMQ is shared: every connection of this test's own vhost is closed instead. A cut
+    # gives back all the worker held; what it started before noticing may run twice.
+    with target("amqp", tmp_path) as where:
+        _restart(tmp_path, AmqpConnectionCut(where.broker_url), "amqp", size,
+                 backend_url=where.backend_url, scenario="connections cut",
+                 prefetch_multiplier=AMQP_CUT_PREFETCH)
