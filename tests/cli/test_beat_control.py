@@ -107,3 +107,33 @@ def test_beat_answers_ping_only_when_asked(tmp_path: Path) -> None:
         done = run_cli(["-A", name, "inspect", "ping", "-t", "0.5"], tmp_path)
         assert done.returncode == 69, done.stdout
         assert proc.stop() == 0, proc.output()
+
+
+SETTINGS_APP = """
+from celeriac import Celery
+
+app = Celery("{name}", broker="sqlite:///{name}.db")
+app.conf.beat_enable_remote_control = True
+app.conf.beat_remote_control_max_tick_age = {age}
+"""
+
+
+@pytest.mark.parametrize("age", [0, 1])
+def test_the_beat_settings_turn_it_on_and_bound_the_tick_age(tmp_path: Path, age: int) -> None:
+    # age 0: always answers; age 1 s with a loop that sleeps 30 s: silent after a second
+    name = f"bc_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(SETTINGS_APP.format(name=name, age=age))
+    host = socket.gethostname()
+    with WorkerProcess(tmp_path, ["-A", name, "beat", "--max-interval", "30", "-s",
+                                  str(tmp_path / "sched")]) as proc:
+        proc.wait_for(f"remote ctl -> celerybeat@{host}")
+        time.sleep(1.5)
+        done = run_cli(["-A", name, "inspect", "ping", "-t", "1"], tmp_path)
+        if age:
+            assert done.returncode == 69, done.stdout
+            proc.wait_for("beat: not answering ping: the scheduler has not ticked for 1.")
+        else:
+            assert done.returncode == 0 and f"celerybeat@{host}: OK" in done.stdout, \
+                done.stdout + done.stderr
+        assert proc.stop() == 0, proc.output()
+        assert "SettingNotImplementedWarning" not in proc.output()
