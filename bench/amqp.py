@@ -10,7 +10,9 @@ interleaved (see ``bench/_rounds.py``): each system with its default settings, t
 * ``delay()`` one by one (celeriac waits for the publisher confirm of each; Celery's default
   ``pyamqp://`` does not ask for confirms),
 * drain: N tasks published first (celeriac ``add.delay_many``, Celery a ``group``), then one
-  worker process started; worker start to last result stored,
+  worker process started; worker start to last result stored, and the worker's CPU time (user
+  + system, from /proc, start-up included) per task drained: on a shared machine the steadier
+  figure,
 * round trip ``add.delay(1, 1).get()`` p50/p99 on the warm worker,
 * the worker's peak RSS (VmHWM).
 
@@ -29,6 +31,7 @@ from typing import Any
 
 from bench._driver import (
     BULK,
+    CHILDREN_LINES,
     CLEAR_RESULTS_LINES,
     DRAIN_LINES,
     PEAK_RSS_LINES,
@@ -58,6 +61,7 @@ DRIVER = splice(
     n, delay_n, rtt_n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     worker_cmd = json.loads(sys.argv[4]); broker, backend = sys.argv[5], sys.argv[6]
     #CLEAR
+    #CPU
 
     def drop_queue(purge_only=False):
         u = urlsplit(broker)
@@ -93,6 +97,9 @@ DRIVER = splice(
     #START
     try:
         #DRAIN
+        # worker CPU (user + system, start-up included) per task drained, before the round trips
+        out["worker_cpu_us_per_task"] = (
+            cpu_s(worker.pid) + sum(cpu_s(kid) for kid in descendants(worker.pid))) / n * 1e6
         #RTT
         #RSS
     finally:
@@ -102,6 +109,7 @@ DRIVER = splice(
     """
     ),
     CLEAR=CLEAR_RESULTS_LINES,
+    CPU=CHILDREN_LINES,
     START=START_WORKER_LINES,
     STOP=STOP_WORKER_LINES,
     DRAIN=DRAIN_LINES,
@@ -117,6 +125,12 @@ COLUMNS = [
     Column("rtt p99 ms", "rtt_p99_ms", "{:.2f}", False),
     Column("peak RSS MB", "worker_peak_rss_mb", "{:.1f}", False),
 ]
+
+
+# the RabbitMQ run's own table: the columns above (bench/throughput.py shares them) and, after
+# drain/s, the worker's CPU per task drained
+AMQP_COLUMNS = [*COLUMNS[:3], Column("CPU us/task", "worker_cpu_us_per_task", "{:.0f}", False),
+                *COLUMNS[3:]]
 
 
 def _celery_url(url: str) -> str:
@@ -175,18 +189,19 @@ def run(
         args = [str(drained), str(delay_n), str(rtt_n), worker, url, backend]
         return run_driver(label, source, DRIVER, args, timeout_s=3600)
 
-    table = medians(run_rounds(list(configs), rounds, run_one), COLUMNS)
+    table = medians(run_rounds(list(configs), rounds, run_one), AMQP_COLUMNS)
     versus = [
         (ours, theirs if theirs in configs else f"Celery prefetch={prefetch}")
         for ours, theirs in ((label, label.replace("celeriac", "Celery")) for label in configs)
         if ours.startswith("celeriac")
     ]
-    print_table(table, COLUMNS, versus)
+    print_table(table, AMQP_COLUMNS, versus)
     print(
         f"\n(medians of {rounds} interleaved rounds; n={n} (defaults: {defaults_n}), "
         f"delay n={delay_n}, round trips="
         f"{rtt_n}, solo pool, one worker process each, broker {broker}, results {backend}, "
         f"{time.strftime('%Y-%m-%d %H:%M')}; defaults = each library's own settings "
-        "(prefetch multiplier 4), eab = worker_early_ack_batch)"
+        "(celeriac: adaptive prefetch; Celery: multiplier 4), eab = worker_early_ack_batch; "
+        "CPU us/task = the worker's CPU time per task drained, start-up included)"
     )
     return 0
