@@ -14,8 +14,7 @@ import tempfile
 from pathlib import Path
 
 from tests.chaos import harness
-from tests.chaos.targets import KINDS, AmqpConnectionCut, target
-from tests.chaos.test_chaos import AMQP_CUT_PREFETCH
+from tests.chaos.targets import AMQP_CUT_PREFETCH, KINDS, AmqpConnectionCut, target
 from tests.postgres.test_restart import PrivatePostgres
 from tests.redis.conftest import RedisServer
 

@@ -21,6 +21,9 @@ from urllib.parse import unquote, urlsplit
 from tests.chaos import inject
 
 KINDS = ("sqlite", "redis", "amqp", "postgresql")
+#: the worker's fixed prefetch multiplier in RabbitMQ's connection cuts (Celery's default): the
+#: bound of what a cut may re-run is what the worker held, concurrency x (1 + this)
+AMQP_CUT_PREFETCH = 4
 
 
 @dataclass(frozen=True)

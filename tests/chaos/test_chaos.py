@@ -11,17 +11,13 @@ from typing import Any
 import pytest
 
 from tests.chaos import harness
-from tests.chaos.targets import KINDS, AmqpConnectionCut, Target, target
+from tests.chaos.targets import AMQP_CUT_PREFETCH, KINDS, AmqpConnectionCut, Target, target
 
 
 @pytest.fixture(params=KINDS)
 def chaos_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     with target(request.param, tmp_path) as found:
         yield found
-
-
-#: the worker's fixed prefetch multiplier in RabbitMQ's connection cuts (Celery's default)
-AMQP_CUT_PREFETCH = 4
 
 
 def _check(report: harness.Report) -> None:
