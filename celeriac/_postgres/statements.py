@@ -44,14 +44,18 @@ WITH k AS ({TAKE_KEY}), ins AS (
 )
 {NOTIFY_QUEUES} FROM ins
 """
+# NaN (only a row written by hand holds one) is no time at all: it holds nothing back. Compared
+# as a time it would never fall due nor lapse (PostgreSQL sorts NaN above every number), and
+# its row would stay in the queue for good, never delivered, never dead-lettered.
 PROMOTE = f"""
 WITH due AS (
     UPDATE {TABLE} SET eta = NULL WHERE id = ANY(ARRAY(
-        SELECT id FROM {TABLE} WHERE eta IS NOT NULL AND eta <= {NOW}
+        SELECT id FROM {TABLE} WHERE eta IS NOT NULL AND (eta <= {NOW} OR eta = 'NaN')
         LIMIT {PROMOTE_BATCH} FOR UPDATE SKIP LOCKED))
 ), lapsed AS (
     UPDATE {TABLE} SET lease_until = NULL WHERE id = ANY(ARRAY(
-        SELECT id FROM {TABLE} WHERE lease_until IS NOT NULL AND lease_until < {NOW}
+        SELECT id FROM {TABLE} WHERE lease_until IS NOT NULL
+            AND (lease_until < {NOW} OR lease_until = 'NaN')
         LIMIT {PROMOTE_BATCH} FOR UPDATE SKIP LOCKED))
 ) SELECT 1
 """

@@ -64,13 +64,18 @@ def test_rows_scheduled_by_hand_with_odd_times(pg_url: str, broker: PostgresBrok
             " body, content_type, content_encoding) VALUES"
             " ('q', 'NaN', NULL, NULL, '\\x7b7d', '\\x7b7d', '\\x', 'a', 'b'),"
             " ('q', '-Infinity', NULL, NULL, '\\x7b7d', '\\x7b7d', '\\x', 'a', 'b'),"
-            " ('q', NULL, 'Infinity', 'someone', '\\x7b7d', '\\x7b7d', '\\x', 'a', 'b')"
+            " ('q', NULL, 'Infinity', 'someone', '\\x7b7d', '\\x7b7d', '\\x', 'a', 'b'),"
+            " ('q', NULL, 'NaN', 'gone', '\\x7b7d', '\\x7b7d', '\\x', 'a', 'b')"
         )
     got = broker.consume(["q"], 10, 2.0)
-    # -Infinity is long past due; NaN sorts above every number in PostgreSQL, so never due;
-    # a lease until Infinity is held for good. None of them breaks the claim.
-    assert sorted(d.task_id for d in got) == ["", "fine"]
+    # -Infinity is long past due; NaN is no time at all, so it holds nothing back (PostgreSQL
+    # sorts it above every number: compared as a time it would never fall due nor lapse, and
+    # its row would sit in the queue for good, never delivered nor dead-lettered); a lease
+    # until Infinity is held for good. None of them breaks the claim.
+    assert sorted(d.task_id for d in got) == ["", "", "", "fine"]
     assert broker.consume(["q"], 10, 0.2) == []
+    broker.ack(got)
+    assert broker.queue_size("q") == 0
 
 
 def test_a_row_at_the_delivery_count_limit_never_blocks_a_claim(
