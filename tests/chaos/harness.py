@@ -340,7 +340,8 @@ def broker_restart(workdir: Path, server: Any, label: str, *, tasks: int, restar
 
 def poison(workdir: Path, target: Target, *, tasks: int, timeout_s: float = 120) -> Report:
     """Malformed messages (``inject(app)`` writes them and returns how many) between good ones:
-    every good task runs once, the worker never dies."""
+    every good task runs once, the worker never dies, and no hostile message is left waiting
+    in the queue (each is dead-lettered or, valid after all, run): one left counts as stuck."""
     started = time.monotonic()
     with bench(workdir, target.broker_url, backend_url=target.backend_url) as b:
         half = b.send(tasks // 2, 0.0)
@@ -348,9 +349,13 @@ def poison(workdir: Path, target: Target, *, tasks: int, timeout_s: float = 120)
         rest = [b.module.work.delay(i, 0.0) for i in range(tasks // 2, tasks)]
         proc = b.start_worker()
         lost, stuck = b.settle(half + rest, timeout_s)
+        deadline = time.monotonic() + 10.0
+        while (left := b.queue_size_settled()) and time.monotonic() < deadline:
+            time.sleep(0.2)
         alive = proc.poll() is None
         report = Report(target.label, f"poison x{bad}", tasks, bad, lost, stuck,
                         _duplicates(b.runs()), 0, time.monotonic() - started)
+        report.stuck += left
         if not alive:
             report.stuck += 1  # a dead worker is a failure whatever the counts say
         return report
