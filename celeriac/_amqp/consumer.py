@@ -18,8 +18,8 @@ carry the connection's generation, so an ack for a lost channel's message is dro
 message is delivered again: at-least-once) instead of acking a stranger's.
 
 Acks and nacks are one frame each with ``multiple`` where the tags are contiguous; the frames of
-one call are built here and written in one ``send`` (py-amqp's generic method writer cost about
-as much as the system call for the one ack per task an early-ack worker sends).
+one call are built here and written in one ``send`` (py-amqp's generic method writer added about
+a fifth to the cost of the system call, for the one ack per task an early-ack worker sends).
 """
 
 from __future__ import annotations
