@@ -107,6 +107,8 @@ def beat(
             max_tick_age_s=max_tick_age_s(conf.beat_remote_control_max_tick_age,
                                           sched.max_interval_s),
             last_tick=lambda: runner.last_tick_s) if remote_control else None
+        if control is not None:
+            control.start()  # subscribed before the banner names it: a probe it prompts is heard
         if not cli.quiet:
             cli.echo(f"celeriac beat is starting.\n"
                      f"  broker     -> {describe_url(app.broker_url)}\n"
@@ -116,8 +118,6 @@ def beat(
                      f"  entries    -> {len(sched.entries)}\n"
                      f"  maxinterval-> {sched.max_interval_s:g}s"
                      + (f"\n  remote ctl -> {control.hostname}" if control else ""), err=True)
-        if control is not None:
-            control.start()
         try:
             code = service.run(app, service=runner)
         finally:
