@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -214,4 +216,44 @@ def test_an_idle_wait_times_out_in_time_and_the_connection_still_works(
     broker.publish(queue, _envelope(1, b"after"))
     got = broker.consume([queue], 1, 2.0)
     assert [d.envelope.body for d in got] == [b"after"]
+    broker.ack(got)
+
+
+KILLED_CONSUMER = """
+import os, signal, sys, time
+from celeriac.brokers.amqp import AMQPBroker
+broker = AMQPBroker(sys.argv[1])
+got = broker.consume([sys.argv[2]], 200, 5.0)  # claimed, handed over, not acked
+# then the rest pushed to a consumer and read into the frame buffer, never handled
+channel = broker._consumer.channel()
+channel.basic_qos(0, 100, False)
+channel.basic_consume(sys.argv[2], callback=lambda message: None, no_ack=False)
+frames = broker._consumer._conn._celeriac_frames
+deadline = time.monotonic() + 5
+while not frames.frame_ready() and time.monotonic() < deadline:
+    frames.receive(0.5)
+print(len(got), frames.frame_ready(), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_consumer_killed_with_deliveries_read_loses_none(
+    make_amqp: AmqpFactory, amqp_url: str
+) -> None:
+    """Frames read into the buffer are the process's only copy until acked: a SIGKILL must
+    give every claimed message back (RabbitMQ redelivers unacked messages of a closed
+    connection), none lost, none acked."""
+    broker: AMQPBroker = make_amqp()
+    queue = "frames-killed"
+    broker.publish_many((queue, _envelope(i, b"%d" % i)) for i in range(300))
+    done = subprocess.run([sys.executable, "-c", KILLED_CONSUMER, amqp_url, queue],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == -9, done.stderr
+    assert done.stdout.split() == ["200", "True"]
+    got: list[Any] = []
+    deadline = time.monotonic() + 20
+    while len(got) < 300 and time.monotonic() < deadline:
+        got += broker.consume([queue], 300, 1.0)
+    assert sorted(int(d.envelope.body) for d in got) == list(range(300))
+    assert sum(d.redelivered for d in got) >= 201  # the claimed and the buffered ones
     broker.ack(got)
