@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
 from celeriac._utils.imports import symbol_by_name
+from celeriac._utils.signal_relay import SignalRelay
 from celeriac.beat.scheduler import Scheduler
 from celeriac.exceptions import ImproperlyConfigured, TransportError
 
@@ -149,15 +150,28 @@ def run(
         service = Service(app, max_interval=max_interval, schedule_filename=schedule_filename,
                           scheduler_cls=scheduler)
     stop = stop_event or threading.Event()
+    relay: SignalRelay | None = None
     if install_signal_handlers and threading.current_thread() is threading.main_thread():
-        def on_signal(signum: int, frame: FrameType | None) -> None:
+        relay = SignalRelay("celeriac-beat-signals")
+
+        def stopping(signum: int) -> None:
             logger.warning("beat: stopping (%s)", signal.Signals(signum).name)
             stop.set()
 
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            # No lock here (the main thread may hold stop's, inside stop.wait): the relay
+            # thread logs and sets the event (celeriac._utils.signal_relay).
+            assert relay is not None
+            relay.call_soon(lambda: stopping(signum))
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, on_signal)
-    signals.beat_init.send(sender=service)
-    service.start(stop)
+    try:
+        signals.beat_init.send(sender=service)
+        service.start(stop)
+    finally:
+        if relay is not None:
+            relay.close()
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from celeriac import signals
 from celeriac._utils.imports import symbol_by_name
+from celeriac._utils.signal_relay import SignalRelay
 from celeriac._utils.urls import mask_url
 from celeriac.control import termination_requests
 from celeriac.exceptions import ColdShutdown, ImproperlyConfigured, TransportError
@@ -159,6 +160,8 @@ class Worker:
         #: ids revoked by remote control, for the main loop to drop from the reserve
         self._discard_requests: SimpleQueue[list[str]] = SimpleQueue()
         self._stop_event = threading.Event()
+        #: runs what a signal asks (logging, waking waiters) outside the handler (start())
+        self._relay: SignalRelay | None = None
         self.pool: Pool | None = None
         self.executor: Executor | None = None
         self.started_at = time.time()
@@ -228,9 +231,29 @@ class Worker:
                     self._terminate_requests.put((job.id, task_id, job.task_name, signum))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: warm shutdown; a second one, or SIGQUIT: cold. Runs between two
+        bytecodes of the main thread, so it takes no lock (the main thread may hold it, e.g.
+        inside ``Event.set``): it sets plain attributes, which the loops read, and hands the
+        logging and the wake-up of waiters to the signal relay."""
         how = COLD if signum == getattr(signal, "SIGQUIT", None) else WARM
         if self._shutdown is not None:
             how = COLD
+        if self._shutdown != COLD:
+            self._shutdown = how
+        executor = self.executor
+        if executor is not None:
+            executor.stopping = True
+        relay = self._relay
+        if relay is not None:
+            relay.call_soon(lambda: self._after_signal(signum, how))
+        else:  # not installed by start(): the handler was set by someone else
+            self._after_signal(signum, how)
+        pool = self.pool
+        if how == COLD and pool is not None and pool.runs_inline and executor and executor.active:
+            raise ColdShutdown()
+
+    def _after_signal(self, signum: int, how: str) -> None:
+        """The part of a signal that takes locks: say what happens, wake the waiters."""
         name = signal.Signals(signum).name
         if how == COLD:
             logger.warning("worker: Cold shutdown (%s)", name)
@@ -241,10 +264,7 @@ class Worker:
                 "worker: Warm shutdown (%s): running tasks finish first; "
                 "%s to stop running tasks (cold shutdown)", name, again,
             )
-        self.stop(how)
-        pool, executor = self.pool, self.executor
-        if how == COLD and pool is not None and pool.runs_inline and executor and executor.active:
-            raise ColdShutdown()
+        self._stop_event.set()
 
     # -- main ------------------------------------------------------------------------------------
     def start(self) -> int:
@@ -256,11 +276,14 @@ class Worker:
         )
         self.executor = Executor(app, self.pool, self.hostname)
         if self.install_signal_handlers and threading.current_thread() is threading.main_thread():
+            self._relay = SignalRelay()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._on_signal)
             if hasattr(signal, "SIGQUIT"):
                 signal.signal(signal.SIGQUIT, self._on_signal)
         if not self._wait_for_services():
+            if self._relay is not None:
+                self._relay.close()
             return self.exitcode
         self._reclaim_predecessor()
         self.pool.start()
@@ -285,6 +308,8 @@ class Worker:
             self.control.stop()
             self.events.stop()
             self._run_hooks(app.middleware.worker_shutdown)  # signals: worker_shutdown
+            if self._relay is not None:
+                self._relay.close()
         return self.exitcode
 
     def _run_hooks(self, hooks: Sequence[Callable[[Any], None]]) -> None:
