@@ -4,9 +4,11 @@ would do something else than asked). Real worker processes on a SQLite broker.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
+import re
 import signal
 import time
 from pathlib import Path
@@ -284,12 +286,16 @@ def test_detached_worker_expands_its_pidfile(tmp_path: Path) -> None:
     name = make_project(tmp_path)
     done = run_cli(["-A", name, "worker", "-D", "-P", "solo", "-n", "dx@%h", "--pidfile",
                     "%n.pid", "--logfile", "%n%I.log"], tmp_path)
-    assert done.returncode == 0, done.stderr
-    pid = int((tmp_path / "dx.pid").read_text())
+    started = re.search(r"detached: pid (\d+),", done.stderr)
+    assert started, done.stderr
+    pid = int(started.group(1))
     try:
+        assert done.returncode == 0, done.stderr
         assert "pid file dx.pid, log dx.log" in done.stderr
+        assert int((tmp_path / "dx.pid").read_text()) == pid
     finally:
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
     while (tmp_path / "dx.pid").exists():
         assert time.monotonic() < deadline
