@@ -339,11 +339,10 @@ _TABLE: tuple[tuple[str, tuple[Setting, ...]], ...] = (
                 "task_compression",
                 None,
                 "str",
-                "Compression for task messages (`gzip`, `bzip2`, ...; None: none).",
+                "Compression for task messages (`zlib`/`gzip`, `bzip2`, `lzma`/`xz`; None: none).",
                 "CELERY_MESSAGE_COMPRESSION",
                 "CELERY_COMPRESSION",
-                status="unsupported",
-                note="Messages are not compressed.",
+                status="implemented",
             ),
             _s(
                 "task_create_missing_queues",

@@ -20,6 +20,7 @@ import orjson
 from celeriac import serialization
 from celeriac._utils.stored import StoredParts
 from celeriac._utils.text import saferepr
+from celeriac.compression import compress, decompress
 from celeriac.exceptions import EncodeError, InvalidTaskError
 from celeriac.message import Envelope
 
@@ -54,6 +55,7 @@ def build_task_message(
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     serializer: str = "json",
+    compression: str | None = None,
     eta: datetime | str | None = None,
     expires: datetime | str | None = None,
     retries: int = 0,
@@ -103,6 +105,8 @@ def build_task_message(
     }
     if extra_headers:
         headers.update(extra_headers)
+    if compression:
+        body, headers["compression"] = compress(body, compression)
     properties: dict[str, Any] = {"correlation_id": task_id, "reply_to": reply_to}
     if priority is not None:
         properties["priority"] = priority
@@ -412,6 +416,10 @@ def decode_task_message(envelope: Envelope, accept: Collection[str] | None) -> T
       or a dict whose ``callbacks``, ``errbacks`` and ``chain`` are lists or null and whose
       ``chord`` is a dict or null.
 
+    A ``compression`` header (kombu's) decompresses the body first, within
+    :data:`celeriac.compression.MAX_DECOMPRESSED_BYTES`; a type celeriac does not read, a
+    body that does not decompress or one over that size is a DecodeError.
+
     Headers that only describe a message (``shadow``, ``origin``, ``argsrepr``, ``kwargsrepr``)
     and the properties ``correlation_id`` and ``reply_to`` are read as null when they are not
     strings: they never decide what runs.
@@ -472,7 +480,11 @@ def decode_task_message(envelope: Envelope, accept: Collection[str] | None) -> T
                        f"property 'priority' must be an integer 0..{MAX_PRIORITY} or null",
                        priority)
 
-    payload = serialization.loads(envelope.body, envelope.content_type, accept)
+    body = envelope.body
+    compressed = get("compression")
+    if compressed is not None:
+        body = decompress(body, compressed)
+    payload = serialization.loads(body, envelope.content_type, accept)
     if not isinstance(payload, (list, tuple)) or len(payload) != 3:
         raise InvalidTaskError(
             f"Body of task {name}[{task_id}] is not [args, kwargs, embed] (protocol v2)"

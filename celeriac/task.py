@@ -126,6 +126,8 @@ class Task(Generic[TaskParams, TaskReturn]):
     send_events: bool = True
     store_errors_even_if_ignored: bool = False
     serializer: str | None = None
+    #: kombu's compression name (``zlib``, ``bzip2``, ``lzma``); None: ``task_compression``
+    compression: str | None = None
     time_limit: float | None = None
     soft_time_limit: float | None = None
     autoretry_for: ClassVar[tuple[type[BaseException], ...]] = ()
@@ -271,6 +273,8 @@ class Task(Generic[TaskParams, TaskReturn]):
             options["ignore_result"] = True
         if options.get("serializer") is None and self.serializer:
             options["serializer"] = self.serializer
+        if options.get("compression") is None and self.compression:
+            options["compression"] = self.compression
         return options
 
     def delay_many(

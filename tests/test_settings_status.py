@@ -64,7 +64,7 @@ def test_implemented_setting_is_read_somewhere(name: str) -> None:
 
 def test_well_known_unimplemented_settings_are_not_called_implemented() -> None:
     for name in (
-        "task_compression",
+        "result_compression",
         "task_annotations",
         "worker_logfile",
         "worker_consumer",
@@ -82,7 +82,7 @@ def config_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
         "CELERY_BROKER_URL = 'memory://'\n"
         "CELERY_TASK_SERIALIZER = 'json'\n"
         "\n"
-        "CELERY_TASK_COMPRESSION = 'gzip'\n"
+        "CELERY_RESULT_COMPRESSION = 'gzip'\n"
         "CELERYD_CONSUMER = 'proj.consumer:Consumer'\n",
         encoding="utf-8",
     )
@@ -102,29 +102,29 @@ def test_config_module_warns_with_the_users_spelling_file_and_line(config_module
     with pytest.warns(SettingNotImplementedWarning) as record:
         app.config_from_object(config_module, namespace="CELERY")
     by_text = {str(w.message).split("'")[1]: w for w in record}
-    assert set(by_text) == {"CELERY_TASK_COMPRESSION", "CELERYD_CONSUMER"}
+    assert set(by_text) == {"CELERY_RESULT_COMPRESSION", "CELERYD_CONSUMER"}
     filename = sys.modules[config_module].__file__
-    assert by_text["CELERY_TASK_COMPRESSION"].filename == filename
-    assert by_text["CELERY_TASK_COMPRESSION"].lineno == 4
+    assert by_text["CELERY_RESULT_COMPRESSION"].filename == filename
+    assert by_text["CELERY_RESULT_COMPRESSION"].lineno == 4
     assert by_text["CELERYD_CONSUMER"].lineno == 5
-    assert "not compressed" in str(by_text["CELERY_TASK_COMPRESSION"].message)
-    assert app.conf.task_compression == "gzip"  # still stored, as Celery would
+    assert "not compressed" in str(by_text["CELERY_RESULT_COMPRESSION"].message)
+    assert app.conf.result_compression == "gzip"  # still stored, as Celery would
 
 
 def test_warns_once_per_setting_per_process() -> None:
     conf = Settings()
     with pytest.warns(SettingNotImplementedWarning):
-        conf.task_compression = "gzip"
+        conf.result_compression = "gzip"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        conf.task_compression = "bzip2"
-        Settings().CELERY_MESSAGE_COMPRESSION = "zlib"
+        conf.result_compression = "bzip2"
+        Settings().CELERY_RESULT_COMPRESSION = "zlib"
 
 
 def test_warning_points_at_the_line_that_sets_it() -> None:
     conf = Settings()
-    with pytest.warns(SettingNotImplementedWarning, match="'CELERY_TASK_COMPRESSION'") as record:
-        conf.update(CELERY_TASK_COMPRESSION="gzip")
+    with pytest.warns(SettingNotImplementedWarning, match="'CELERY_RESULT_COMPRESSION'") as record:
+        conf.update(CELERY_RESULT_COMPRESSION="gzip")
     assert record[0].filename == __file__
     assert record[0].lineno == sys._getframe().f_lineno - 2
 
@@ -154,7 +154,7 @@ def test_no_warning_for_implemented_compat_or_default_values() -> None:
         conf.task_acks_late = True  # implemented
         conf.task_default_exchange = "tasks"  # compat: AMQP only
         conf.task_protocol = 2  # unsupported, but the default
-        conf.CELERY_TASK_COMPRESSION = None  # the default
+        conf.CELERY_RESULT_COMPRESSION = None  # the default
         conf.update(worker_max_memory_per_child=None, broker_connection_retry=True)
 
 
@@ -179,7 +179,7 @@ def test_namespaced_typo_names_the_users_spelling_and_file(
 
 def test_module_object_without_the_assignment_points_at_the_caller() -> None:
     module = types.ModuleType("made_up")
-    module.task_compression = "zlib"  # type: ignore[attr-defined]
+    module.result_compression = "zlib"  # type: ignore[attr-defined]
     app = Celery("t", set_as_current=False)
     with pytest.warns(SettingNotImplementedWarning) as record:
         app.config_from_object(module)

@@ -208,6 +208,7 @@ class Celery:
             default_priority=conf.task_default_priority,
             ignore_result=bool(conf.task_ignore_result),
             serializer=str(conf.task_serializer),
+            compression=conf.task_compression or None,
             local_eta_tz=UTC if conf.enable_utc else self.timezone,
             retry=(
                 sending.RetryPolicy.from_mapping(conf.task_publish_retry_policy)

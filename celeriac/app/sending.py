@@ -104,6 +104,8 @@ class PublishSettings:
     default_priority: int | None
     ignore_result: bool
     serializer: str
+    #: ``task_compression``: kombu's name, or None
+    compression: str | None
     local_eta_tz: tzinfo
     #: None when ``task_publish_retry`` is off
     retry: RetryPolicy | None
@@ -246,6 +248,7 @@ def prepare_message(
         args=args or (),
         kwargs=kwargs,
         serializer=options.get("serializer") or ps.serializer,
+        compression=options.get("compression") or ps.compression,
         eta=eta,
         expires=expires_at,
         retries=retries,
@@ -345,7 +348,8 @@ def send_many(
             continue
         queue, envelope = prepared
         template = None
-        if options is not None and _TEMPLATE_SAFE.isdisjoint(options):
+        if options is not None and _TEMPLATE_SAFE.isdisjoint(options) \
+                and "compression" not in envelope.headers:  # each body compressed anew
             template = _Template(name, options, queue, envelope, out.lean)
         out.add(queue, envelope)
         out.results.append(AsyncResult(task_id, task_name=name, app=app))

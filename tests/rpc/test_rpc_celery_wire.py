@@ -103,6 +103,10 @@ def test_a_celery_client_gets_results_from_a_celeriac_worker(tmp_path: Path) -> 
             client.conf.task_default_queue = queue
             try:
                 assert client.send_task("wiretasks.add", (2, 3)).get(timeout=20) == 5
+                # compressed by kombu (task_compression / compression=): read by celeriac
+                for name in ("zlib", "bzip2", "lzma"):
+                    sent = client.send_task("wiretasks.add", (4, 5), compression=name)
+                    assert sent.get(timeout=20) == 9, name
                 with pytest.raises(KeyError, match="from celeriac"):
                     client.send_task("wiretasks.boom").get(timeout=20)
             finally:

@@ -9,6 +9,7 @@ task id.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import sqlite3
@@ -16,6 +17,7 @@ import struct
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from hypothesis import strategies as st
 
 from celeriac import Celery, states
 from celeriac.brokers import memory as memory_broker
+from celeriac.compression import GZIP, MAX_DECOMPRESSED_BYTES
 from celeriac.message import Envelope
 from celeriac.worker import Worker
 from tests.redis.support import BACKEND_DB, BROKER_DB, drop_keys, redis_url
@@ -59,7 +62,7 @@ def _cases() -> list[Case]:
         return str(uuid.uuid4())
 
     good_body = b"[[1, 2], {}, {}]"
-    ids = [tid() for _ in range(10)]
+    ids = [tid() for _ in range(13)]
     return [
         Case("headers not an object", (b"[1, 2]", b"{}", good_body, "application/json", "utf-8"),
              "headers"),
@@ -94,7 +97,22 @@ def _cases() -> list[Case]:
              "group_index", ids[8]),
         Case("content type not text",
              (_h(ids[9]), b"{}", good_body, b"\xff\xfe", "utf-8"), "content type", ids[9]),
+        Case("compression unknown",
+             (_h(ids[10], compression="application/x-snappy"), b"{}", good_body,
+              "application/json", "utf-8"), "compressed with", ids[10]),
+        Case("compressed body corrupt",
+             (_h(ids[11], compression=GZIP), b"{}", b"not zlib at all", "application/json",
+              "utf-8"), "does not decompress", ids[11]),
+        Case("decompression bomb",
+             (_h(ids[12], compression=GZIP), b"{}", _bomb(), "application/json", "utf-8"),
+             "expands beyond", ids[12]),
     ]
+
+
+@functools.cache
+def _bomb() -> bytes:
+    """A small zlib body that expands past the limit (64 MiB of zeros: about 64 KiB)."""
+    return zlib.compress(b"\0" * (MAX_DECOMPRESSED_BYTES + 1), 9)
 
 
 # -- per broker: an app, and a way to write raw messages into its storage ----------------------
