@@ -88,8 +88,10 @@ def detach(ctx: click.Context, program: str, *, pidfile: str, logfile: str,
     if not named_app:
         raise click.UsageError(f"--detach needs the app named on the command line: "
                                f"`celeriac -A proj {program} --detach`")
+    # The child starts in this process's directory, which --workdir has already made the
+    # work directory: given again, a relative one would be looked up inside itself.
     args = _without(ctx.meta.get(ARGV_KEY) or sys.argv[1:], ("-D", "--detach"),
-                    () if logs_itself else ("-f", "--logfile"))
+                    ("--workdir",) + (() if logs_itself else ("-f", "--logfile")))
     if not given_pidfile:
         args += ["--pidfile", pidfile]
     if not given_logfile and logs_itself:

@@ -58,6 +58,18 @@ class Multi:
         self.nodes = parsed.nodes(socket.gethostname())
         self.executable = parsed.executable or sys.executable
 
+    @staticmethod
+    def at(node: Node, path: str) -> str:
+        """``path`` (a node's pid or log file) as this process finds it: a node started with
+        ``--workdir`` resolves its relative files there."""
+        workdir = None
+        for i, arg in enumerate(node.argv):
+            if arg == "--workdir" and i + 1 < len(node.argv):
+                workdir = node.argv[i + 1]
+            elif arg.startswith("--workdir="):
+                workdir = arg.partition("=")[2]
+        return os.path.join(workdir, path) if workdir and not os.path.isabs(path) else path
+
     def argv(self, node: Node) -> list[str]:
         return [self.executable, "-m", "celeriac", "worker", "-n", node.name,
                 "--pidfile", node.pidfile, "--logfile", node.logfile, *node.argv]
@@ -67,17 +79,18 @@ class Multi:
         self.say("> Starting nodes...")
         launched: list[tuple[Node, subprocess.Popen[bytes]]] = []
         for node in self.nodes:
-            pid = read_pid(node.pidfile)
+            pidfile = self.at(node, node.pidfile)
+            pid = read_pid(pidfile)
             if pid is not None:
                 self.say(f"\t> {node.name}: already running (pid {pid})")
                 continue
             if self.parsed.verbose:
                 self.say(f"\t> {node.name}: {command_line(self.argv(node))}")
-            os.makedirs(os.path.dirname(os.path.abspath(node.pidfile)), exist_ok=True)
-            launched.append((node, spawn_detached(self.argv(node), node.logfile)))
+            os.makedirs(os.path.dirname(os.path.abspath(pidfile)), exist_ok=True)
+            launched.append((node, spawn_detached(self.argv(node), self.at(node, node.logfile))))
         failed = 0
         for node, process in launched:
-            if wait_for_pidfile(process, node.pidfile):
+            if wait_for_pidfile(process, self.at(node, node.pidfile)):
                 self.say(f"\t> {node.name}: OK")
             else:
                 failed += 1
@@ -89,7 +102,7 @@ class Multi:
         self.say("> Stopping nodes...")
         pending: list[tuple[Node, int]] = []
         for node in self.nodes:
-            pid = read_pid(node.pidfile)
+            pid = read_pid(self.at(node, node.pidfile))
             if pid is None:
                 self.say(f"\t> {node.name}: DOWN")
                 continue
@@ -98,9 +111,8 @@ class Multi:
             self.say(f"\t> {node.name}: {signal.Signals(sig).name[3:]} -> {pid}")
             pending.append((node, pid))
         if sig == signal.SIGKILL:
-            for node, _ in pending:
-                with contextlib.suppress(OSError):
-                    os.unlink(node.pidfile)
+            for node, pid in pending:
+                _remove_if_names(self.at(node, node.pidfile), pid)
         if wait and pending:
             pids = ", ".join(str(pid) for _, pid in pending)
             self.say(f"> Waiting for {len(pending)} "
@@ -108,8 +120,7 @@ class Multi:
             for node, pid in pending:
                 while alive(pid) and not _reaped(pid):
                     time.sleep(POLL_S)
-                with contextlib.suppress(OSError):
-                    os.unlink(node.pidfile)
+                _remove_if_names(self.at(node, node.pidfile), pid)
                 self.say(f"\t> {node.name}: OK")
         return 0
 
@@ -122,6 +133,22 @@ class Multi:
         for node in self.nodes:
             self.say(node.name)
         return 0
+
+
+def _remove_if_names(path: str, pid: int) -> None:
+    """Remove the pid file of a node that was stopped, unless it names another process now
+    (a node started meanwhile holds it)."""
+    if _names(path, pid):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _names(path: str, pid: int) -> bool:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip() == str(pid)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _reaped(pid: int) -> bool:

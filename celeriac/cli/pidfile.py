@@ -2,20 +2,26 @@
 
 Rules:
 
-* A pid file appears whole or not at all: the holder writes its pid to a private file beside
-  it and links that file into place (``link`` fails if the name exists), so a reader never
-  sees a file that is empty or half written, and two processes starting at once cannot both
-  take it.
-* A pid file naming a live process other than ours is refused; one naming a dead process is
-  stale and is replaced.
-* A reader removes a pid file only when it names a process that is gone. A file it cannot
-  parse is left alone: it may belong to a process whose link is a moment old, or to a human.
+* The holder keeps an exclusive ``flock`` on its pid file for as long as it runs. The lock,
+  not the file's content, says who holds it: a process that died released it, so a stale
+  file is simply taken over, and of two processes starting at once exactly one gets it (the
+  other is refused, naming the holder). After locking, the holder checks the path still
+  names the file it locked (a holder that was leaving may have removed it) and else tries
+  again.
+* The holder writes its pid into the locked file in one short write; a reader may see it
+  empty for that moment, which is why:
+* A reader never removes a pid file. :func:`read_pid` answers the live process a file names,
+  or None; a file without a number, or naming a dead process, is None and left alone (the
+  next holder takes it over).
 * The holder removes its pid file when it exits, and only if the file still names it.
+  Processes it forks (prefork children) close their copy of the file at once, so an
+  orphaned child never keeps the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from collections.abc import Iterator
 
@@ -45,67 +51,73 @@ def _parse(path: str) -> int | None:
 
 
 def read_pid(path: str) -> int | None:
-    """The live process the pid file ``path`` names, else None. A file naming a process that
-    is gone is removed; a file without a number is left as it is."""
+    """The live process the pid file ``path`` names, else None (the file is left alone)."""
     pid = _parse(path)
-    if pid is None:
-        return None
-    if pid > 0 and alive(pid):
+    if pid is not None and pid > 0 and alive(pid):
         return pid
-    with contextlib.suppress(OSError):
-        os.unlink(path)
     return None
 
 
-def _link_whole(path: str, pid: int) -> bool:
-    """Put a file holding ``pid`` at ``path`` in one step; False if ``path`` exists."""
-    private = f"{path}.{pid}.tmp"
-    with open(private, "w", encoding="ascii") as handle:
-        handle.write(f"{pid}\n")
-    try:
-        os.link(private, path)
-    except FileExistsError:
-        return False
-    except OSError:  # a file system without hard links: create-exclusive, then write
-        return _create_whole(path, pid)
-    finally:
+#: the fd of the pid file this process holds (closed in forked children: see below)
+_held_fds: set[int] = set()
+
+
+def _close_in_child() -> None:
+    # A forked child (a prefork pool process) shares the lock's open file; left open, an
+    # orphaned child would keep the pid file locked after its worker died.
+    for fd in list(_held_fds):
         with contextlib.suppress(OSError):
-            os.unlink(private)
-    return True
+            os.close(fd)
+    _held_fds.clear()
 
 
-def _create_whole(path: str, pid: int) -> bool:
-    """``path`` created exclusively holding ``pid`` (one short write); False if it exists."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(f"{pid}\n")
-    return True
+os.register_at_fork(after_in_child=_close_in_child)
+
+
+def _lock(path: str) -> int | None:
+    """An fd of ``path`` (created if missing) holding its exclusive lock, or None when a live
+    process holds the lock. The fd is the file the path names when this returns."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the file was removed (or replaced) after we opened it: again
 
 
 @contextlib.contextmanager
 def hold_pidfile(path: str | None) -> Iterator[None]:
     """Hold the pid file ``path`` (nothing when None) for the block; refuse, with a
-    :class:`click.ClickException`, one that names another live process."""
+    :class:`click.ClickException`, one another live process holds."""
     if not path:
         yield
         return
     path = os.path.abspath(path)
-    me = os.getpid()
-    while not _link_whole(path, me):
+    fd = _lock(path)
+    if fd is None:
         other = _parse(path)
-        if other == me:
-            break
-        if other is not None and other > 0 and alive(other):
-            raise click.ClickException(f"pidfile {path} is held by running process {other}")
-        # stale (its process is gone) or not a pid file we can read: ours replaces it
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        who = f"running process {other}" if other else "another running process"
+        raise click.ClickException(f"pidfile {path} is held by {who}")
+    me = os.getpid()
+    _held_fds.add(fd)
     try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{me}\n".encode("ascii"), 0)
         yield
     finally:
         if _parse(path) == me:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+        _held_fds.discard(fd)
+        os.close(fd)

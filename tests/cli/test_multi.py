@@ -92,6 +92,21 @@ def test_kill_and_restart(project: tuple[Path, str]) -> None:
     assert not (root / "w1.pid").exists()
 
 
+def test_nodes_with_a_workdir_are_found_there(project: tuple[Path, str]) -> None:
+    root, name = project
+    sub = root / "sub"
+    sub.mkdir()
+    (root / f"{name}.py").rename(sub / f"{name}.py")
+    args = ["mw", "-A", name, "-P", "solo", "--workdir", "sub"]
+    started = run_cli(["multi", "start", *args], root)
+    assert started.returncode == 0 and "mw@" in started.stdout, started.stdout
+    pid = int((sub / "mw.pid").read_text())
+    assert _alive(pid) and (sub / "mw.log").exists()
+    stopped = run_cli(["multi", "stopwait", *args], root)
+    assert f"TERM -> {pid}" in stopped.stdout and not _alive(pid)
+    assert not (sub / "mw.pid").exists()
+
+
 def test_a_node_that_cannot_start_fails(project: tuple[Path, str]) -> None:
     root, _ = project
     done = run_cli(["multi", "start", "bad", "-A", "no_such_module_here"], root)

@@ -321,3 +321,26 @@ def test_events_dump_stopped_by_sigterm_removes_its_pidfile(tmp_path: Path) -> N
         assert int((tmp_path / "ev.pid").read_text()) == dump.process.pid
         assert dump.stop() == 0, dump.output()
     assert not (tmp_path / "ev.pid").exists()
+
+
+def test_detached_worker_with_a_relative_workdir(tmp_path: Path) -> None:
+    """``celeriac --workdir sub -A proj worker -D`` from the parent directory: the detached
+    child starts in ``sub`` already and must not look for ``sub`` inside it."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    name = make_project(sub)
+    done = run_cli(["--workdir", "sub", "-A", name, "worker", "-D", "-P", "solo", "-n",
+                    "wd@%h"], tmp_path)
+    started = re.search(r"detached: pid (\d+),", done.stderr)
+    assert done.returncode == 0 and started, done.stderr
+    pid = int(started.group(1))
+    try:
+        assert int((sub / "wd.pid").read_text()) == pid
+        assert (sub / "wd.log").exists() and not (tmp_path / "wd.pid").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while (sub / "wd.pid").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
