@@ -294,12 +294,7 @@ def test_detached_worker_expands_its_pidfile(tmp_path: Path) -> None:
         assert "pid file dx.pid, log dx.log" in done.stderr
         assert int((tmp_path / "dx.pid").read_text()) == pid
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while (tmp_path / "dx.pid").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+        _stop_detached(pid, tmp_path / "dx.pid")
     assert not [p for p in tmp_path.rglob("*%*")]
 
 
@@ -338,9 +333,14 @@ def test_detached_worker_with_a_relative_workdir(tmp_path: Path) -> None:
         assert int((sub / "wd.pid").read_text()) == pid
         assert (sub / "wd.log").exists() and not (tmp_path / "wd.pid").exists()
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+        _stop_detached(pid, sub / "wd.pid")
+
+
+def _stop_detached(pid: int, pidfile: Path) -> None:
+    """SIGTERM a detached worker and wait until it removed its pid file."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
-    while (sub / "wd.pid").exists():
+    while pidfile.exists():
         assert time.monotonic() < deadline
         time.sleep(0.05)
