@@ -13,6 +13,7 @@ A child outlives anything its task does: every job ends in an outcome sent to th
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import logging
@@ -54,6 +55,10 @@ JOB_ID = struct.Struct("q")
 #: the signals a child ignores unless its parent asked for its job to be terminated
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGQUIT")
 _PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
+
+
+#: prctl option: the signal a process gets when its parent dies (linux/prctl.h)
+_PR_SET_PDEATHSIG = 1
 
 
 def kill_target(shared: mmap.mmap) -> int:
@@ -130,6 +135,22 @@ def resident_kib() -> int:
     except (OSError, IndexError, ValueError):
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak // 1024 if sys.platform == "darwin" else peak
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """On Linux, have the kernel SIGKILL this child when the worker process ends
+    (``prctl(PR_SET_PDEATHSIG)``): an orphan would go on running a task the broker delivers
+    again to the next worker, and keep holding what the worker held. Elsewhere, nothing (the
+    child still ends at its next read of the closed pipe)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        done = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if done == 0 and os.getppid() != parent_pid:
+        os._exit(1)  # the worker died before the prctl: nobody is left to serve
 
 
 def child_main(

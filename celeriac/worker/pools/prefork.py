@@ -48,6 +48,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -67,6 +68,7 @@ from celeriac.worker.pools._prefork_child import (
     WITHDRAWN_OFFSET,
     begun_job,
     child_main,
+    die_with_parent,
     loads_outcome,
     resident_kib,
 )
@@ -245,9 +247,15 @@ class PreforkPool(Pool):
         lock = multiprocessing.Lock()
         self._spawned += 1
         index = self._spawned
+        parent_pid = os.getpid()
+        # Linux ties a parent-death signal to the thread that forked: only ask for it when
+        # that thread lives as long as the worker.
+        by_main = threading.current_thread() is threading.main_thread()
         pid = os.fork()
         if pid == 0:
             try:
+                if by_main:
+                    die_with_parent(parent_pid)
                 parent_end.close()
                 # Siblings' pipes must close here too, or their death would never read as EOF.
                 for conn in self._conns:
