@@ -49,13 +49,13 @@ _ARGV_KEY = "celeriac.argv"
 
 #: ``celeriac --help`` lists the commands in these sections (Celery's grouping of its
 #: commands: main, remote control, utilities, debugging; then celeriac's own)
+#: ``celeriac --help`` lists Celery 5.7's commands as ``celery --help`` does (one
+#: alphabetical "Commands" section), then celeriac's own
 COMMAND_SECTIONS = {
-    "Main Commands": ("worker", "beat", "events", "shell", "multi", "amqp"),
-    "Remote Control": ("status", "inspect", "control"),
-    "Utilities": ("call", "result", "purge", "list", "migrate", "graph", "upgrade",
-                  "migrate-imports"),
-    "Debugging": ("report", "logtool"),
-    "celeriac": ("dashboard", "flower", "demo"),
+    "Commands": ("amqp", "beat", "call", "control", "events", "graph", "inspect", "list",
+                 "logtool", "migrate", "multi", "purge", "report", "result", "shell", "status",
+                 "upgrade", "worker"),
+    "celeriac": ("dashboard", "flower", "demo", "migrate-imports"),
 }
 
 
