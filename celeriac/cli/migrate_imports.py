@@ -8,6 +8,9 @@ Rules:
   ``import celery.mod as m`` -> ``import celeriac.mod as m``. The names the code uses stay
   bound: ``import celery`` -> ``import celeriac as celery`` and ``import celery.mod`` ->
   ``import celeriac.mod, celeriac as celery``.
+* ``from kombu import Queue, Exchange`` (the queue declarations Celery's documentation
+  uses) -> ``from celeriac import Queue, Exchange``; a ``from kombu import`` of anything
+  else is left as it is, with one line.
 * A statement naming a module or a name celeriac does not have is left as it is, with one
   line saying so (``file:line: ...``), so nothing is rewritten into an ImportError.
 * A dry run by default: prints a unified diff; ``--write`` changes the files.
@@ -39,6 +42,8 @@ __all__ = ["migrate_imports", "migrate_source"]
 
 OLD = "celery"
 NEW = "celeriac"
+#: what ``from kombu import ...`` may name to be rewritten (celeriac.queues has them)
+KOMBU_NAMES = frozenset({"Queue", "Exchange"})
 _SKIP_DIRS = frozenset({".git", ".hg", ".tox", ".nox", "__pycache__", "node_modules",
                         ".venv", "venv", "env", "site-packages", "build", "dist"})
 
@@ -128,6 +133,17 @@ def _rewrite_from(node: ast.ImportFrom, span: list[tokenize.TokenInfo], path: st
     return [Edit(head.start[0], head.start[1], head.end[1], NEW)]
 
 
+def _rewrite_kombu(node: ast.ImportFrom, span: list[tokenize.TokenInfo], path: str,
+                   notes: list[str]) -> list[Edit]:
+    others = [a.name for a in node.names if a.name not in KOMBU_NAMES]
+    if others:
+        notes.append(f"{path}:{node.lineno}: {', '.join(others)} from kombu: celeriac has no "
+                     "counterpart; left as it is")
+        return []
+    head = span[1]  # ``kombu``
+    return [Edit(head.start[0], head.start[1], head.end[1], NEW)]
+
+
 def migrate_source(source: str, path: str = "<string>") -> tuple[str, list[str]]:
     """``(rewritten source, notes)``; raises SyntaxError for a file that is not Python."""
     tree = ast.parse(source, filename=path)
@@ -139,6 +155,8 @@ def migrate_source(source: str, path: str = "<string>") -> tuple[str, list[str]]
             edits += _rewrite_import(node, _span(node, toks), path, notes)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and _is_celery(node.module):
             edits += _rewrite_from(node, _span(node, toks), path, notes)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "kombu":
+            edits += _rewrite_kombu(node, _span(node, toks), path, notes)
     return apply_edits(source, edits), notes
 
 

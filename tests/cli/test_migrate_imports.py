@@ -121,3 +121,27 @@ def test_missing_directory_is_a_usage_error(tmp_path: Path) -> None:
     code, output = _run(str(tmp_path / "nope"))
     assert code == 2
     assert "nope" in output
+
+
+def test_kombus_queue_and_exchange_become_celeriacs(tmp_path: Path) -> None:
+    source = textwrap.dedent('''\
+        from kombu import Exchange, Queue
+        from kombu import Connection, Queue as Q
+        import kombu
+
+        task_queues = [Queue("video", Exchange("media", type="topic"), routing_key="v.#")]
+    ''')
+    path = tmp_path / "settings.py"
+    path.write_text(source)
+    code, output = _run(str(path), "--write")
+    assert code == 0, output
+    assert path.read_text() == source.replace("from kombu import Exchange, Queue",
+                                              "from celeriac import Exchange, Queue")
+    assert f"{path}:2: Connection from kombu: celeriac has no counterpart; left as it is" \
+        in output
+    probe = ("import settings, celeriac; q = settings.task_queues[0]; "
+             "print(type(q) is celeriac.Queue, q.exchange.type)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                          text=True, env=cli_env(), timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "topic"]
