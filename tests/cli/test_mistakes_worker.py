@@ -117,12 +117,12 @@ def test_task_module_left_on_celerys_decorators_gets_one_warning(tmp_path: Path)
     assert "from celery import" in warnings[0] and "celeriac" in warnings[0]
 
 
-def test_one_leftover_task_is_named_in_the_singular(tmp_path: Path) -> None:
+def _worker_log_of(tmp_path: Path, imports: str) -> tuple[str, str]:
+    """Start a solo worker on a one-task module with ``imports`` at its top, stop it once
+    ready; its module name and its log."""
     name = f"mkw_{uuid.uuid4().hex[:8]}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(f"""
-        from celery import shared_task
-        from celeriac import Celery
-        app = Celery({name!r}, broker="memory://leftover1")
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(imports) + textwrap.dedent(f"""
+        app = Celery({name!r}, broker="memory://{name}")
 
         @shared_task
         def add(x, y):
@@ -131,24 +131,23 @@ def test_one_leftover_task_is_named_in_the_singular(tmp_path: Path) -> None:
     with WorkerProcess(tmp_path, ["-A", name, "worker", "-P", "solo", "-l", "info"]) as proc:
         proc.wait_for("ready.")
         assert proc.stop() == 0
+    return name, proc.output()
+
+
+def test_one_leftover_task_is_named_in_the_singular(tmp_path: Path) -> None:
+    name, log = _worker_log_of(tmp_path, """
+        from celery import shared_task
+        from celeriac import Celery
+    """)
     assert (f"] {name}.py: add uses Celery's decorators (from celery import ...), so it is "
             "registered with Celery's app, not this one; import it from celeriac "
-            f"(celeriac migrate-imports . shows how)") in proc.output(), proc.output()
+            f"(celeriac migrate-imports . shows how)") in log, log
 
 
 def test_no_warning_for_celeriac_tasks(tmp_path: Path) -> None:
-    name = f"mkw_{uuid.uuid4().hex[:8]}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(f"""
+    name, log = _worker_log_of(tmp_path, """
         import celery  # imported (Celery installed beside celeriac) but not used for tasks
         from celeriac import Celery, shared_task
-        app = Celery({name!r}, broker="memory://clean")
-
-        @shared_task
-        def add(x, y):
-            return x + y
-    """))
-    with WorkerProcess(tmp_path, ["-A", name, "worker", "-P", "solo", "-l", "info"]) as proc:
-        proc.wait_for("ready.")
-        assert proc.stop() == 0
-    assert "decorators" not in proc.output()
-    assert f"{name}.add" in proc.output()
+    """)
+    assert "decorators" not in log
+    assert f"{name}.add" in log
